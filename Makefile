@@ -1,0 +1,39 @@
+# userapi: run `make help` for the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO ?= go
+# Local services (PostgreSQL, Redis) come from scripts/dev-env.sh, which
+# prints the environment to use: the caller's, the machine's, or a
+# project-local cluster under .data/ that it starts on demand.
+DEV_ENV := eval "$$(scripts/dev-env.sh start)"
+
+.PHONY: help
+help: ## List the targets.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_/-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: ## Run the service on :8080 (docs at /docs), starting PostgreSQL if needed.
+	@$(DEV_ENV) && $(GO) run ./cmd/userapi serve
+
+.PHONY: test
+test: ## Run every test against real PostgreSQL, starting it if needed.
+	@$(DEV_ENV) && $(GO) test -race -count=1 ./...
+
+.PHONY: generate
+generate: ## Regenerate gen/ (from openapi.yaml) and store/internal/dbsqlc (from SQL).
+	$(GO) generate ./api/... ./store/...
+
+.PHONY: verify
+verify: generate ## Fail when generated code differs from what `make generate` produces.
+	@if [ -n "$$(git status --porcelain -- gen store/internal)" ]; then \
+		git status --short -- gen store/internal; \
+		echo "generated code is stale: run 'make generate' and commit the result"; exit 1; fi
+
+.PHONY: vet
+vet: ## Run go vet.
+	$(GO) vet ./...
+
+.PHONY: stop
+stop: ## Stop the project-local PostgreSQL and Redis started by run or test.
+	@scripts/dev-env.sh stop

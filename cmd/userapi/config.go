@@ -1,0 +1,130 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is every setting of the service, read once from the environment.
+type config struct {
+	Addr     string // USERAPI_ADDR
+	LogLevel slog.Level
+
+	DatabaseURL      string
+	DBMinConns       int32
+	DBMaxConns       int32
+	StatementTimeout time.Duration
+	IdleInTxTimeout  time.Duration
+
+	RedisURL string
+
+	ShutdownTimeout time.Duration
+}
+
+// setting is one environment variable: its name, default and parser.
+type setting struct {
+	name  string
+	def   string
+	parse func(string) error
+}
+
+// loadConfig reads the environment through getenv. A bad value stops with an
+// error naming the variable and what is wrong with it.
+func loadConfig(getenv func(string) string) (config, error) {
+	var c config
+	settings := []setting{
+		{"USERAPI_ADDR", ":8080", func(v string) error {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return errors.New("must be host:port or :port")
+			}
+			c.Addr = v
+			return nil
+		}},
+		{"USERAPI_LOG_LEVEL", "info", func(v string) error {
+			return c.LogLevel.UnmarshalText([]byte(v))
+		}},
+		{"DATABASE_URL", "postgres://postgres@127.0.0.1:5432/userapi?sslmode=disable", func(v string) error {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+				return errors.New("must be a postgres:// URL")
+			}
+			c.DatabaseURL = v
+			return nil
+		}},
+		{"USERAPI_DB_MIN_CONNS", "10", intIn(&c.DBMinConns, 0, 1000)},
+		{"USERAPI_DB_MAX_CONNS", "50", intIn(&c.DBMaxConns, 1, 1000)},
+		{"USERAPI_DB_STATEMENT_TIMEOUT", "30s", duration(&c.StatementTimeout)},
+		{"USERAPI_DB_IDLE_IN_TX_TIMEOUT", "10s", duration(&c.IdleInTxTimeout)},
+		{"REDIS_URL", "redis://127.0.0.1:6379/0", func(v string) error {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+				return errors.New("must be a redis://, rediss:// or unix:// URL")
+			}
+			c.RedisURL = v
+			return nil
+		}},
+		{"USERAPI_SHUTDOWN_TIMEOUT", "25s", duration(&c.ShutdownTimeout)},
+	}
+	for _, s := range settings {
+		v := strings.TrimSpace(getenv(s.name))
+		if v == "" {
+			v = s.def
+		}
+		if err := s.parse(v); err != nil {
+			return config{}, fmt.Errorf("%s=%q: %w", s.name, v, err)
+		}
+	}
+	if c.DBMinConns > c.DBMaxConns {
+		return config{}, fmt.Errorf("USERAPI_DB_MIN_CONNS=%d: must not exceed USERAPI_DB_MAX_CONNS=%d", c.DBMinConns, c.DBMaxConns)
+	}
+	return c, nil
+}
+
+func intIn(dst *int32, lo, hi int32) func(string) error {
+	return func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil || int32(n) < lo || int32(n) > hi {
+			return fmt.Errorf("must be a whole number from %d to %d", lo, hi)
+		}
+		*dst = int32(n)
+		return nil
+	}
+}
+
+func duration(dst *time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return errors.New("must be a duration such as 500ms, 30s or 5m")
+		}
+		*dst = d
+		return nil
+	}
+}
+
+// usage lists the settings for --help.
+const usage = `userapi: user management over HTTP.
+
+Usage:
+  userapi serve     apply migrations, then serve HTTP until SIGINT or SIGTERM
+  userapi migrate   apply migrations and exit
+  userapi --help    show this text
+
+Environment (defaults in brackets):
+  USERAPI_ADDR                   listen address [:8080]
+  DATABASE_URL                   PostgreSQL URL; the database is created if missing
+                                 [postgres://postgres@127.0.0.1:5432/userapi?sslmode=disable]
+  USERAPI_DB_MIN_CONNS           connections kept open [10]
+  USERAPI_DB_MAX_CONNS           most connections opened [50]
+  USERAPI_DB_STATEMENT_TIMEOUT   longest a statement may run [30s]
+  USERAPI_DB_IDLE_IN_TX_TIMEOUT  longest a transaction may sit idle [10s]
+  REDIS_URL                      Redis URL [redis://127.0.0.1:6379/0]
+  USERAPI_SHUTDOWN_TIMEOUT       how long in-flight requests get on shutdown [25s]
+  USERAPI_LOG_LEVEL              debug, info, warn or error [info]
+`

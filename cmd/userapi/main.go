@@ -1,0 +1,131 @@
+// Command userapi serves the user management API. It is the only place that
+// reads the environment and wires the store and the HTTP server together.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"userapi/server"
+	"userapi/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "userapi:", err)
+		os.Exit(1)
+	}
+}
+
+// errUsage marks a command line that makes no sense; run has printed usage.
+var errUsage = errors.New("see userapi --help")
+
+// run is the whole program. It returns when ctx is cancelled (serve) or the
+// command is done.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch cmd {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "serve", "migrate":
+	default:
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
+		return errUsage
+	}
+
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	pool, err := openDatabase(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if cmd == "migrate" {
+		return nil
+	}
+	return serve(ctx, cfg, logger, pool)
+}
+
+// openDatabase connects and migrates; several instances may do so at once.
+func openDatabase(ctx context.Context, cfg config, logger *slog.Logger) (*pgxpool.Pool, error) {
+	pool, err := store.Open(ctx, store.PoolConfig{
+		URL:              cfg.DatabaseURL,
+		MinConns:         cfg.DBMinConns,
+		MaxConns:         cfg.DBMaxConns,
+		StatementTimeout: cfg.StatementTimeout,
+		IdleInTxTimeout:  cfg.IdleInTxTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	applied, err := store.Migrate(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	logger.Info("database ready", "migrations_applied", applied, "max_conns", cfg.DBMaxConns)
+	return pool, nil
+}
+
+// serve answers HTTP until ctx ends, then lets in-flight requests finish.
+func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.Pool) error {
+	handler, err := server.New(logger, store.NewUsers(pool),
+		server.Check{Name: "database", Required: true, Probe: pool.Ping},
+	)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "docs", "/docs")
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}

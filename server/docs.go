@@ -1,0 +1,82 @@
+package server
+
+import (
+	"bytes"
+	"io/fs"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/labstack/echo/v4"
+	echoSwagger "github.com/swaggo/echo-swagger"
+	"github.com/swaggo/swag"
+
+	"userapi/api"
+)
+
+// swaggerDoc hands our own OpenAPI document to swag's registry, which is
+// where echo-swagger reads the document that Swagger UI shows.
+type swaggerDoc struct{ json string }
+
+func (d swaggerDoc) ReadDoc() string { return d.json }
+
+var registerSwagger sync.Once
+
+// swaggerUI serves Swagger UI and its assets from the binary, showing specJSON.
+func swaggerUI(specJSON []byte) echo.HandlerFunc {
+	registerSwagger.Do(func() { swag.Register(swag.Name, swaggerDoc{json: string(specJSON)}) })
+	return echoSwagger.EchoWrapHandler(echoSwagger.URL("doc.json"), echoSwagger.DeepLinking(true))
+}
+
+// redocPage is the ReDoc page. Its script is served from this server, so the
+// page works with no internet access.
+const redocPage = `<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>userapi reference</title>
+  <style>body { margin: 0; padding: 0; }</style>
+</head>
+<body>
+  <redoc spec-url="/openapi.json"></redoc>
+  <script src="/redoc/redoc.standalone.js"></script>
+</body>
+</html>
+`
+
+// redocLogoURL is the one asset the ReDoc bundle fetches from the vendor's
+// CDN (its footer logo); the bundle is served with it pointing here instead.
+const (
+	redocLogoURL   = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+	localRedocLogo = "/redoc/logo-mini.svg"
+	redocLogo      = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#32329f"/><path d="M4 4h8v2H4zm0 3h8v2H4zm0 3h5v2H4z" fill="#fff"/></svg>`
+)
+
+// redocAssets serves the embedded ReDoc bundle and its licences under /redoc/.
+func redocAssets() echo.HandlerFunc {
+	dir, err := fs.Sub(api.Redoc, "docs/redoc")
+	if err != nil {
+		panic(err) // the embed pattern guarantees the folder
+	}
+	bundle, err := fs.ReadFile(dir, "redoc.standalone.js")
+	if err != nil {
+		panic(err)
+	}
+	bundle = bytes.ReplaceAll(bundle, []byte(redocLogoURL), []byte(localRedocLogo))
+	files := http.StripPrefix("/redoc/", http.FileServerFS(dir))
+	return func(c echo.Context) error {
+		switch name := strings.TrimPrefix(c.Request().URL.Path, "/redoc/"); name {
+		case "redoc.standalone.js":
+			c.Response().Header().Set("Cache-Control", "public, max-age=86400")
+			return c.Blob(http.StatusOK, "text/javascript; charset=utf-8", bundle)
+		case "logo-mini.svg":
+			return c.Blob(http.StatusOK, "image/svg+xml", []byte(redocLogo))
+		case "LICENSE", "VERSION", "redoc.standalone.js.LICENSE.txt":
+			files.ServeHTTP(c.Response(), c.Request())
+			return nil
+		default:
+			return echo.ErrNotFound
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"userapi/gen"
+	"userapi/store"
+)
+
+// Handler implements every operation of the API. It only translates between
+// HTTP types and the store; rules live in the store and in openapi.yaml.
+type Handler struct {
+	users    store.UserService
+	checks   []Check
+	specYAML []byte
+	specJSON []byte
+}
+
+var _ gen.StrictServerInterface = (*Handler)(nil)
+
+// Check is one dependency that /health reports.
+type Check struct {
+	Name string
+	// Required dependencies make the service "down" when they fail; others
+	// only make it "degraded".
+	Required bool
+	Probe    func(ctx context.Context) error
+}
+
+// GetRoot sends browsers to the docs.
+func (h *Handler) GetRoot(context.Context, gen.GetRootRequestObject) (gen.GetRootResponseObject, error) {
+	return gen.GetRoot302Response{Headers: gen.GetRoot302ResponseHeaders{Location: "/docs"}}, nil
+}
+
+// GetSwaggerUI sends browsers to Swagger UI's page.
+func (h *Handler) GetSwaggerUI(context.Context, gen.GetSwaggerUIRequestObject) (gen.GetSwaggerUIResponseObject, error) {
+	return gen.GetSwaggerUI302Response{Headers: gen.GetSwaggerUI302ResponseHeaders{Location: "/docs/index.html"}}, nil
+}
+
+// GetRedoc serves the ReDoc page.
+func (h *Handler) GetRedoc(context.Context, gen.GetRedocRequestObject) (gen.GetRedocResponseObject, error) {
+	return gen.GetRedoc200TexthtmlResponse{Body: strings.NewReader(redocPage), ContentLength: int64(len(redocPage))}, nil
+}
+
+// GetOpenAPIYAML serves openapi.yaml as it is in the repository.
+func (h *Handler) GetOpenAPIYAML(context.Context, gen.GetOpenAPIYAMLRequestObject) (gen.GetOpenAPIYAMLResponseObject, error) {
+	return gen.GetOpenAPIYAML200ApplicationyamlResponse{Body: bytes.NewReader(h.specYAML), ContentLength: int64(len(h.specYAML))}, nil
+}
+
+// GetOpenAPIJSON serves the same document as JSON.
+func (h *Handler) GetOpenAPIJSON(context.Context, gen.GetOpenAPIJSONRequestObject) (gen.GetOpenAPIJSONResponseObject, error) {
+	return rawJSON(h.specJSON), nil
+}
+
+// rawJSON writes bytes that are already JSON, so the document is not
+// decoded and encoded again on every request.
+type rawJSON []byte
+
+func (r rawJSON) VisitGetOpenAPIJSONResponse(w http.ResponseWriter) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(r)
+	return err
+}
+
+// GetLiveness answers as long as the process serves HTTP.
+func (h *Handler) GetLiveness(context.Context, gen.GetLivenessRequestObject) (gen.GetLivenessResponseObject, error) {
+	return gen.GetLiveness200JSONResponse{Status: gen.LivenessStatusOk}, nil
+}
+
+// healthTimeout bounds each dependency check, so /health answers even when a
+// dependency hangs.
+const healthTimeout = 2 * time.Second
+
+// GetHealth probes every dependency at once and reports each.
+func (h *Handler) GetHealth(ctx context.Context, _ gen.GetHealthRequestObject) (gen.GetHealthResponseObject, error) {
+	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
+
+	results := make([]gen.HealthCheck, len(h.checks))
+	var wg sync.WaitGroup
+	for i, c := range h.checks {
+		wg.Go(func() {
+			start := time.Now()
+			err := c.Probe(ctx)
+			ms := float64(time.Since(start).Microseconds()) / 1000
+			results[i] = gen.HealthCheck{Status: gen.HealthCheckStatusUp, LatencyMs: &ms}
+			if err != nil {
+				msg := c.Name + " unreachable"
+				if ctx.Err() != nil {
+					msg = c.Name + " did not answer within " + healthTimeout.String()
+				}
+				results[i].Status = gen.HealthCheckStatusDown
+				results[i].Error = &msg
+			}
+		})
+	}
+	wg.Wait()
+
+	health := gen.Health{Status: gen.HealthStatusOk, Checks: make(map[string]gen.HealthCheck, len(h.checks))}
+	for i, c := range h.checks {
+		health.Checks[c.Name] = results[i]
+		if results[i].Status == gen.HealthCheckStatusUp {
+			continue
+		}
+		if c.Required {
+			health.Status = gen.HealthStatusDown
+		} else if health.Status == gen.HealthStatusOk {
+			health.Status = gen.HealthStatusDegraded
+		}
+	}
+	if health.Status == gen.HealthStatusDown {
+		return gen.GetHealth503JSONResponse(health), nil
+	}
+	return gen.GetHealth200JSONResponse(health), nil
+}

@@ -1,0 +1,89 @@
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+const requestIDKey = "request_id"
+
+// withRequestID takes the caller's X-Request-ID when it is a sane token, and
+// makes one up otherwise, so every log line and error body can be traced.
+func withRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if !saneRequestID(id) {
+			id = uuid.NewString()
+		}
+		c.Set(requestIDKey, id)
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		return next(c)
+	}
+}
+
+// saneRequestID keeps ids short and printable so they cannot forge log lines.
+func saneRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+func requestID(c echo.Context) string {
+	id, _ := c.Get(requestIDKey).(string)
+	return id
+}
+
+// accessLog writes one JSON line per request once its answer is known.
+func accessLog(logger *slog.Logger) echo.MiddlewareFunc {
+	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		HandleError:  true, // run the error handler first, so the status logged is the one sent
+		LogStatus:    true,
+		LogLatency:   true,
+		LogMethod:    true,
+		LogURIPath:   true,
+		LogRoutePath: true,
+		LogRemoteIP:  true,
+		LogUserAgent: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			level := slog.LevelInfo
+			if v.Status >= 500 {
+				level = slog.LevelError
+			}
+			logger.LogAttrs(c.Request().Context(), level, "request",
+				slog.String("request_id", requestID(c)),
+				slog.String("method", v.Method),
+				slog.String("path", v.URIPath),
+				slog.String("route", v.RoutePath),
+				slog.Int("status", v.Status),
+				slog.Float64("latency_ms", float64(v.Latency)/float64(time.Millisecond)),
+				slog.Int64("bytes_out", c.Response().Size),
+				slog.String("remote_ip", v.RemoteIP),
+				slog.String("user_agent", v.UserAgent),
+			)
+			return nil
+		},
+	})
+}
+
+// recoverPanics turns a panic into a 500 problem and logs its stack with the
+// request id; the client never sees the stack.
+func recoverPanics(logger *slog.Logger) echo.MiddlewareFunc {
+	return middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			logger.ErrorContext(c.Request().Context(), "panic",
+				"request_id", requestID(c), "path", c.Request().URL.Path, "error", err.Error(), "stack", string(stack))
+			return echo.NewHTTPError(http.StatusInternalServerError).SetInternal(err)
+		},
+	})
+}

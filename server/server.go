@@ -1,0 +1,52 @@
+// Package server is the HTTP layer: it serves the operations of openapi.yaml
+// through the generated strict interface, checks every request against the
+// document, and turns every error into an RFC 9457 problem.
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/ghodss/yaml"
+	"github.com/labstack/echo/v4"
+
+	"userapi"
+	"userapi/store"
+)
+
+// bodyLimit is the largest request body accepted, in bytes.
+const bodyLimit = 1 << 20
+
+// New returns the HTTP handler for the whole service.
+func New(logger *slog.Logger, users store.UserService, checks ...Check) (*echo.Echo, error) {
+	spec, err := LoadSpec()
+	if err != nil {
+		return nil, err
+	}
+	specJSON, err := yaml.YAMLToJSON(userapi.OpenAPI)
+	if err != nil {
+		return nil, fmt.Errorf("convert openapi.yaml to JSON: %w", err)
+	}
+	h := &Handler{users: users, checks: checks, specYAML: userapi.OpenAPI, specJSON: specJSON}
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = errorHandler(logger)
+	addRoutes(e, logger, spec, h, specJSON)
+	return e, nil
+}
+
+// LoadSpec parses and checks the embedded openapi.yaml.
+func LoadSpec() (*openapi3.T, error) {
+	spec, err := openapi3.NewLoader().LoadFromData(userapi.OpenAPI)
+	if err != nil {
+		return nil, fmt.Errorf("load openapi.yaml: %w", err)
+	}
+	if err := spec.Validate(context.Background()); err != nil {
+		return nil, fmt.Errorf("openapi.yaml is invalid: %w", err)
+	}
+	return spec, nil
+}

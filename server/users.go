@@ -1,0 +1,201 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"userapi/gen"
+	"userapi/store"
+)
+
+// ListUsers returns one page of users in id order.
+func (h *Handler) ListUsers(ctx context.Context, req gen.ListUsersRequestObject) (gen.ListUsersResponseObject, error) {
+	p := req.Params
+	f := store.UserFilter{Limit: 100, Email: p.Email}
+	if p.Limit != nil {
+		f.Limit = *p.Limit
+	}
+	if p.Offset != nil {
+		f.Offset = *p.Offset
+	}
+	if p.Cursor != nil {
+		if p.Offset != nil {
+			return nil, validation(gen.FieldError{Location: "query.cursor", Message: "cannot be combined with offset"})
+		}
+		after, ok := decodeCursor(*p.Cursor)
+		if !ok {
+			return nil, validation(gen.FieldError{Location: "query.cursor", Message: "is not a cursor this API returned; pass next_cursor unchanged"})
+		}
+		f.AfterID = after
+	}
+	page, err := h.users.List(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := gen.UserPage{Items: make([]gen.User, len(page.Users))}
+	for i, u := range page.Users {
+		out.Items[i] = toAPIUser(u)
+	}
+	if page.More {
+		c := encodeCursor(page.Users[len(page.Users)-1].ID)
+		out.NextCursor = &c
+	}
+	return gen.ListUsers200JSONResponse{Body: out}, nil
+}
+
+// CreateUser stores a new user.
+func (h *Handler) CreateUser(ctx context.Context, req gen.CreateUserRequestObject) (gen.CreateUserResponseObject, error) {
+	u, err := h.users.Create(ctx, store.NewUser{Name: req.Body.Name, Email: req.Body.Email})
+	if err != nil {
+		return nil, userError(err, 0)
+	}
+	return gen.CreateUser201JSONResponse{
+		Body:    toAPIUser(u),
+		Headers: gen.CreateUser201ResponseHeaders{Location: "/users/" + strconv.FormatInt(u.ID, 10), ETag: etag(u)},
+	}, nil
+}
+
+// GetUser returns one user, or 304 when the caller's ETag still matches.
+func (h *Handler) GetUser(ctx context.Context, req gen.GetUserRequestObject) (gen.GetUserResponseObject, error) {
+	u, err := h.users.Get(ctx, req.Id)
+	if err != nil {
+		return nil, userError(err, req.Id)
+	}
+	tag := etag(u)
+	if req.Params.IfNoneMatch != nil && etagMatches(*req.Params.IfNoneMatch, u.Version) {
+		return gen.GetUser304Response{Headers: gen.GetUser304ResponseHeaders{ETag: tag}}, nil
+	}
+	return gen.GetUser200JSONResponse{Body: toAPIUser(u), Headers: gen.GetUser200ResponseHeaders{ETag: tag}}, nil
+}
+
+// ReplaceUser sets both editable fields.
+func (h *Handler) ReplaceUser(ctx context.Context, req gen.ReplaceUserRequestObject) (gen.ReplaceUserResponseObject, error) {
+	c := store.UserChange{Name: &req.Body.Name, Email: &req.Body.Email, IfVersion: ifMatch(req.Params.IfMatch)}
+	u, err := h.users.Update(ctx, req.Id, c)
+	if err != nil {
+		return nil, userError(err, req.Id)
+	}
+	return gen.ReplaceUser200JSONResponse{Body: toAPIUser(u), Headers: gen.ReplaceUser200ResponseHeaders{ETag: etag(u)}}, nil
+}
+
+// UpdateUser sets the fields present in the body and keeps the others.
+func (h *Handler) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObject) (gen.UpdateUserResponseObject, error) {
+	c := store.UserChange{Name: req.Body.Name, Email: req.Body.Email, IfVersion: ifMatch(req.Params.IfMatch)}
+	u, err := h.users.Update(ctx, req.Id, c)
+	if err != nil {
+		return nil, userError(err, req.Id)
+	}
+	return gen.UpdateUser200JSONResponse{Body: toAPIUser(u), Headers: gen.UpdateUser200ResponseHeaders{ETag: etag(u)}}, nil
+}
+
+// DeleteUser removes a user.
+func (h *Handler) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObject) (gen.DeleteUserResponseObject, error) {
+	if err := h.users.Delete(ctx, req.Id); err != nil {
+		return nil, userError(err, req.Id)
+	}
+	return gen.DeleteUser204Response{}, nil
+}
+
+// userError gives the store's errors a detail that names the user.
+func userError(err error, id int64) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return withDetail(err, "user %d does not exist", id)
+	case errors.Is(err, store.ErrConflict):
+		return withDetail(err, "a user with this email address already exists")
+	case errors.Is(err, store.ErrPrecondition):
+		return withDetail(err, "user %d has changed since the ETag given in If-Match", id)
+	}
+	return err
+}
+
+func toAPIUser(u store.User) gen.User {
+	return gen.User{
+		Id:        u.ID,
+		Name:      u.Name,
+		Email:     u.Email,
+		CreatedAt: u.CreatedAt,
+		UpdatedAt: u.UpdatedAt,
+	}
+}
+
+// etag is a user's strong entity tag: its version, quoted.
+func etag(u store.User) string {
+	return `"` + strconv.FormatInt(u.Version, 10) + `"`
+}
+
+// etagMatches reports whether a list of entity tags (If-Match or
+// If-None-Match) names this version. "*" matches any version. Weak tags
+// compare by their opaque part, as If-None-Match's weak comparison asks.
+func etagMatches(header string, version int64) bool {
+	want := strconv.FormatInt(version, 10)
+	for _, tag := range strings.Split(header, ",") {
+		tag = strings.TrimSpace(tag)
+		if tag == "*" {
+			return true
+		}
+		tag = strings.TrimPrefix(tag, "W/")
+		if len(tag) >= 2 && tag[0] == '"' && tag[len(tag)-1] == '"' && tag[1:len(tag)-1] == want {
+			return true
+		}
+	}
+	return false
+}
+
+// ifMatch turns an If-Match header into the store's version check; no header
+// means no check.
+func ifMatch(header *string) func(int64) bool {
+	if header == nil {
+		return nil
+	}
+	h := *header
+	return func(version int64) bool { return strongMatch(h, version) }
+}
+
+// strongMatch is etagMatches without weak tags: If-Match uses the strong
+// comparison (RFC 9110, 13.1.1).
+func strongMatch(header string, version int64) bool {
+	for _, tag := range strings.Split(header, ",") {
+		if strings.HasPrefix(strings.TrimSpace(tag), "W/") {
+			continue
+		}
+		if etagMatches(tag, version) {
+			return true
+		}
+	}
+	return false
+}
+
+// Cursors are opaque to clients; inside they are the last id of the page.
+const cursorPrefix = "after:"
+
+func encodeCursor(lastID int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.FormatInt(lastID, 10)))
+}
+
+func decodeCursor(s string) (int64, bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return 0, false
+	}
+	rest, ok := strings.CutPrefix(string(raw), cursorPrefix)
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(rest, 10, 64)
+	if err != nil || id < 1 {
+		return 0, false
+	}
+	return id, true
+}
+
+// validation is a 422 raised by a handler for rules the spec cannot express.
+func validation(fields ...gen.FieldError) error {
+	p := newProblem(http.StatusUnprocessableEntity, validationDetail(fields))
+	p.Errors = &fields
+	return p
+}

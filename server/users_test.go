@@ -1,0 +1,187 @@
+package server_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"userapi/store"
+	"userapi/store/storetest"
+)
+
+func TestUsers_Lifecycle(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, nil)
+
+	res := s.do("POST", "/users", map[string]any{"name": "Ada Lovelace", "email": "Ada@example.com"}).wantStatus(t, http.StatusCreated)
+	u := res.user(t)
+	if u.Name != "Ada Lovelace" || u.Email != "Ada@example.com" || u.Id < 1 {
+		t.Errorf("POST /users = %+v, want the user as sent with an id", u)
+	}
+	if loc := res.header.Get("Location"); loc != "/users/"+strconv.FormatInt(u.Id, 10) {
+		t.Errorf("Location = %q, want /users/%d", loc, u.Id)
+	}
+	if u.CreatedAt.Location() != time.UTC || !u.CreatedAt.Equal(u.UpdatedAt) {
+		t.Errorf("created_at = %v, updated_at = %v; want equal UTC times", u.CreatedAt, u.UpdatedAt)
+	}
+	tag := res.header.Get("ETag")
+	path := "/users/" + strconv.FormatInt(u.Id, 10)
+
+	t.Run("GetWithETag", func(t *testing.T) {
+		res := s.do("GET", path, nil).wantStatus(t, http.StatusOK)
+		if got := res.user(t); got != u {
+			t.Errorf("GET %s = %+v, want %+v", path, got, u)
+		}
+		if res.header.Get("ETag") != tag {
+			t.Errorf("GET ETag = %q, want %q as on create", res.header.Get("ETag"), tag)
+		}
+		res = s.do("GET", path, nil, "If-None-Match", tag).wantStatus(t, http.StatusNotModified)
+		if len(res.body) != 0 || res.header.Get("ETag") != tag {
+			t.Errorf("304 answer: body %q, ETag %q; want no body and ETag %q", res.body, res.header.Get("ETag"), tag)
+		}
+		s.do("GET", path, nil, "If-None-Match", `"other", W/`+tag).wantStatus(t, http.StatusNotModified)
+		s.do("GET", path, nil, "If-None-Match", `"999"`).wantStatus(t, http.StatusOK)
+	})
+
+	t.Run("PatchKeepsAbsentFields", func(t *testing.T) {
+		res := s.do("PATCH", path, map[string]any{"name": "Ada King"}, "If-Match", tag).wantStatus(t, http.StatusOK)
+		got := res.user(t)
+		if got.Name != "Ada King" || got.Email != u.Email || !got.UpdatedAt.After(u.UpdatedAt) || !got.CreatedAt.Equal(u.CreatedAt) {
+			t.Errorf("PATCH name = %+v, want new name, same email and created_at, later updated_at", got)
+		}
+		newTag := res.header.Get("ETag")
+		if newTag == "" || newTag == tag {
+			t.Errorf("PATCH ETag = %q, want a new one (old %q)", newTag, tag)
+		}
+		// The old ETag no longer matches.
+		p := s.do("PUT", path, map[string]any{"name": "X", "email": "x@example.com"}, "If-Match", tag).wantStatus(t, http.StatusPreconditionFailed).problem(t)
+		if p.Detail == "" {
+			t.Error("412 without detail")
+		}
+		tag = newTag
+	})
+
+	t.Run("PutReplacesBoth", func(t *testing.T) {
+		res := s.do("PUT", path, map[string]any{"name": "A. King", "email": "king@example.com"}, "If-Match", tag).wantStatus(t, http.StatusOK)
+		got := res.user(t)
+		if got.Name != "A. King" || got.Email != "king@example.com" {
+			t.Errorf("PUT = %+v, want both fields replaced", got)
+		}
+		if got := s.do("GET", path, nil).user(t); got.Email != "king@example.com" {
+			t.Errorf("GET after PUT = %+v, want the new email", got)
+		}
+		// Without If-Match the write is unconditional.
+		s.do("PATCH", path, map[string]any{"email": "ada@example.com"}).wantStatus(t, http.StatusOK)
+		s.do("PATCH", path, map[string]any{"email": "ada2@example.com"}, "If-Match", "*").wantStatus(t, http.StatusOK)
+	})
+
+	t.Run("Delete", func(t *testing.T) {
+		s.do("DELETE", path, nil).wantStatus(t, http.StatusNoContent)
+		p := s.do("GET", path, nil).wantStatus(t, http.StatusNotFound).problem(t)
+		if want := fmt.Sprintf("user %d does not exist", u.Id); p.Detail != want {
+			t.Errorf("404 detail = %q, want %q", p.Detail, want)
+		}
+		s.do("DELETE", path, nil).wantStatus(t, http.StatusNotFound)
+		s.do("PATCH", path, map[string]any{"name": "Ghost"}).wantStatus(t, http.StatusNotFound)
+		s.do("PUT", path, map[string]any{"name": "Ghost", "email": "g@example.com"}).wantStatus(t, http.StatusNotFound)
+	})
+}
+
+func TestUsers_EmailTaken(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, nil)
+	s.do("POST", "/users", map[string]any{"name": "Ada", "email": "ada@example.com"}).wantStatus(t, http.StatusCreated)
+	bob := s.do("POST", "/users", map[string]any{"name": "Bob", "email": "bob@example.com"}).wantStatus(t, http.StatusCreated).user(t)
+
+	s.do("POST", "/users", map[string]any{"name": "Ada 2", "email": "ADA@Example.COM"}).wantStatus(t, http.StatusConflict)
+	s.do("PATCH", fmt.Sprint("/users/", bob.Id), map[string]any{"email": "Ada@example.com"}).wantStatus(t, http.StatusConflict)
+	s.do("PUT", fmt.Sprint("/users/", bob.Id), map[string]any{"name": "Bob", "email": "ada@example.COM"}).wantStatus(t, http.StatusConflict)
+}
+
+// Twenty simultaneous creates of one email: the database's unique index,
+// not a check-then-insert, decides, so exactly one wins.
+func TestUsers_CreateRace(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, store.NewUsers(storetest.Pool(t, storetest.NewDB(t), 20)))
+	const n = 20
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			statuses[i] = s.do("POST", "/users", map[string]any{"name": fmt.Sprint("racer ", i), "email": "race@example.com"}).status
+		})
+	}
+	close(start)
+	wg.Wait()
+	count := map[int]int{}
+	for _, st := range statuses {
+		count[st]++
+	}
+	if count[http.StatusCreated] != 1 || count[http.StatusConflict] != n-1 {
+		t.Errorf("%d concurrent creates of one email: statuses %v, want one 201 and %d 409", n, count, n-1)
+	}
+}
+
+func TestUsers_List(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, nil)
+	var ids []int64
+	for i := range 5 {
+		u := s.do("POST", "/users", map[string]any{"name": fmt.Sprint("user ", i), "email": fmt.Sprintf("u%d@example.com", i)}).wantStatus(t, http.StatusCreated).user(t)
+		ids = append(ids, u.Id)
+	}
+
+	t.Run("CursorVisitsAllOnce", func(t *testing.T) {
+		var seen []int64
+		path := "/users?limit=2"
+		for range 10 {
+			page := s.do("GET", path, nil).wantStatus(t, http.StatusOK).page(t)
+			for _, u := range page.Items {
+				seen = append(seen, u.Id)
+			}
+			if page.NextCursor == nil {
+				break
+			}
+			path = "/users?limit=2&cursor=" + url.QueryEscape(*page.NextCursor)
+		}
+		if fmt.Sprint(seen) != fmt.Sprint(ids) {
+			t.Errorf("cursor pages = %v, want %v", seen, ids)
+		}
+	})
+	t.Run("DefaultLimit", func(t *testing.T) {
+		page := s.do("GET", "/users", nil).wantStatus(t, http.StatusOK).page(t)
+		if len(page.Items) != 5 || page.NextCursor != nil {
+			t.Errorf("GET /users = %d items, next %v; want 5 and null", len(page.Items), page.NextCursor)
+		}
+	})
+	t.Run("Offset", func(t *testing.T) {
+		page := s.do("GET", "/users?offset=3&limit=1", nil).wantStatus(t, http.StatusOK).page(t)
+		if len(page.Items) != 1 || page.Items[0].Id != ids[3] || page.NextCursor == nil {
+			t.Fatalf("offset=3&limit=1 = %+v, want user %d and a cursor", page, ids[3])
+		}
+		// The cursor of an offset page continues after it.
+		next := s.do("GET", "/users?cursor="+url.QueryEscape(*page.NextCursor), nil).wantStatus(t, http.StatusOK).page(t)
+		if len(next.Items) != 1 || next.Items[0].Id != ids[4] {
+			t.Errorf("after offset page = %+v, want user %d", next, ids[4])
+		}
+	})
+	t.Run("EmailFilter", func(t *testing.T) {
+		page := s.do("GET", "/users?email=U2@EXAMPLE.com", nil).wantStatus(t, http.StatusOK).page(t)
+		if len(page.Items) != 1 || page.Items[0].Id != ids[2] {
+			t.Errorf("email=U2@EXAMPLE.com = %+v, want only user %d", page, ids[2])
+		}
+	})
+	t.Run("Empty", func(t *testing.T) {
+		page := s.do("GET", "/users?email=nobody@example.com", nil).wantStatus(t, http.StatusOK)
+		if strings.TrimSpace(string(page.body)) != `{"items":[],"next_cursor":null}` {
+			t.Errorf("empty page body = %s, want an empty items array and a null cursor", page.body)
+		}
+	})
+}

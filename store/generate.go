@@ -1,0 +1,3 @@
+package store
+
+//go:generate go tool -modfile=../tools/go.mod sqlc generate

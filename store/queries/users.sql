@@ -1,0 +1,46 @@
+-- name: UserCreate :one
+-- UserCreate inserts a user and returns it with its id and timestamps.
+INSERT INTO users (name, email)
+VALUES (@name, @email)
+RETURNING *;
+
+-- name: UserGet :one
+-- UserGet returns the user with this id.
+SELECT * FROM users
+WHERE id = @id;
+
+-- name: UserGetForUpdate :one
+-- UserGetForUpdate returns the user with this id and locks its row until the
+-- transaction ends, so a read-check-write cannot interleave with another.
+SELECT * FROM users
+WHERE id = @id
+FOR UPDATE;
+
+-- name: UserListAfter :many
+-- UserListAfter returns up to row_limit users whose id is greater than
+-- after_id, in id order, optionally only the one with this email (any case).
+SELECT * FROM users
+WHERE id > @after_id
+  AND (sqlc.narg('email')::text IS NULL OR lower(email) = lower(sqlc.narg('email')::text))
+ORDER BY id
+LIMIT @row_limit::bigint;
+
+-- name: UserListOffset :many
+-- UserListOffset returns up to row_limit users in id order, skipping the first
+-- row_offset, optionally only the one with this email (any case).
+SELECT * FROM users
+WHERE sqlc.narg('email')::text IS NULL OR lower(email) = lower(sqlc.narg('email')::text)
+ORDER BY id
+LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+
+-- name: UserUpdate :one
+-- UserUpdate sets the user's editable fields, bumps its version and returns it.
+UPDATE users
+SET name = @name, email = @email, version = version + 1, updated_at = now()
+WHERE id = @id
+RETURNING *;
+
+-- name: UserDelete :execrows
+-- UserDelete deletes the user with this id and reports how many rows went (0 or 1).
+DELETE FROM users
+WHERE id = @id;

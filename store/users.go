@@ -1,0 +1,207 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"userapi/store/internal/dbsqlc"
+)
+
+// User is a stored user.
+type User struct {
+	ID    int64
+	Name  string
+	Email string
+	// Version starts at 1 and grows by one with every change; it is the
+	// user's ETag.
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// NewUser holds what a caller supplies to create a user.
+type NewUser struct {
+	Name  string
+	Email string
+}
+
+// UserChange describes an update. Nil fields keep their value.
+type UserChange struct {
+	Name  *string
+	Email *string
+	// IfVersion, when set, must accept the stored version or the update fails
+	// with ErrPrecondition. It is called with the row locked.
+	IfVersion func(version int64) bool
+}
+
+// UserFilter selects a page of users in id order.
+type UserFilter struct {
+	// AfterID skips users with this id or a lower one (keyset paging).
+	AfterID int64
+	// Offset skips this many users instead; it is ignored when AfterID is set.
+	Offset int64
+	// Limit is the page size, at least 1.
+	Limit int
+	// Email, when set, keeps only the user with this email, in any case.
+	Email *string
+}
+
+// UserPage is one page of users and whether more follow it.
+type UserPage struct {
+	Users []User
+	More  bool
+}
+
+// UserService is what the HTTP layer needs from a user repository. The
+// PostgreSQL repository implements it, and so does anything that wraps one.
+type UserService interface {
+	// Create stores a new user. Returns ErrConflict if the email is taken.
+	Create(ctx context.Context, u NewUser) (User, error)
+	// Get returns the user with this id. Returns ErrNotFound if there is none.
+	Get(ctx context.Context, id int64) (User, error)
+	// List returns one page of users.
+	List(ctx context.Context, f UserFilter) (UserPage, error)
+	// Update applies a change. Returns ErrNotFound, ErrPrecondition when
+	// IfVersion rejects the stored version, or ErrConflict if the email is taken.
+	Update(ctx context.Context, id int64, c UserChange) (User, error)
+	// Delete removes the user with this id. Returns ErrNotFound if there is none.
+	Delete(ctx context.Context, id int64) error
+}
+
+// DB is what a repository runs its statements on: a pool, a connection or a
+// transaction.
+type DB interface {
+	dbsqlc.DBTX
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// Users is the PostgreSQL user repository.
+type Users struct {
+	db DB
+	q  *dbsqlc.Queries
+}
+
+var _ UserService = (*Users)(nil)
+
+// NewUsers returns a repository that runs on db.
+func NewUsers(db DB) *Users {
+	return &Users{db: db, q: dbsqlc.New(db)}
+}
+
+// WithTx returns a repository whose statements run inside tx, so a caller can
+// commit a user change together with other writes.
+func (s *Users) WithTx(tx pgx.Tx) *Users {
+	return NewUsers(tx)
+}
+
+// Create stores a new user. Returns ErrConflict if another user has the same
+// email in any case.
+func (s *Users) Create(ctx context.Context, u NewUser) (_ User, err error) {
+	defer wrap(&err, "Users.Create")
+	row, err := s.q.UserCreate(ctx, dbsqlc.UserCreateParams{Name: u.Name, Email: u.Email})
+	return fromRow(row), translate(err)
+}
+
+// Get returns the user with this id. Returns ErrNotFound if there is none.
+func (s *Users) Get(ctx context.Context, id int64) (_ User, err error) {
+	defer wrap(&err, "Users.Get(%d)", id)
+	row, err := s.q.UserGet(ctx, id)
+	return fromRow(row), translate(err)
+}
+
+// List returns up to f.Limit users in id order, and whether more follow.
+func (s *Users) List(ctx context.Context, f UserFilter) (_ UserPage, err error) {
+	defer wrap(&err, "Users.List")
+	email := pgtype.Text{}
+	if f.Email != nil {
+		email = pgtype.Text{String: *f.Email, Valid: true}
+	}
+	// One row more than asked tells whether another page follows.
+	limit := int64(f.Limit) + 1
+	var rows []dbsqlc.User
+	if f.AfterID > 0 || f.Offset == 0 {
+		rows, err = s.q.UserListAfter(ctx, dbsqlc.UserListAfterParams{AfterID: f.AfterID, Email: email, RowLimit: limit})
+	} else {
+		rows, err = s.q.UserListOffset(ctx, dbsqlc.UserListOffsetParams{RowOffset: f.Offset, Email: email, RowLimit: limit})
+	}
+	if err != nil {
+		return UserPage{}, translate(err)
+	}
+	page := UserPage{More: len(rows) > f.Limit}
+	if page.More {
+		rows = rows[:f.Limit]
+	}
+	page.Users = make([]User, len(rows))
+	for i, row := range rows {
+		page.Users[i] = fromRow(row)
+	}
+	return page, nil
+}
+
+// Update applies c to the user with this id under a row lock, so concurrent
+// updates serialise and IfVersion sees the version it is about to replace.
+func (s *Users) Update(ctx context.Context, id int64, c UserChange) (_ User, err error) {
+	defer wrap(&err, "Users.Update(%d)", id)
+	var updated User
+	err = s.inTx(ctx, func(q *dbsqlc.Queries) error {
+		row, err := q.UserGetForUpdate(ctx, id)
+		if err != nil {
+			return err
+		}
+		if c.IfVersion != nil && !c.IfVersion(row.Version) {
+			return ErrPrecondition
+		}
+		params := dbsqlc.UserUpdateParams{ID: id, Name: row.Name, Email: row.Email}
+		if c.Name != nil {
+			params.Name = *c.Name
+		}
+		if c.Email != nil {
+			params.Email = *c.Email
+		}
+		row, err = q.UserUpdate(ctx, params)
+		updated = fromRow(row)
+		return err
+	})
+	return updated, translate(err)
+}
+
+// Delete removes the user with this id. Returns ErrNotFound if there is none.
+func (s *Users) Delete(ctx context.Context, id int64) (err error) {
+	defer wrap(&err, "Users.Delete(%d)", id)
+	n, err := s.q.UserDelete(ctx, id)
+	if err != nil {
+		return translate(err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// inTx runs fn in a transaction (a savepoint when s already runs in one) and
+// commits when fn returns nil.
+func (s *Users) inTx(ctx context.Context, fn func(q *dbsqlc.Queries) error) error {
+	tx, err := s.db.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	if err := fn(s.q.WithTx(tx)); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+func fromRow(r dbsqlc.User) User {
+	return User{
+		ID:        r.ID,
+		Name:      r.Name,
+		Email:     r.Email,
+		Version:   r.Version,
+		CreatedAt: r.CreatedAt.UTC(),
+		UpdatedAt: r.UpdatedAt.UTC(),
+	}
+}
