@@ -61,6 +61,25 @@ func (e LivenessStatus) Valid() bool {
 	}
 }
 
+// BatchGetRequest The ids of the users to get.
+type BatchGetRequest struct {
+	// Ids From 1 to 1000 user ids.
+	//
+	// Examples: [1,2,42]
+	Ids []int64 `json:"ids"`
+}
+
+// BatchGetResponse The users found, and the ids not found.
+type BatchGetResponse struct {
+	// Items The users found, in the order their ids were asked for.
+	Items []User `json:"items"`
+
+	// Missing The ids asked for that no user has, in the order they were asked for.
+	//
+	// Examples: [42]
+	Missing []int64 `json:"missing"`
+}
+
 // Email An email address, up to 254 characters. Unique among users, compared case-insensitively.
 //
 // Examples: ada@example.com
@@ -309,6 +328,9 @@ type ReplaceUserParams struct {
 
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = UserCreate
+
+// BatchGetUsersJSONRequestBody defines body for BatchGetUsers for application/json ContentType.
+type BatchGetUsersJSONRequestBody = BatchGetRequest
 
 // UpdateUserJSONRequestBody defines body for UpdateUser for application/json ContentType.
 type UpdateUserJSONRequestBody = UserPatch

@@ -65,6 +65,12 @@ func TestBadInput(t *testing.T) {
 		{"CursorForged", "GET", "/users?cursor=bm90LWEtY3Vyc29y", nil, nil, 422, []string{"query.cursor"}},
 		{"CursorNotBase64", "GET", "/users?cursor=%25%25%25", nil, nil, 422, []string{"query.cursor"}},
 		{"TwoBadParams", "GET", "/users?limit=0&offset=-1", nil, nil, 422, []string{"query.limit", "query.offset"}},
+		{"BatchEmpty", "POST", "/users/batch-get", map[string]any{"ids": []int{}}, nil, 422, []string{"body.ids"}},
+		{"BatchTooMany", "POST", "/users/batch-get", map[string]any{"ids": oneTo(1001)}, nil, 422, []string{"body.ids"}},
+		{"BatchBadID", "POST", "/users/batch-get", map[string]any{"ids": []any{1, "two"}}, nil, 422, []string{"body.ids.1"}},
+		{"BatchZeroID", "POST", "/users/batch-get", map[string]any{"ids": []int{1, 0}}, nil, 422, []string{"body.ids.1"}},
+		{"BatchNoIDs", "POST", "/users/batch-get", map[string]any{}, nil, 422, []string{"body.ids"}},
+		{"BatchWrongMethod", "GET", "/users/batch-get", nil, nil, 405, nil},
 		{"UnknownRoute", "GET", "/nope", nil, nil, 404, nil},
 		{"UnknownNestedRoute", "GET", "/users/1/friends", nil, nil, 404, nil},
 		{"WrongMethod", "PATCH", "/users", map[string]any{"name": "x"}, nil, 405, nil},
@@ -183,4 +189,23 @@ func TestDatabaseDown(t *testing.T) {
 		t.Errorf("/health = %s, want status down with the database down and why", res.body)
 	}
 	s.do("GET", "/livez", nil).wantStatus(t, http.StatusOK)
+}
+
+func oneTo(n int) []int {
+	ids := make([]int, n)
+	for i := range ids {
+		ids[i] = i + 1
+	}
+	return ids
+}
+
+// A body with many bad fields lists a bounded number of them.
+func TestBadInput_ManyErrorsAreCapped(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, fakeUsers{})
+	ids := make([]int, 500) // every id is 0: 500 bad items
+	p := s.do("POST", "/users/batch-get", map[string]any{"ids": ids}).wantStatus(t, http.StatusUnprocessableEntity).problem(t)
+	if p.Errors == nil || len(*p.Errors) != 20 || !strings.Contains(p.Detail, "500") {
+		t.Errorf("500 bad ids: detail %q with %d errors, want the count in the detail and 20 listed", p.Detail, len(*p.Errors))
+	}
 }

@@ -199,3 +199,32 @@ func validation(fields ...gen.FieldError) error {
 	p.Errors = &fields
 	return p
 }
+
+// BatchGetUsers returns many users at once, in the order asked for.
+func (h *Handler) BatchGetUsers(ctx context.Context, req gen.BatchGetUsersRequestObject) (gen.BatchGetUsersResponseObject, error) {
+	ids := make([]int64, 0, len(req.Body.Ids))
+	seen := make(map[int64]bool, len(req.Body.Ids))
+	for _, id := range req.Body.Ids {
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	users, err := h.users.GetMany(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[int64]store.User, len(users))
+	for _, u := range users {
+		byID[u.ID] = u
+	}
+	out := gen.BatchGetResponse{Items: make([]gen.User, 0, len(users)), Missing: []int64{}}
+	for _, id := range ids {
+		if u, ok := byID[id]; ok {
+			out.Items = append(out.Items, toAPIUser(u))
+		} else {
+			out.Missing = append(out.Missing, id)
+		}
+	}
+	return gen.BatchGetUsers200JSONResponse{Body: out}, nil
+}

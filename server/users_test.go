@@ -185,3 +185,27 @@ func TestUsers_List(t *testing.T) {
 		}
 	})
 }
+
+func TestUsers_BatchGet(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, nil)
+	var ids []int64
+	for i := range 3 {
+		u := s.do("POST", "/users", map[string]any{"name": fmt.Sprint("user ", i), "email": fmt.Sprintf("b%d@example.com", i)}).wantStatus(t, http.StatusCreated).user(t)
+		ids = append(ids, u.Id)
+	}
+	unknown := ids[2] + 1000
+	res := s.do("POST", "/users/batch-get", map[string]any{"ids": []int64{ids[2], unknown, ids[0], ids[2]}}).wantStatus(t, http.StatusOK)
+	var got struct {
+		Items   []struct{ Id int64 } `json:"items"`
+		Missing []int64              `json:"missing"`
+	}
+	mustJSON(t, res.body, &got)
+	var gotIDs []int64
+	for _, u := range got.Items {
+		gotIDs = append(gotIDs, u.Id)
+	}
+	if fmt.Sprint(gotIDs) != fmt.Sprint([]int64{ids[2], ids[0]}) || fmt.Sprint(got.Missing) != fmt.Sprint([]int64{unknown}) {
+		t.Errorf("batch-get = items %v, missing %v; want items %v in request order and missing [%d]", gotIDs, got.Missing, []int64{ids[2], ids[0]}, unknown)
+	}
+}

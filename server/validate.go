@@ -11,6 +11,8 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/labstack/echo/v4"
 	echomiddleware "github.com/oapi-codegen/echo-middleware"
 
@@ -42,17 +44,40 @@ func checkEmail(s string) error {
 // handler. Its failures go to the error handler as they are; requestProblem
 // turns them into problems there.
 func requestValidator(spec *openapi3.T) echo.MiddlewareFunc {
+	spec.Servers = nil // match requests to any host
+	router, err := gorillamux.NewRouter(spec)
+	if err != nil {
+		panic(fmt.Sprintf("route openapi.yaml: %v", err)) // LoadSpec validated it
+	}
 	return echomiddleware.OapiRequestValidatorWithOptions(spec, &echomiddleware.Options{
 		Options:               ValidationOptions(),
 		SilenceServersWarning: true,
-		DoNotValidateServers:  true,
-		ErrorHandler: func(_ echo.Context, err *echo.HTTPError) error {
+		ErrorHandler: func(c echo.Context, err *echo.HTTPError) error {
+			// Echo's router routed this method to a path the document
+			// gives other methods only (GET /users/batch-get reaches
+			// GET /users/{id}): say which methods it has, as Echo would.
+			if err.Code == http.StatusMethodNotAllowed {
+				c.Response().Header().Set(echo.HeaderAllow, allowedMethods(router, c.Request()))
+			}
 			return err
 		},
 		MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError {
 			return &echo.HTTPError{Code: http.StatusUnprocessableEntity, Message: "invalid request", Internal: me}
 		},
 	})
+}
+
+// allowedMethods lists the methods the document has for the request's path.
+func allowedMethods(router routers.Router, req *http.Request) string {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := req.Clone(req.Context())
+		probe.Method = m
+		if _, _, err := router.FindRoute(probe); err == nil {
+			allowed = append(allowed, m)
+		}
+	}
+	return strings.Join(allowed, ", ")
 }
 
 // requestProblem builds the problem for a request the validator refused, or
@@ -86,11 +111,20 @@ func requestProblem(err error) *problem {
 		fields = append(fields, fieldErrors(re)...)
 	}
 	sort.SliceStable(fields, func(i, j int) bool { return fields[i].Location < fields[j].Location })
-	p := newProblem(http.StatusUnprocessableEntity, validationDetail(fields))
+	detail := validationDetail(fields)
+	if len(fields) > maxFieldErrors {
+		fields = fields[:maxFieldErrors]
+		detail += fmt.Sprintf("; the first %d are listed", maxFieldErrors)
+	}
+	p := newProblem(http.StatusUnprocessableEntity, detail)
 	p.Errors = &fields
 	p.cause = err
 	return p
 }
+
+// maxFieldErrors bounds the errors listed in one answer: a body with a
+// thousand bad items needs no thousand-line reply.
+const maxFieldErrors = 20
 
 // bodyProblem answers for bodies that are too large, of the wrong type, or
 // not JSON at all.
@@ -153,7 +187,7 @@ func fieldErrors(re *openapi3filter.RequestError) []gen.FieldError {
 	}
 	out := make([]gen.FieldError, 0, len(schemaErrs))
 	for _, se := range schemaErrs {
-		out = append(out, schemaFieldError(prefix, se))
+		out = append(out, schemaFieldError(prefix, se)...)
 	}
 	return out
 }
@@ -175,7 +209,7 @@ func flatten(me openapi3.MultiError) []error {
 // words it for a person. kin-openapi words errors differently depending on
 // which of its validators ran, so the message is rebuilt from the failing
 // keyword and schema rather than passed through.
-func schemaFieldError(prefix string, se *openapi3.SchemaError) gen.FieldError {
+func schemaFieldError(prefix string, se *openapi3.SchemaError) []gen.FieldError {
 	loc := prefix
 	for _, part := range se.JSONPointer() {
 		loc += "." + part
@@ -188,17 +222,25 @@ func schemaFieldError(prefix string, se *openapi3.SchemaError) gen.FieldError {
 	switch se.SchemaField {
 	case "additionalProperties", "properties":
 		// The pointer stops at the object; name the unknown member itself.
-		if name, ok := quotedName(se.Reason); ok {
-			return gen.FieldError{Location: loc + "." + name, Message: "is not a known field"}
+		if names := quotedNames(se.Reason); len(names) > 0 {
+			return []gen.FieldError{{Location: loc + "." + names[0], Message: "is not a known field"}}
 		}
 		msg = "has a field that is not known"
 	case "required":
 		// One validator puts the missing member in the pointer, the other
-		// only in its reason.
-		if name, ok := quotedName(se.Reason); ok && !strings.HasSuffix(loc, "."+name) {
-			loc += "." + name
+		// names them all in its reason.
+		names := quotedNames(se.Reason)
+		if len(names) == 1 && strings.HasSuffix(loc, "."+names[0]) {
+			names = nil
 		}
-		msg = "is required"
+		if len(names) == 0 {
+			return []gen.FieldError{{Location: loc, Message: "is required"}}
+		}
+		out := make([]gen.FieldError, len(names))
+		for i, name := range names {
+			out[i] = gen.FieldError{Location: loc + "." + name, Message: "is required"}
+		}
+		return out
 	case "nullable":
 		msg = "must not be null"
 	case "type":
@@ -223,6 +265,12 @@ func schemaFieldError(prefix string, se *openapi3.SchemaError) gen.FieldError {
 		if s.Max != nil {
 			msg = fmt.Sprintf("must be at most %s", formatNumber(*s.Max))
 		}
+	case "minItems":
+		msg = fmt.Sprintf("must have at least %d item(s)", s.MinItems)
+	case "maxItems":
+		if s.MaxItems != nil {
+			msg = fmt.Sprintf("must have at most %d items", *s.MaxItems)
+		}
 	case "minProperties":
 		msg = fmt.Sprintf("must have at least %d field(s)", s.MinProps)
 	case "enum":
@@ -235,18 +283,31 @@ func schemaFieldError(prefix string, se *openapi3.SchemaError) gen.FieldError {
 	if msg == "" {
 		msg = "does not match the schema (" + se.SchemaField + ")"
 	}
-	return gen.FieldError{Location: loc, Message: msg}
+	return []gen.FieldError{{Location: loc, Message: msg}}
 }
 
-// quotedName reads the first quoted name out of a validator's reason, such
-// as `property "x" is missing` or `missing property 'x'`.
-func quotedName(reason string) (string, bool) {
-	i := strings.IndexAny(reason, `"'`)
-	if i < 0 {
-		return "", false
+// quotedNames reads the quoted names at the end of a validator's reason,
+// such as `property "x" is missing` or `error at "": missing properties
+// 'x', 'y'`.
+func quotedNames(reason string) []string {
+	if i := strings.LastIndex(reason, ": "); i >= 0 && strings.HasPrefix(reason, "error at ") {
+		reason = reason[i+2:]
 	}
-	name, _, ok := strings.Cut(reason[i+1:], reason[i:i+1])
-	return name, ok && name != ""
+	var names []string
+	for {
+		i := strings.IndexAny(reason, `"'`)
+		if i < 0 {
+			return names
+		}
+		name, rest, ok := strings.Cut(reason[i+1:], reason[i:i+1])
+		if !ok {
+			return names
+		}
+		if name != "" {
+			names = append(names, name)
+		}
+		reason = rest
+	}
 }
 
 func typeName(t *openapi3.Types) string {

@@ -62,6 +62,9 @@ type UserService interface {
 	Create(ctx context.Context, u NewUser) (User, error)
 	// Get returns the user with this id. Returns ErrNotFound if there is none.
 	Get(ctx context.Context, id int64) (User, error)
+	// GetMany returns the users with these ids in one round trip, in id
+	// order; ids no user has are left out.
+	GetMany(ctx context.Context, ids []int64) ([]User, error)
 	// List returns one page of users.
 	List(ctx context.Context, f UserFilter) (UserPage, error)
 	// Update applies a change. Returns ErrNotFound, ErrPrecondition when
@@ -110,6 +113,20 @@ func (s *Users) Get(ctx context.Context, id int64) (_ User, err error) {
 	defer wrap(&err, "Users.Get(%d)", id)
 	row, err := s.q.UserGet(ctx, id)
 	return fromRow(row), translate(err)
+}
+
+// GetMany returns the users with these ids, in id order, with one query.
+func (s *Users) GetMany(ctx context.Context, ids []int64) (_ []User, err error) {
+	defer wrap(&err, "Users.GetMany(%d ids)", len(ids))
+	rows, err := s.q.UserGetMany(ctx, ids)
+	if err != nil {
+		return nil, translate(err)
+	}
+	users := make([]User, len(rows))
+	for i, row := range rows {
+		users[i] = fromRow(row)
+	}
+	return users, nil
 }
 
 // List returns up to f.Limit users in id order, and whether more follow.

@@ -22,7 +22,10 @@ type config struct {
 	StatementTimeout time.Duration
 	IdleInTxTimeout  time.Duration
 
-	RedisURL string
+	RedisURL         string // "" when the cache is off
+	CacheTTL         time.Duration
+	CacheNegativeTTL time.Duration
+	CachePrefix      string
 
 	ShutdownTimeout time.Duration
 }
@@ -62,11 +65,23 @@ func loadConfig(getenv func(string) string) (config, error) {
 		{"USERAPI_DB_STATEMENT_TIMEOUT", "30s", duration(&c.StatementTimeout)},
 		{"USERAPI_DB_IDLE_IN_TX_TIMEOUT", "10s", duration(&c.IdleInTxTimeout)},
 		{"REDIS_URL", "redis://127.0.0.1:6379/0", func(v string) error {
+			if v == "off" {
+				return nil
+			}
 			u, err := url.Parse(v)
 			if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
 				return errors.New("must be a redis://, rediss:// or unix:// URL")
 			}
 			c.RedisURL = v
+			return nil
+		}},
+		{"USERAPI_CACHE_TTL", "5m", positiveDuration(&c.CacheTTL)},
+		{"USERAPI_CACHE_NEGATIVE_TTL", "10s", positiveDuration(&c.CacheNegativeTTL)},
+		{"USERAPI_CACHE_PREFIX", "userapi:", func(v string) error {
+			if len(v) > 100 || strings.ContainsAny(v, " \t\r\n") {
+				return errors.New("must be at most 100 characters, without spaces")
+			}
+			c.CachePrefix = v
 			return nil
 		}},
 		{"USERAPI_SHUTDOWN_TIMEOUT", "25s", duration(&c.ShutdownTimeout)},
@@ -108,6 +123,17 @@ func duration(dst *time.Duration) func(string) error {
 	}
 }
 
+func positiveDuration(dst *time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > 24*time.Hour {
+			return errors.New("must be a duration from 1ms to 24h, such as 30s or 5m")
+		}
+		*dst = d
+		return nil
+	}
+}
+
 // usage lists the settings for --help.
 const usage = `userapi: user management over HTTP.
 
@@ -124,7 +150,11 @@ Environment (defaults in brackets):
   USERAPI_DB_MAX_CONNS           most connections opened [50]
   USERAPI_DB_STATEMENT_TIMEOUT   longest a statement may run [30s]
   USERAPI_DB_IDLE_IN_TX_TIMEOUT  longest a transaction may sit idle [10s]
-  REDIS_URL                      Redis URL [redis://127.0.0.1:6379/0]
+  REDIS_URL                      Redis for the cache, or "off" [redis://127.0.0.1:6379/0];
+                                 when unreachable the service serves from the database
+  USERAPI_CACHE_TTL              longest a cached user lives (writes invalidate at once) [5m]
+  USERAPI_CACHE_NEGATIVE_TTL     how long "no such user" is remembered [10s]
+  USERAPI_CACHE_PREFIX           start of every Redis key, to share one Redis [userapi:]
   USERAPI_SHUTDOWN_TIMEOUT       how long in-flight requests get on shutdown [25s]
   USERAPI_LOG_LEVEL              debug, info, warn or error [info]
 `

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"userapi/cache"
 	"userapi/server"
 	"userapi/store"
 )
@@ -90,9 +91,22 @@ func openDatabase(ctx context.Context, cfg config, logger *slog.Logger) (*pgxpoo
 
 // serve answers HTTP until ctx ends, then lets in-flight requests finish.
 func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.Pool) error {
-	handler, err := server.New(logger, store.NewUsers(pool),
-		server.Check{Name: "database", Required: true, Probe: pool.Ping},
-	)
+	var users store.UserService = store.NewUsers(pool)
+	checks := []server.Check{{Name: "database", Required: true, Probe: pool.Ping}}
+	if cfg.RedisURL != "" {
+		cached, err := cache.NewUsers(users, cache.Options{
+			URL: cfg.RedisURL, Prefix: cfg.CachePrefix, TTL: cfg.CacheTTL, NegativeTTL: cfg.CacheNegativeTTL, Logger: logger,
+		})
+		if err != nil {
+			return fmt.Errorf("REDIS_URL: %w", err)
+		}
+		defer cached.Close()
+		users = cached
+		checks = append(checks, server.Check{Name: "cache", Probe: cached.Ping})
+	} else {
+		logger.Info("cache off (REDIS_URL=off): every read goes to the database")
+	}
+	handler, err := server.New(logger, users, checks...)
 	if err != nil {
 		return err
 	}

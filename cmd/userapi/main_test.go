@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"userapi/cache/cachetest"
 	"userapi/store/storetest"
 )
 
@@ -224,5 +226,177 @@ func TestRun_Help(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"frobnicate"}, env(nil), &out, &out); err == nil {
 		t.Error("run(frobnicate) = nil, want a usage error")
+	}
+}
+
+// instance runs the whole program in-process on a free port until the test
+// ends, and returns its base URL.
+func instance(t *testing.T, vars map[string]string) string {
+	t.Helper()
+	addr := freeAddr(t)
+	all := map[string]string{"USERAPI_ADDR": addr, "USERAPI_DB_MIN_CONNS": "1", "USERAPI_DB_MAX_CONNS": "4"}
+	for k, v := range vars {
+		all[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, env(all), &logs, &logs) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("instance %s: run() = %v", addr, err)
+		}
+		if t.Failed() {
+			t.Logf("instance %s log:\n%s", addr, logs.String())
+		}
+	})
+	waitReady(t, "http://"+addr+"/livez", done)
+	return "http://" + addr
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func call(t *testing.T, method, url, body string, headers ...string) reply {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	return reply{res.StatusCode, res.Header, string(raw)}
+}
+
+// Two instances over one database and one Redis: a write through either is
+// read through the other at once, 304s keep working from the cache, and a
+// user created after a 404 is visible at once.
+func TestTwoInstancesShareTheCache(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": cachetest.URL(), "USERAPI_CACHE_PREFIX": cachetest.Prefix(t)}
+	a, b := instance(t, vars), instance(t, vars)
+
+	// id 1 does not exist yet: both remember that.
+	for _, base := range []string{a, b, a, b} {
+		if r := call(t, "GET", base+"/users/1", ""); r.status != http.StatusNotFound {
+			t.Fatalf("GET %s/users/1 before create = %d, want 404", base, r.status)
+		}
+	}
+	if r := call(t, "POST", a+"/users", `{"name":"Ada","email":"ada@example.com"}`); r.status != http.StatusCreated || r.header.Get("Location") != "/users/1" {
+		t.Fatalf("POST = %d %s, want 201 at /users/1", r.status, r.header.Get("Location"))
+	}
+	for _, base := range []string{b, a} {
+		if r := call(t, "GET", base+"/users/1", ""); r.status != http.StatusOK {
+			t.Fatalf("GET %s/users/1 right after create = %d, want 200", base, r.status)
+		}
+	}
+
+	stale := 0
+	defer func() { t.Logf("stale reads through the other instance right after a write: %d of 10", stale) }()
+	for i := range 10 {
+		writer, reader := a, b
+		if i%2 == 1 {
+			writer, reader = b, a
+		}
+		for range 2 { // warm the reader's memory
+			call(t, "GET", reader+"/users/1", "")
+		}
+		name := fmt.Sprintf("Ada %d", i)
+		w := call(t, "PATCH", writer+"/users/1", `{"name":"`+name+`"}`)
+		if w.status != http.StatusOK {
+			t.Fatalf("PATCH via %s = %d %s", writer, w.status, w.body)
+		}
+		// The writer answers after its own memory dropped the old row.
+		if r := call(t, "GET", writer+"/users/1", ""); r.header.Get("ETag") != w.header.Get("ETag") {
+			t.Fatalf("GET via the writer after PATCH %d has ETag %s, want %s", i, r.header.Get("ETag"), w.header.Get("ETag"))
+		}
+		// The other instance drops it when Redis's push reaches it, usually
+		// before the next request does. Entries live 5 minutes: a fresh read
+		// within a second is the invalidation at work.
+		start := time.Now()
+		for {
+			r := call(t, "GET", reader+"/users/1", "")
+			if strings.Contains(r.body, `"name":"`+name+`"`) && r.header.Get("ETag") == w.header.Get("ETag") {
+				break
+			}
+			stale++
+			if time.Since(start) > time.Second {
+				t.Fatalf("GET via the other instance a second after PATCH %d = %s (ETag %s), want name %q and ETag %s", i, r.body, r.header.Get("ETag"), name, w.header.Get("ETag"))
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if nm := call(t, "GET", reader+"/users/1", "", "If-None-Match", w.header.Get("ETag")); nm.status != http.StatusNotModified {
+			t.Errorf("GET with the new ETag = %d, want 304", nm.status)
+		}
+	}
+
+	if r := call(t, "DELETE", b+"/users/1", ""); r.status != http.StatusNoContent {
+		t.Fatalf("DELETE = %d", r.status)
+	}
+	if r := call(t, "GET", a+"/users/1", ""); r.status != http.StatusNotFound {
+		t.Errorf("GET via the other instance after DELETE = %d, want 404", r.status)
+	}
+}
+
+// Redis going away makes the service degraded, never failing; it recovers
+// when Redis returns.
+func TestRedisOutageDegrades(t *testing.T) {
+	t.Parallel()
+	redis := cachetest.NewServer(t)
+	base := instance(t, map[string]string{"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": redis.URL()})
+	if r := call(t, "POST", base+"/users", `{"name":"Ada","email":"ada@example.com"}`); r.status != http.StatusCreated {
+		t.Fatalf("POST = %d", r.status)
+	}
+	call(t, "GET", base+"/users/1", "")
+
+	redis.Stop()
+	for range 5 {
+		if r := call(t, "GET", base+"/users/1", ""); r.status != http.StatusOK {
+			t.Fatalf("GET with Redis down = %d %s, want 200", r.status, r.body)
+		}
+	}
+	if r := call(t, "PATCH", base+"/users/1", `{"name":"Ada K"}`); r.status != http.StatusOK {
+		t.Fatalf("PATCH with Redis down = %d %s, want 200", r.status, r.body)
+	}
+	if r := call(t, "POST", base+"/users/batch-get", `{"ids":[1,2]}`); r.status != http.StatusOK || !strings.Contains(r.body, `"missing":[2]`) {
+		t.Fatalf("batch-get with Redis down = %d %s, want 200", r.status, r.body)
+	}
+	h := call(t, "GET", base+"/health", "")
+	if h.status != http.StatusOK || !strings.Contains(h.body, `"status":"degraded"`) || !strings.Contains(h.body, `"cache":{`) {
+		t.Errorf("/health with Redis down = %d %s, want 200 degraded with the cache down", h.status, h.body)
+	}
+
+	redis.Start()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		h = call(t, "GET", base+"/health", "")
+		if strings.Contains(h.body, `"status":"ok"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/health after Redis returned = %s, want ok", h.body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r := call(t, "GET", base+"/users/1", ""); r.status != http.StatusOK || !strings.Contains(r.body, `"name":"Ada K"`) {
+		t.Errorf("GET after Redis returned = %d %s, want the name written during the outage", r.status, r.body)
 	}
 }

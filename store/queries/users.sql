@@ -44,3 +44,10 @@ RETURNING *;
 -- UserDelete deletes the user with this id and reports how many rows went (0 or 1).
 DELETE FROM users
 WHERE id = @id;
+
+-- name: UserGetMany :many
+-- UserGetMany returns the users with these ids, in id order; unknown ids are
+-- left out.
+SELECT * FROM users
+WHERE id = ANY(@ids::bigint[])
+ORDER BY id;

@@ -18,6 +18,9 @@ type Querier interface {
 	// UserGetForUpdate returns the user with this id and locks its row until the
 	// transaction ends, so a read-check-write cannot interleave with another.
 	UserGetForUpdate(ctx context.Context, id int64) (User, error)
+	// UserGetMany returns the users with these ids, in id order; unknown ids are
+	// left out.
+	UserGetMany(ctx context.Context, ids []int64) ([]User, error)
 	// UserListAfter returns up to row_limit users whose id is greater than
 	// after_id, in id order, optionally only the one with this email (any case).
 	UserListAfter(ctx context.Context, arg UserListAfterParams) ([]User, error)

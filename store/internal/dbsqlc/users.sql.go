@@ -93,6 +93,41 @@ func (q *Queries) UserGetForUpdate(ctx context.Context, id int64) (User, error) 
 	return i, err
 }
 
+const userGetMany = `-- name: UserGetMany :many
+SELECT id, name, email, version, created_at, updated_at FROM users
+WHERE id = ANY($1::bigint[])
+ORDER BY id
+`
+
+// UserGetMany returns the users with these ids, in id order; unknown ids are
+// left out.
+func (q *Queries) UserGetMany(ctx context.Context, ids []int64) ([]User, error) {
+	rows, err := q.db.Query(ctx, userGetMany, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []User
+	for rows.Next() {
+		var i User
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.Email,
+			&i.Version,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const userListAfter = `-- name: UserListAfter :many
 SELECT id, name, email, version, created_at, updated_at FROM users
 WHERE id > $1
