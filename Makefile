@@ -37,3 +37,9 @@ vet: ## Run go vet.
 .PHONY: stop
 stop: ## Stop the project-local PostgreSQL and Redis started by run or test.
 	@scripts/dev-env.sh stop
+
+.PHONY: bench
+bench: ## Load-test the real server against a static-JSON reference, in one run (needs wrk).
+	@command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null 2>&1 || sudo apt-get install -y -qq wrk; } \
+		|| { echo "wrk is missing: install it (Debian: apt-get install wrk)"; exit 1; }
+	@$(DEV_ENV) && $(GO) run ./cmd/bench $(BENCH_ARGS)

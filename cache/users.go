@@ -73,6 +73,9 @@ type Users struct {
 
 	hits struct{ memory, redis, database, bypassed atomic.Uint64 }
 
+	decoded      sync.Map // user id -> *decodedEntry
+	decodedCount atomic.Int64
+
 	waitMu  sync.Mutex
 	waiters map[string][]chan struct{} // writers waiting to hear their invalidation
 
@@ -301,7 +304,7 @@ func (u *Users) fromEntry(ctx context.Context, id int64, val string) (store.User
 	if val == negative {
 		return store.User{}, fmt.Errorf("cache: user %d: %w", id, store.ErrNotFound)
 	}
-	user, err := decode(val)
+	user, err := u.decode(id, val)
 	if err != nil {
 		u.logger.Error("cache entry does not decode; dropping it", "key", u.key(id), "error", err.Error())
 		u.invalidate(ctx, id)
@@ -344,7 +347,7 @@ func (u *Users) GetMany(ctx context.Context, ids []int64) ([]store.User, error) 
 		case strings.HasPrefix(val, rueidisaside.PlaceholderPrefix):
 			misses = append(misses, ids[i]) // someone is loading it right now
 		default:
-			user, err := decode(val)
+			user, err := u.decode(ids[i], val)
 			if err != nil {
 				misses = append(misses, ids[i])
 				continue
@@ -527,6 +530,34 @@ func (u *Users) flushPending(ctx context.Context) error {
 	}
 	u.logger.Info("cache caught up on invalidations missed while Redis was down", "keys", len(keys))
 	return nil
+}
+
+// decode turns a cached entry into a user. It remembers the result for as
+// long as the cached text is the same: comparing the text is far cheaper
+// than decoding it again.
+func (u *Users) decode(id int64, val string) (store.User, error) {
+	if d, ok := u.decoded.Load(id); ok && d.(*decodedEntry).raw == val {
+		return d.(*decodedEntry).user, nil
+	}
+	user, err := decode(val)
+	if err != nil {
+		return store.User{}, err
+	}
+	if u.decodedCount.Add(1) > maxDecoded {
+		u.decoded.Clear()
+		u.decodedCount.Store(0)
+	}
+	u.decoded.Store(id, &decodedEntry{raw: val, user: user})
+	return user, nil
+}
+
+// maxDecoded bounds the decoded users remembered; past it they are all
+// forgotten and the hot ones come back on their next read.
+const maxDecoded = 100000
+
+type decodedEntry struct {
+	raw  string
+	user store.User
 }
 
 // entry is how a user is kept in Redis: JSON, never code.

@@ -2,6 +2,8 @@ package server
 
 import (
 	"log/slog"
+	"net/http"
+	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
@@ -11,7 +13,7 @@ import (
 )
 
 // addRoutes is the whole surface of the service in one place.
-func addRoutes(e *echo.Echo, logger *slog.Logger, spec *openapi3.T, h *Handler, specJSON []byte) {
+func addRoutes(e *echo.Echo, logger *slog.Logger, validationSpec *openapi3.T, h *Handler, specJSON []byte) {
 	e.Use(
 		withRequestID,
 		accessLog(logger),
@@ -22,8 +24,9 @@ func addRoutes(e *echo.Echo, logger *slog.Logger, spec *openapi3.T, h *Handler, 
 	// Every operation in openapi.yaml, each behind the request validator.
 	// The validator runs per route rather than globally so that unknown paths
 	// and methods reach Echo's router, which answers 404, or 405 with Allow.
-	api := validatedRoutes{e: e, validate: requestValidator(spec)}
+	api := validatedRoutes{e: e, v: newValidator(validationSpec)}
 	gen.RegisterHandlers(api, gen.NewStrictHandler(h, nil))
+	refuseOtherMethods(e, validationSpec)
 
 	// Assets of the documentation pages, which the spec describes only by
 	// their entry points (/docs and /redoc).
@@ -31,40 +34,65 @@ func addRoutes(e *echo.Echo, logger *slog.Logger, spec *openapi3.T, h *Handler, 
 	e.GET("/redoc/*", redocAssets())
 }
 
-// validatedRoutes registers generated routes with the validator in front.
-type validatedRoutes struct {
-	e        *echo.Echo
-	validate echo.MiddlewareFunc
+// refuseOtherMethods answers 405 with Allow for the methods a fixed path of
+// the spec lacks. Without it Echo's router would try a parameter route next:
+// GET /users/batch-get would reach GET /users/{id} and fail as a bad id.
+func refuseOtherMethods(e *echo.Echo, spec *openapi3.T) {
+	for path, item := range spec.Paths.Map() {
+		if strings.Contains(path, "{") {
+			continue
+		}
+		ops := item.Operations()
+		var allowed []string
+		for _, m := range methods {
+			if ops[m] != nil {
+				allowed = append(allowed, m)
+			}
+		}
+		allow := strings.Join(allowed, ", ")
+		for _, m := range methods {
+			if ops[m] == nil {
+				e.Add(m, path, func(c echo.Context) error {
+					c.Response().Header().Set(echo.HeaderAllow, allow)
+					return echo.ErrMethodNotAllowed
+				})
+			}
+		}
+	}
 }
 
-func (v validatedRoutes) with(m []echo.MiddlewareFunc) []echo.MiddlewareFunc {
-	return append([]echo.MiddlewareFunc{v.validate}, m...)
+var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// validatedRoutes registers generated routes with the validator in front.
+type validatedRoutes struct {
+	e *echo.Echo
+	v *validator
 }
 
 func (v validatedRoutes) CONNECT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.CONNECT(p, h, v.with(m)...)
+	return v.e.CONNECT(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodConnect, p)}, m...)...)
 }
 func (v validatedRoutes) DELETE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.DELETE(p, h, v.with(m)...)
+	return v.e.DELETE(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodDelete, p)}, m...)...)
 }
 func (v validatedRoutes) GET(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.GET(p, h, v.with(m)...)
+	return v.e.GET(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodGet, p)}, m...)...)
 }
 func (v validatedRoutes) HEAD(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.HEAD(p, h, v.with(m)...)
+	return v.e.HEAD(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodHead, p)}, m...)...)
 }
 func (v validatedRoutes) OPTIONS(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.OPTIONS(p, h, v.with(m)...)
+	return v.e.OPTIONS(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodOptions, p)}, m...)...)
 }
 func (v validatedRoutes) PATCH(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.PATCH(p, h, v.with(m)...)
+	return v.e.PATCH(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodPatch, p)}, m...)...)
 }
 func (v validatedRoutes) POST(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.POST(p, h, v.with(m)...)
+	return v.e.POST(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodPost, p)}, m...)...)
 }
 func (v validatedRoutes) PUT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.PUT(p, h, v.with(m)...)
+	return v.e.PUT(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodPut, p)}, m...)...)
 }
 func (v validatedRoutes) TRACE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.TRACE(p, h, v.with(m)...)
+	return v.e.TRACE(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodTrace, p)}, m...)...)
 }

@@ -36,15 +36,12 @@ func (h *Handler) ListUsers(ctx context.Context, req gen.ListUsersRequestObject)
 	if err != nil {
 		return nil, err
 	}
-	out := gen.UserPage{Items: make([]gen.User, len(page.Users))}
-	for i, u := range page.Users {
-		out.Items[i] = toAPIUser(u)
-	}
+	out := pageResponse{users: page.Users}
 	if page.More {
 		c := encodeCursor(page.Users[len(page.Users)-1].ID)
-		out.NextCursor = &c
+		out.nextCursor = &c
 	}
-	return gen.ListUsers200JSONResponse{Body: out}, nil
+	return out, nil
 }
 
 // CreateUser stores a new user.
@@ -69,7 +66,7 @@ func (h *Handler) GetUser(ctx context.Context, req gen.GetUserRequestObject) (ge
 	if req.Params.IfNoneMatch != nil && etagMatches(*req.Params.IfNoneMatch, u.Version) {
 		return gen.GetUser304Response{Headers: gen.GetUser304ResponseHeaders{ETag: tag}}, nil
 	}
-	return gen.GetUser200JSONResponse{Body: toAPIUser(u), Headers: gen.GetUser200ResponseHeaders{ETag: tag}}, nil
+	return userResponse{user: u, etag: tag}, nil
 }
 
 // ReplaceUser sets both editable fields.
@@ -218,13 +215,13 @@ func (h *Handler) BatchGetUsers(ctx context.Context, req gen.BatchGetUsersReques
 	for _, u := range users {
 		byID[u.ID] = u
 	}
-	out := gen.BatchGetResponse{Items: make([]gen.User, 0, len(users)), Missing: []int64{}}
+	out := batchResponse{users: make([]store.User, 0, len(users))}
 	for _, id := range ids {
 		if u, ok := byID[id]; ok {
-			out.Items = append(out.Items, toAPIUser(u))
+			out.users = append(out.users, u)
 		} else {
-			out.Missing = append(out.Missing, id)
+			out.missing = append(out.missing, id)
 		}
 	}
-	return gen.BatchGetUsers200JSONResponse{Body: out}, nil
+	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/mail"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,7 +13,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/labstack/echo/v4"
 	echomiddleware "github.com/oapi-codegen/echo-middleware"
 
@@ -40,44 +40,82 @@ func checkEmail(s string) error {
 	return nil
 }
 
-// requestValidator checks every request against the spec before it reaches a
-// handler. Its failures go to the error handler as they are; requestProblem
-// turns them into problems there.
-func requestValidator(spec *openapi3.T) echo.MiddlewareFunc {
-	spec.Servers = nil // match requests to any host
-	router, err := gorillamux.NewRouter(spec)
-	if err != nil {
-		panic(fmt.Sprintf("route openapi.yaml: %v", err)) // LoadSpec validated it
-	}
-	return echomiddleware.OapiRequestValidatorWithOptions(spec, &echomiddleware.Options{
-		Options:               ValidationOptions(),
-		SilenceServersWarning: true,
-		ErrorHandler: func(c echo.Context, err *echo.HTTPError) error {
-			// Echo's router routed this method to a path the document
-			// gives other methods only (GET /users/batch-get reaches
-			// GET /users/{id}): say which methods it has, as Echo would.
-			if err.Code == http.StatusMethodNotAllowed {
-				c.Response().Header().Set(echo.HeaderAllow, allowedMethods(router, c.Request()))
-			}
-			return err
-		},
+// validator checks requests against the spec before they reach a handler.
+// Its failures go to the error handler as they are; requestProblem turns
+// them into problems there.
+type validator struct {
+	spec *openapi3.T
+	opts *echomiddleware.Options
+}
+
+func newValidator(spec *openapi3.T) *validator {
+	return &validator{spec: spec, opts: &echomiddleware.Options{
+		Options: ValidationOptions(),
 		MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError {
 			return &echo.HTTPError{Code: http.StatusUnprocessableEntity, Message: "invalid request", Internal: me}
 		},
-	})
+	}}
 }
 
-// allowedMethods lists the methods the document has for the request's path.
-func allowedMethods(router routers.Router, req *http.Request) string {
-	var allowed []string
-	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-		probe := req.Clone(req.Context())
-		probe.Method = m
-		if _, _, err := router.FindRoute(probe); err == nil {
-			allowed = append(allowed, m)
+// forRoute returns the middleware for one route that Echo has already
+// matched, given in Echo's form (/users/:id). Echo's router has found the
+// operation, so the validator is handed it rather than searching the spec's
+// paths again with regular expressions on every request.
+func (v *validator) forRoute(method, echoPath string) echo.MiddlewareFunc {
+	specPath := echoToSpecPath(echoPath)
+	item := v.spec.Paths.Find(specPath)
+	if item == nil || item.GetOperation(method) == nil {
+		panic(fmt.Sprintf("%s %s is registered but not in openapi.yaml", method, specPath))
+	}
+	route := &routers.Route{Spec: v.spec, Path: specPath, PathItem: item, Method: method, Operation: item.GetOperation(method)}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			// Echo lets a last path parameter run past a slash
+			// (/users/1/friends matches /users/:id); no path here has one.
+			for _, value := range c.ParamValues() {
+				if strings.Contains(value, "/") {
+					return echo.ErrNotFound
+				}
+			}
+			if err := echomiddleware.ValidateRequestFromContext(c, matched{route, c}, v.opts); err != nil {
+				return err
+			}
+			return next(c)
 		}
 	}
-	return strings.Join(allowed, ", ")
+}
+
+// matched is a routers.Router that answers with the route Echo matched.
+type matched struct {
+	route *routers.Route
+	c     echo.Context
+}
+
+func (m matched) FindRoute(*http.Request) (*routers.Route, map[string]string, error) {
+	names := m.c.ParamNames()
+	if len(names) == 0 {
+		return m.route, nil, nil
+	}
+	params := make(map[string]string, len(names))
+	for i, name := range names {
+		value := m.c.ParamValues()[i]
+		if unescaped, err := url.PathUnescape(value); err == nil {
+			value = unescaped
+		}
+		params[name] = value
+	}
+	return m.route, params, nil
+}
+
+// echoToSpecPath turns /users/:id into /users/{id}.
+func echoToSpecPath(p string) string {
+	parts := strings.Split(p, "/")
+	for i, part := range parts {
+		if name, ok := strings.CutPrefix(part, ":"); ok {
+			parts[i] = "{" + name + "}"
+		}
+	}
+	return strings.Join(parts, "/")
 }
 
 // requestProblem builds the problem for a request the validator refused, or

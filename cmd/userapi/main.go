@@ -31,6 +31,9 @@ func main() {
 	}
 }
 
+// logFlushInterval bounds how long a log line waits in memory.
+const logFlushInterval = 100 * time.Millisecond
+
 // errUsage marks a command line that makes no sense; run has printed usage.
 var errUsage = errors.New("see userapi --help")
 
@@ -55,7 +58,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// Lines reach stdout within logFlushInterval; a crash loses at most that.
+	logOut := newLogWriter(stdout, logFlushInterval)
+	defer logOut.Close()
+	logger := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
 	pool, err := openDatabase(ctx, cfg, logger)
 	if err != nil {

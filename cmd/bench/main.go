@@ -1,0 +1,396 @@
+// Command bench measures userapi under load against a reference measured in
+// the same run: it seeds a fresh database with 10,000 users, starts the real
+// userapi binary and a minimal static-JSON Echo server as child processes,
+// and drives both with wrk from a third process, interleaving the scenarios
+// round by round and reporting medians.
+//
+//	go run ./cmd/bench [-duration 5s] [-rounds 3] [-connections 64]
+//
+// It needs wrk, PostgreSQL (DATABASE_URL or 127.0.0.1:5432) and Redis
+// (REDIS_URL or 127.0.0.1:6379).
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
+)
+
+const users = 10000
+
+// staticUser is what the reference server answers: the size and shape of a
+// real user.
+const staticUser = `{"created_at":"2026-01-02T03:04:05.123456Z","email":"user1@example.com","id":1,"name":"User 1","updated_at":"2026-01-02T03:04:05.123456Z"}`
+
+func main() {
+	if len(os.Args) == 3 && os.Args[1] == "serve-static" {
+		serveStatic(os.Args[2])
+		return
+	}
+	duration := flag.Duration("duration", 5*time.Second, "how long each wrk run lasts")
+	rounds := flag.Int("rounds", 3, "how many times each scenario runs; medians are reported")
+	conns := flag.Int("connections", 64, "wrk connections")
+	flag.Parse()
+	if err := run(*duration, *rounds, *conns); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// serveStatic is the reference: the least an Echo JSON endpoint can do.
+func serveStatic(addr string) {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	body := []byte(staticUser)
+	e.GET("/users/1", func(c echo.Context) error { return c.JSONBlob(http.StatusOK, body) })
+	if err := e.Start(addr); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+type scenario struct {
+	name   string
+	target string // "userapi" or "static"
+	path   string
+	script string // wrk Lua that shapes the requests, if any
+}
+
+// Lua for wrk. Each prints its result as one JSON line in done().
+const report = `
+done = function(summary, latency, requests)
+  local bad = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format('RESULT {"requests":%d,"seconds":%f,"p50_us":%d,"p99_us":%d,"errors":%d}\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99), bad))
+end
+`
+
+const randomGet = `
+math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+request = function()
+  return wrk.format("GET", "/users/" .. math.random(1, 10000))
+end
+`
+
+const batchGet = `
+math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  local ids = {}
+  for i = 1, 100 do ids[i] = math.random(1, 10000) end
+  return wrk.format(nil, "/users/batch-get", nil, '{"ids":[' .. table.concat(ids, ",") .. ']}')
+end
+`
+
+// listPage follows next_cursor values from random places in the table, as
+// a client paging through it does.
+func listPage() string {
+	var cursors []string
+	for i := range 200 {
+		after := 1 + i*49 // spread over 1..9801
+		cursors = append(cursors, `"`+base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("after:%d", after)))+`"`)
+	}
+	return `
+math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+local cursors = {` + strings.Join(cursors, ",") + `}
+request = function()
+  return wrk.format("GET", "/users?limit=100&cursor=" .. cursors[math.random(1, #cursors)])
+end
+`
+}
+
+const create = `
+local counter = 0
+local tag = tostring({}):sub(8)
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, "/users", nil, '{"name":"Load ' .. counter .. '","email":"load-' .. RUN .. '-' .. tag .. '-' .. counter .. '@example.com"}')
+end
+`
+
+func run(duration time.Duration, rounds, conns int) error {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return errors.New("wrk is not installed (Debian: apt-get install wrk)")
+	}
+	dir, err := os.MkdirTemp("", "userapi-bench-")
+	if err != nil {
+		return err
+	}
+	if os.Getenv("BENCH_KEEP_LOGS") == "" {
+		defer os.RemoveAll(dir)
+	}
+
+	ctx := context.Background()
+	dbURL, dropDB, err := createDatabase(ctx)
+	if err != nil {
+		return err
+	}
+	defer dropDB()
+
+	fmt.Println("building userapi and the reference server")
+	userapiBin, benchBin := filepath.Join(dir, "userapi"), filepath.Join(dir, "bench")
+	for bin, pkg := range map[string]string{userapiBin: "./cmd/userapi", benchBin: "./cmd/bench"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+
+	apiAddr, staticAddr := freeAddr(), freeAddr()
+	redisURL := os.Getenv("REDIS_URL")
+	if redisURL == "" {
+		redisURL = "redis://127.0.0.1:6379/0"
+	}
+	api, err := start(dir, "userapi", userapiBin, []string{"serve"},
+		"USERAPI_ADDR="+apiAddr, "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL,
+		"USERAPI_CACHE_PREFIX=bench-"+randomHex()+":")
+	if err != nil {
+		return err
+	}
+	defer stop(api)
+	static, err := start(dir, "static", benchBin, []string{"serve-static", staticAddr})
+	if err != nil {
+		return err
+	}
+	defer stop(static)
+	if err := waitReady("http://" + staticAddr + "/users/1"); err != nil {
+		return err
+	}
+	// Only /livez: asking userapi for a user before the seed would cache
+	// its absence.
+	if err := waitReady("http://" + apiAddr + "/livez"); err != nil {
+		return fmt.Errorf("userapi did not start (log: %s): %w", filepath.Join(dir, "userapi.log"), err)
+	}
+	if err := seed(ctx, dbURL); err != nil {
+		return err
+	}
+
+	runTag := randomHex()
+	scenarios := []scenario{
+		{"static JSON (reference)", "static", "/users/1", ""},
+		{"hot GET /users/1", "userapi", "/users/1", ""},
+		{"random GET /users/{id}", "userapi", "/", randomGet},
+		{"POST /users/batch-get (100 ids)", "userapi", "/", batchGet},
+		{"GET /users?limit=100 (cursor)", "userapi", "/", listPage()},
+		{"POST /users", "userapi", "/", strings.Replace(create, "RUN", `"`+runTag+`"`, 1)},
+	}
+	addrs := map[string]string{"userapi": apiAddr, "static": staticAddr}
+	results := make(map[string][]result)
+	fmt.Printf("wrk -t2 -c%d -d%s, %d rounds, scenarios interleaved; %d users seeded\n", conns, duration, rounds, users)
+	for r := range rounds {
+		for _, sc := range scenarios {
+			res, err := runWrk(dir, sc, addrs[sc.target], duration, conns)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("  round %d  %-32s %9.0f req/s  p50 %6s  p99 %6s  errors %d\n", r+1, sc.name, res.rps, res.p50, res.p99, res.errors)
+			results[sc.name] = append(results[sc.name], res)
+		}
+	}
+
+	fmt.Println()
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "scenario (median of rounds)\treq/s\tp50\tp99\tvs static\terrors\t")
+	ref := median(results[scenarios[0].name]).rps
+	for _, sc := range scenarios {
+		m := median(results[sc.name])
+		fmt.Fprintf(w, "%s\t%.0f\t%s\t%s\t%.2fx\t%d\t\n", sc.name, m.rps, m.p50, m.p99, m.rps/ref, m.errors)
+	}
+	w.Flush()
+	hot := median(results[scenarios[1].name]).rps
+	fmt.Printf("\nhot read / static reference = %.2f (goal: 0.80 or better)\n", hot/ref)
+	fmt.Printf("machine: %d CPUs; server logs in %s (kept with BENCH_KEEP_LOGS=1)\n", numCPU(), dir)
+	return nil
+}
+
+type result struct {
+	rps      float64
+	p50, p99 time.Duration
+	errors   int
+}
+
+// median picks the round with the median throughput.
+func median(rs []result) result {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b result) int {
+		switch {
+		case a.rps < b.rps:
+			return -1
+		case a.rps > b.rps:
+			return 1
+		}
+		return 0
+	})
+	m := s[len(s)/2]
+	for _, r := range rs {
+		m.errors = max(m.errors, r.errors)
+	}
+	return m
+}
+
+func runWrk(dir string, sc scenario, addr string, duration time.Duration, conns int) (result, error) {
+	script := filepath.Join(dir, "scenario.lua")
+	if err := os.WriteFile(script, []byte(sc.script+report), 0o644); err != nil {
+		return result{}, err
+	}
+	cmd := exec.Command("wrk", "-t2", fmt.Sprintf("-c%d", conns), "-d"+duration.String(), "-s", script, "http://"+addr+sc.path)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("wrk %s: %v\n%s", sc.name, err, out)
+	}
+	_, line, ok := strings.Cut(string(out), "RESULT ")
+	if !ok {
+		return result{}, fmt.Errorf("wrk %s printed no result:\n%s", sc.name, out)
+	}
+	var r struct {
+		Requests int     `json:"requests"`
+		Seconds  float64 `json:"seconds"`
+		P50      int64   `json:"p50_us"`
+		P99      int64   `json:"p99_us"`
+		Errors   int     `json:"errors"`
+	}
+	if err := json.NewDecoder(strings.NewReader(line)).Decode(&r); err != nil {
+		return result{}, fmt.Errorf("wrk %s: %v in %q", sc.name, err, line)
+	}
+	return result{
+		rps:    float64(r.Requests) / r.Seconds,
+		p50:    time.Duration(r.P50) * time.Microsecond,
+		p99:    time.Duration(r.P99) * time.Microsecond,
+		errors: r.Errors,
+	}, nil
+}
+
+// createDatabase makes an empty database for this run on the server of
+// DATABASE_URL (or 127.0.0.1:5432), and returns its URL and how to drop it.
+func createDatabase(ctx context.Context) (string, func(), error) {
+	base := os.Getenv("DATABASE_URL")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	name := "userapi_bench_" + randomHex()
+	admin := *u
+	admin.Path = "/postgres"
+	conn, err := pgx.Connect(ctx, admin.String())
+	if err != nil {
+		return "", nil, fmt.Errorf("PostgreSQL at %s: %w", admin.Redacted(), err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", nil, err
+	}
+	drop := func() {
+		if c, err := pgx.Connect(context.Background(), admin.String()); err == nil {
+			c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(context.Background())
+		}
+	}
+	u.Path = "/" + name
+	return u.String(), drop, nil
+}
+
+// seed inserts the users once userapi has migrated the schema.
+func seed(ctx context.Context, dbURL string) error {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `INSERT INTO users (name, email)
+		SELECT 'User ' || g, 'user' || g || '@example.com' FROM generate_series(1, $1) g`, users)
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	_, err = conn.Exec(ctx, "ANALYZE users")
+	return err
+}
+
+// start runs a child process with its output in a log file, not a pipe: a
+// server that logs every request would fill a pipe nobody drains.
+func start(dir, name, bin string, args []string, env ...string) (*exec.Cmd, error) {
+	log, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	return cmd, nil
+}
+
+func stop(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+	}
+}
+
+func waitReady(u string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if res, err := http.Get(u); err == nil {
+			res.Body.Close()
+			if res.StatusCode < 500 {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not answer", u)
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func randomHex() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func numCPU() int {
+	out, err := exec.Command("nproc").Output()
+	if err != nil {
+		return 0
+	}
+	var n int
+	fmt.Sscan(string(bytes.TrimSpace(out)), &n)
+	return n
+}

@@ -1,0 +1,32 @@
+package server_test
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"userapi/server"
+	"userapi/store"
+)
+
+// BenchmarkGetUser measures the HTTP layer alone (routing, validation,
+// logging, encoding) on a user the store returns from memory.
+func BenchmarkGetUser(b *testing.B) {
+	u := store.User{ID: 1, Name: "User 1", Email: "user1@example.com", Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	e, err := server.New(slog.New(slog.NewJSONHandler(io.Discard, nil)), fakeUsers{GetFn: func(int64) (store.User, error) { return u, nil }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/users/1", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
+}
