@@ -170,6 +170,15 @@ func (u *Users) Close() {
 	}
 }
 
+// RedisClient returns the connection to Redis, or nil until there is one,
+// so that other users of Redis share it.
+func (u *Users) RedisClient() rueidis.Client {
+	if c := u.client.Load(); c != nil {
+		return (*c).Client()
+	}
+	return nil
+}
+
 // Ping reports whether Redis answers; /health shows it.
 func (u *Users) Ping(ctx context.Context) error {
 	c := u.client.Load()

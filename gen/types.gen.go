@@ -284,6 +284,9 @@ type PayloadTooLarge = Problem
 // PreconditionFailed An error, as in RFC 9457.
 type PreconditionFailed = Problem
 
+// TooManyRequests An error, as in RFC 9457.
+type TooManyRequests = Problem
+
 // UnsupportedMediaType An error, as in RFC 9457.
 type UnsupportedMediaType = Problem
 

@@ -16,7 +16,7 @@ import (
 // logging, encoding) on a user the store returns from memory.
 func BenchmarkGetUser(b *testing.B) {
 	u := store.User{ID: 1, Name: "User 1", Email: "user1@example.com", Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}
-	e, err := server.New(slog.New(slog.NewJSONHandler(io.Discard, nil)), fakeUsers{GetFn: func(int64) (store.User, error) { return u, nil }})
+	e, err := server.New(slog.New(slog.NewJSONHandler(io.Discard, nil)), fakeUsers{GetFn: func(int64) (store.User, error) { return u, nil }}, server.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

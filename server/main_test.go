@@ -40,10 +40,15 @@ type testServer struct {
 // newServer serves users (a fresh database when nil) and the given checks.
 func newServer(t *testing.T, users store.UserService, checks ...server.Check) *testServer {
 	t.Helper()
+	return newServerWith(t, users, server.Options{Checks: checks})
+}
+
+func newServerWith(t *testing.T, users store.UserService, opts server.Options) *testServer {
+	t.Helper()
 	if users == nil {
 		users = store.NewUsers(storetest.NewPool(t))
 	}
-	e, err := server.New(slog.New(slog.NewTextHandler(io.Discard, nil)), users, checks...)
+	e, err := server.New(slog.New(slog.NewTextHandler(io.Discard, nil)), users, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

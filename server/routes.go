@@ -13,13 +13,16 @@ import (
 )
 
 // addRoutes is the whole surface of the service in one place.
-func addRoutes(e *echo.Echo, logger *slog.Logger, validationSpec *openapi3.T, h *Handler, specJSON []byte) {
+func addRoutes(e *echo.Echo, logger *slog.Logger, validationSpec *openapi3.T, h *Handler, specJSON []byte, rl *RateLimit) {
 	e.Use(
 		withRequestID,
 		accessLog(logger),
 		recoverPanics(logger),
-		middleware.BodyLimit("1M"),
 	)
+	if rl != nil {
+		e.Use(rateLimit(*rl))
+	}
+	e.Use(middleware.BodyLimit("1M"))
 
 	// Every operation in openapi.yaml, each behind the request validator.
 	// The validator runs per route rather than globally so that unknown paths

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/ghodss/yaml"
@@ -19,8 +20,19 @@ import (
 // bodyLimit is the largest request body accepted, in bytes.
 const bodyLimit = 1 << 20
 
+// Options are the parts of the service that are optional or configurable.
+type Options struct {
+	// Checks are the dependencies /health reports.
+	Checks []Check
+	// RateLimit limits each client; nil limits nothing.
+	RateLimit *RateLimit
+	// TrustedProxies are the peers whose X-Forwarded-For and X-Real-IP
+	// headers name the client; nobody else's are believed.
+	TrustedProxies []*net.IPNet
+}
+
 // New returns the HTTP handler for the whole service.
-func New(logger *slog.Logger, users store.UserService, checks ...Check) (*echo.Echo, error) {
+func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo, error) {
 	spec, err := LoadSpec()
 	if err != nil {
 		return nil, err
@@ -36,13 +48,14 @@ func New(logger *slog.Logger, users store.UserService, checks ...Check) (*echo.E
 	if err != nil {
 		return nil, fmt.Errorf("convert openapi.yaml to JSON: %w", err)
 	}
-	h := &Handler{users: users, checks: checks, specYAML: userapi.OpenAPI, specJSON: specJSON}
+	h := &Handler{users: users, checks: opts.Checks, specYAML: userapi.OpenAPI, specJSON: specJSON}
 
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(logger)
-	addRoutes(e, logger, spec, h, specJSON)
+	e.IPExtractor = ipExtractor(opts.TrustedProxies)
+	addRoutes(e, logger, spec, h, specJSON, opts.RateLimit)
 	return e, nil
 }
 

@@ -162,13 +162,25 @@ func run(duration time.Duration, rounds, conns int) error {
 	if redisURL == "" {
 		redisURL = "redis://127.0.0.1:6379/0"
 	}
+	// Two instances over the same data: one with the rate limiter off, one
+	// with it on at a limit no run reaches, so that every request pays for
+	// its decision without being refused.
+	prefix := "USERAPI_CACHE_PREFIX=bench-" + randomHex() + ":"
 	api, err := start(dir, "userapi", userapiBin, []string{"serve"},
-		"USERAPI_ADDR="+apiAddr, "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL,
-		"USERAPI_CACHE_PREFIX=bench-"+randomHex()+":")
+		"USERAPI_ADDR="+apiAddr, "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL, prefix,
+		"USERAPI_RATE_LIMIT=off", "USERAPI_RATE_LIMIT_WRITES=off")
 	if err != nil {
 		return err
 	}
 	defer stop(api)
+	limitedAddr := freeAddr()
+	limited, err := start(dir, "userapi-limited", userapiBin, []string{"serve"},
+		"USERAPI_ADDR="+limitedAddr, "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL, prefix,
+		"USERAPI_RATE_LIMIT=1000000000/1s", "USERAPI_RATE_LIMIT_WRITES=1000000000/1s")
+	if err != nil {
+		return err
+	}
+	defer stop(limited)
 	static, err := start(dir, "static", benchBin, []string{"serve-static", staticAddr})
 	if err != nil {
 		return err
@@ -179,8 +191,10 @@ func run(duration time.Duration, rounds, conns int) error {
 	}
 	// Only /livez: asking userapi for a user before the seed would cache
 	// its absence.
-	if err := waitReady("http://" + apiAddr + "/livez"); err != nil {
-		return fmt.Errorf("userapi did not start (log: %s): %w", filepath.Join(dir, "userapi.log"), err)
+	for _, addr := range []string{apiAddr, limitedAddr} {
+		if err := waitReady("http://" + addr + "/livez"); err != nil {
+			return fmt.Errorf("userapi did not start (logs in %s): %w", dir, err)
+		}
 	}
 	if err := seed(ctx, dbURL); err != nil {
 		return err
@@ -190,12 +204,13 @@ func run(duration time.Duration, rounds, conns int) error {
 	scenarios := []scenario{
 		{"static JSON (reference)", "static", "/users/1", ""},
 		{"hot GET /users/1", "userapi", "/users/1", ""},
+		{"hot GET /users/1, rate limiter on", "limited", "/users/1", ""},
 		{"random GET /users/{id}", "userapi", "/", randomGet},
 		{"POST /users/batch-get (100 ids)", "userapi", "/", batchGet},
 		{"GET /users?limit=100 (cursor)", "userapi", "/", listPage()},
 		{"POST /users", "userapi", "/", strings.Replace(create, "RUN", `"`+runTag+`"`, 1)},
 	}
-	addrs := map[string]string{"userapi": apiAddr, "static": staticAddr}
+	addrs := map[string]string{"userapi": apiAddr, "limited": limitedAddr, "static": staticAddr}
 	results := make(map[string][]result)
 	fmt.Printf("wrk -t2 -c%d -d%s, %d rounds, scenarios interleaved; %d users seeded\n", conns, duration, rounds, users)
 	for r := range rounds {
@@ -219,7 +234,9 @@ func run(duration time.Duration, rounds, conns int) error {
 	}
 	w.Flush()
 	hot := median(results[scenarios[1].name]).rps
+	limitedHot := median(results[scenarios[2].name]).rps
 	fmt.Printf("\nhot read / static reference = %.2f (goal: 0.80 or better)\n", hot/ref)
+	fmt.Printf("hot read with rate limiter / without = %.2f (goal: 0.85 or better)\n", limitedHot/hot)
 	fmt.Printf("machine: %d CPUs; server logs in %s (kept with BENCH_KEEP_LOGS=1)\n", numCPU(), dir)
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"userapi/ratelimit"
 )
 
 // config is every setting of the service, read once from the environment.
@@ -26,6 +28,10 @@ type config struct {
 	CacheTTL         time.Duration
 	CacheNegativeTTL time.Duration
 	CachePrefix      string
+
+	RateLimit       ratelimit.Policy
+	RateLimitWrites ratelimit.Policy
+	TrustedProxies  []*net.IPNet
 
 	ShutdownTimeout time.Duration
 }
@@ -84,6 +90,21 @@ func loadConfig(getenv func(string) string) (config, error) {
 			c.CachePrefix = v
 			return nil
 		}},
+		{"USERAPI_RATE_LIMIT", "100/1m", policy(&c.RateLimit)},
+		{"USERAPI_RATE_LIMIT_WRITES", "20/1m", policy(&c.RateLimitWrites)},
+		{"USERAPI_TRUSTED_PROXIES", "none", func(v string) error {
+			if v == "none" {
+				return nil
+			}
+			for _, cidr := range strings.Split(v, ",") {
+				_, n, err := net.ParseCIDR(strings.TrimSpace(cidr))
+				if err != nil {
+					return fmt.Errorf("%q is not a CIDR range such as 10.0.0.0/8", strings.TrimSpace(cidr))
+				}
+				c.TrustedProxies = append(c.TrustedProxies, n)
+			}
+			return nil
+		}},
 		{"USERAPI_SHUTDOWN_TIMEOUT", "25s", duration(&c.ShutdownTimeout)},
 	}
 	for _, s := range settings {
@@ -123,6 +144,14 @@ func duration(dst *time.Duration) func(string) error {
 	}
 }
 
+func policy(dst *ratelimit.Policy) func(string) error {
+	return func(v string) error {
+		p, err := ratelimit.ParsePolicy(v)
+		*dst = p
+		return err
+	}
+}
+
 func positiveDuration(dst *time.Duration) func(string) error {
 	return func(v string) error {
 		d, err := time.ParseDuration(v)
@@ -155,6 +184,10 @@ Environment (defaults in brackets):
   USERAPI_CACHE_TTL              longest a cached user lives (writes invalidate at once) [5m]
   USERAPI_CACHE_NEGATIVE_TTL     how long "no such user" is remembered [10s]
   USERAPI_CACHE_PREFIX           start of every Redis key, to share one Redis [userapi:]
+  USERAPI_RATE_LIMIT             requests per client and period, or "off" [100/1m]
+  USERAPI_RATE_LIMIT_WRITES      POST/PUT/PATCH/DELETE per client and period, or "off" [20/1m]
+  USERAPI_TRUSTED_PROXIES        CIDR ranges of proxies whose X-Forwarded-For is believed
+                                 (comma-separated, or "none") [none]
   USERAPI_SHUTDOWN_TIMEOUT       how long in-flight requests get on shutdown [25s]
   USERAPI_LOG_LEVEL              debug, info, warn or error [info]
 `

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"userapi/cache"
+	"userapi/ratelimit"
 	"userapi/server"
 	"userapi/store"
 )
@@ -30,6 +31,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// rateLimitClients bounds the clients the in-memory limiter remembers.
+const rateLimitClients = 100000
 
 // logFlushInterval bounds how long a log line waits in memory.
 const logFlushInterval = 100 * time.Millisecond
@@ -98,7 +102,12 @@ func openDatabase(ctx context.Context, cfg config, logger *slog.Logger) (*pgxpoo
 // serve answers HTTP until ctx ends, then lets in-flight requests finish.
 func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.Pool) error {
 	var users store.UserService = store.NewUsers(pool)
-	checks := []server.Check{{Name: "database", Required: true, Probe: pool.Ping}}
+	opts := server.Options{
+		Checks:         []server.Check{{Name: "database", Required: true, Probe: pool.Ping}},
+		TrustedProxies: cfg.TrustedProxies,
+	}
+	// Per-instance limits until (or unless) Redis holds the shared budget.
+	var limiter ratelimit.Limiter = ratelimit.NewMemory(rateLimitClients)
 	if cfg.RedisURL != "" {
 		cached, err := cache.NewUsers(users, cache.Options{
 			URL: cfg.RedisURL, Prefix: cfg.CachePrefix, TTL: cfg.CacheTTL, NegativeTTL: cfg.CacheNegativeTTL, Logger: logger,
@@ -108,11 +117,20 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.P
 		}
 		defer cached.Close()
 		users = cached
-		checks = append(checks, server.Check{Name: "cache", Probe: cached.Ping})
+		opts.Checks = append(opts.Checks, server.Check{Name: "cache", Probe: cached.Ping})
+		limiter = &ratelimit.Fallback{
+			Primary:   ratelimit.NewRedis(cached.RedisClient, cfg.CachePrefix+"ratelimit:"),
+			Secondary: limiter,
+			Logger:    logger,
+		}
 	} else {
-		logger.Info("cache off (REDIS_URL=off): every read goes to the database")
+		logger.Info("cache off (REDIS_URL=off): every read goes to the database, and rate limits are per instance")
 	}
-	handler, err := server.New(logger, users, checks...)
+	if !cfg.RateLimit.Off() || !cfg.RateLimitWrites.Off() {
+		opts.RateLimit = &server.RateLimit{Limiter: limiter, Reads: cfg.RateLimit, Writes: cfg.RateLimitWrites}
+	}
+	logger.Info("rate limits", "reads", cfg.RateLimit.String(), "writes", cfg.RateLimitWrites.String(), "trusted_proxies", len(cfg.TrustedProxies))
+	handler, err := server.New(logger, users, opts)
 	if err != nil {
 		return err
 	}

@@ -64,6 +64,7 @@ func TestRun_ServeAndShutdown(t *testing.T) {
 			"DATABASE_URL":         storetest.NewDB(t),
 			"USERAPI_DB_MIN_CONNS": "1",
 			"USERAPI_DB_MAX_CONNS": "4",
+			"REDIS_URL":            "off",
 		}), &logs, &logs)
 	}()
 	base := "http://" + addr
@@ -113,6 +114,7 @@ func TestRun_GracefulShutdownFinishesInFlight(t *testing.T) {
 	go func() {
 		done <- run(ctx, nil, env(map[string]string{
 			"USERAPI_ADDR": addr, "DATABASE_URL": storetest.NewDB(t), "USERAPI_DB_MIN_CONNS": "1", "USERAPI_DB_MAX_CONNS": "4",
+			"REDIS_URL": "off",
 		}), &logs, &logs)
 	}()
 	base := "http://" + addr
@@ -234,7 +236,10 @@ func TestRun_Help(t *testing.T) {
 func instance(t *testing.T, vars map[string]string) string {
 	t.Helper()
 	addr := freeAddr(t)
-	all := map[string]string{"USERAPI_ADDR": addr, "USERAPI_DB_MIN_CONNS": "1", "USERAPI_DB_MAX_CONNS": "4"}
+	all := map[string]string{
+		"USERAPI_ADDR": addr, "USERAPI_DB_MIN_CONNS": "1", "USERAPI_DB_MAX_CONNS": "4",
+		"USERAPI_RATE_LIMIT": "off", "USERAPI_RATE_LIMIT_WRITES": "off",
+	}
 	for k, v := range vars {
 		all[k] = v
 	}
@@ -398,5 +403,44 @@ func TestRedisOutageDegrades(t *testing.T) {
 	}
 	if r := call(t, "GET", base+"/users/1", ""); r.status != http.StatusOK || !strings.Contains(r.body, `"name":"Ada K"`) {
 		t.Errorf("GET after Redis returned = %d %s, want the name written during the outage", r.status, r.body)
+	}
+}
+
+// Two instances spend from one budget per client, kept in Redis.
+func TestRateLimitSharedByInstances(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{
+		"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": cachetest.URL(), "USERAPI_CACHE_PREFIX": cachetest.Prefix(t),
+		"USERAPI_RATE_LIMIT": "10/1h",
+	}
+	a, b := instance(t, vars), instance(t, vars)
+	count := map[int]int{}
+	for i := range 30 {
+		base := a
+		if i%2 == 1 {
+			base = b
+		}
+		count[call(t, "GET", base+"/users/1", "").status]++
+	}
+	if count[http.StatusTooManyRequests] != 20 || count[http.StatusNotFound] != 10 {
+		t.Errorf("30 reads through two instances at 10/1h: %v, want 10 answered (404) and 20 × 429", count)
+	}
+}
+
+// Without Redis the limiter still limits, per instance, and never fails a
+// request because of it.
+func TestRateLimitFallsBackToMemory(t *testing.T) {
+	t.Parallel()
+	redis := cachetest.NewServer(t)
+	base := instance(t, map[string]string{
+		"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": redis.URL(), "USERAPI_RATE_LIMIT": "5/1h",
+	})
+	redis.Stop()
+	count := map[int]int{}
+	for range 8 {
+		count[call(t, "GET", base+"/users/1", "").status]++
+	}
+	if count[http.StatusNotFound] != 5 || count[http.StatusTooManyRequests] != 3 {
+		t.Errorf("8 reads at 5/1h with Redis down: %v, want 5 answered (404) and 3 × 429, no 5xx", count)
 	}
 }

@@ -1,0 +1,109 @@
+package server
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"userapi/ratelimit"
+)
+
+// RateLimit configures the limiter. Reads and Writes are separate budgets:
+// POST, PUT, PATCH and DELETE spend Writes (except reads sent as POST, such
+// as batch-get), everything else spends Reads.
+type RateLimit struct {
+	Limiter ratelimit.Limiter
+	Reads   ratelimit.Policy
+	Writes  ratelimit.Policy
+}
+
+// unlimited paths are for load balancers, monitoring and people reading
+// the docs: never refused.
+func unlimited(path string) bool {
+	switch path {
+	case "/", "/livez", "/health", "/docs", "/redoc", "/openapi.json", "/openapi.yaml":
+		return true
+	}
+	return strings.HasPrefix(path, "/docs/") || strings.HasPrefix(path, "/redoc/")
+}
+
+// readsSentAsPOST are operations that only read but take a body.
+var readsSentAsPOST = map[string]bool{"/users/batch-get": true}
+
+func isWrite(method, route string) bool {
+	switch method {
+	case http.MethodPost:
+		return !readsSentAsPOST[route]
+	case http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// rateLimit spends one request from the client's budget, sets the
+// RateLimit-* headers, and refuses with 429 and Retry-After when the budget
+// is spent. The client is its IP address, as clientIP found it.
+func rateLimit(rl RateLimit) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			if unlimited(req.URL.Path) {
+				return next(c)
+			}
+			policy, class := rl.Reads, "r:"
+			if isWrite(req.Method, c.Path()) {
+				policy, class = rl.Writes, "w:"
+			}
+			if policy.Off() {
+				return next(c)
+			}
+			d, err := rl.Limiter.Allow(req.Context(), class+"ip:"+c.RealIP(), policy)
+			if err != nil {
+				// Only a cancelled request gets here: the limiter falls back
+				// to memory on its own.
+				return err
+			}
+			h := c.Response().Header()
+			h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
+			h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
+			h.Set("RateLimit-Reset", seconds(d.Reset))
+			if !d.Allowed {
+				p := newProblem(http.StatusTooManyRequests, fmt.Sprintf(
+					"too many requests: the limit is %d per %s; retry in %s s", policy.Limit, policy.Period, seconds(d.RetryAfter)))
+				p.header = http.Header{"Retry-After": {seconds(d.RetryAfter)}}
+				return p
+			}
+			return next(c)
+		}
+	}
+}
+
+// seconds rounds up to whole seconds, at least 1 for any wait at all.
+func seconds(d time.Duration) string {
+	return strconv.Itoa(int(math.Ceil(d.Seconds())))
+}
+
+// ipExtractor finds the client's address: the peer's, unless the peer is a
+// trusted proxy, in which case X-Forwarded-For (the nearest address that is
+// not a trusted proxy) or X-Real-IP. Headers from anyone else are ignored,
+// so they cannot be used to dodge the limit or forge the logs.
+func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	xff := echo.ExtractIPFromXFFHeader(opts...)
+	realIP := echo.ExtractIPFromRealIPHeader(opts...)
+	return func(req *http.Request) string {
+		if req.Header.Get(echo.HeaderXForwardedFor) != "" {
+			return xff(req)
+		}
+		return realIP(req)
+	}
+}
