@@ -13,14 +13,17 @@ import (
 )
 
 // addRoutes is the whole surface of the service in one place.
-func addRoutes(e *echo.Echo, logger *slog.Logger, validationSpec *openapi3.T, h *Handler, specJSON []byte, rl *RateLimit) {
+func addRoutes(e *echo.Echo, logger *slog.Logger, validationSpec *openapi3.T, h *Handler, specJSON []byte, opts Options) {
 	e.Use(
 		withRequestID,
 		accessLog(logger),
 		recoverPanics(logger),
 	)
-	if rl != nil {
-		e.Use(rateLimit(*rl))
+	if len(opts.CORSOrigins) > 0 {
+		e.Use(cors(opts.CORSOrigins)) // before the limiter: preflights spend nothing
+	}
+	if opts.RateLimit != nil {
+		e.Use(rateLimit(*opts.RateLimit))
 	}
 	e.Use(middleware.BodyLimit("1M"))
 

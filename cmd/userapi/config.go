@@ -32,6 +32,7 @@ type config struct {
 	RateLimit       ratelimit.Policy
 	RateLimitWrites ratelimit.Policy
 	TrustedProxies  []*net.IPNet
+	CORSOrigins     []string
 
 	ShutdownTimeout time.Duration
 }
@@ -102,6 +103,20 @@ func loadConfig(getenv func(string) string) (config, error) {
 					return fmt.Errorf("%q is not a CIDR range such as 10.0.0.0/8", strings.TrimSpace(cidr))
 				}
 				c.TrustedProxies = append(c.TrustedProxies, n)
+			}
+			return nil
+		}},
+		{"USERAPI_CORS_ORIGINS", "none", func(v string) error {
+			if v == "none" {
+				return nil
+			}
+			for _, o := range strings.Split(v, ",") {
+				o = strings.TrimSpace(o)
+				u, err := url.Parse(o)
+				if o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "") {
+					return fmt.Errorf("%q is not an origin such as https://app.example.com", o)
+				}
+				c.CORSOrigins = append(c.CORSOrigins, o)
 			}
 			return nil
 		}},
@@ -188,6 +203,8 @@ Environment (defaults in brackets):
   USERAPI_RATE_LIMIT_WRITES      POST/PUT/PATCH/DELETE per client and period, or "off" [20/1m]
   USERAPI_TRUSTED_PROXIES        CIDR ranges of proxies whose X-Forwarded-For is believed
                                  (comma-separated, or "none") [none]
+  USERAPI_CORS_ORIGINS           browser origins allowed to call the API, comma-separated,
+                                 or "none" for no CORS headers [none]
   USERAPI_SHUTDOWN_TIMEOUT       how long in-flight requests get on shutdown [25s]
   USERAPI_LOG_LEVEL              debug, info, warn or error [info]
 `
