@@ -65,7 +65,7 @@ func (e LivenessStatus) Valid() bool {
 type BatchGetRequest struct {
 	// Ids From 1 to 1000 user ids.
 	//
-	// Examples: [1,2,42]
+	// Example: [1,2,42]
 	Ids []int64 `json:"ids"`
 }
 
@@ -76,25 +76,25 @@ type BatchGetResponse struct {
 
 	// Missing The ids asked for that no user has, in the order they were asked for.
 	//
-	// Examples: [42]
+	// Example: [42]
 	Missing []int64 `json:"missing"`
 }
 
 // Email An email address, up to 254 characters. Unique among users, compared case-insensitively.
 //
-// Examples: ada@example.com
+// Example: ada@example.com
 type Email = string
 
 // FieldError What is wrong with one field of a request.
 type FieldError struct {
 	// Location Where the field is; `body.`, `query.`, `path.` or `header.` followed by its name (`body.email`, `query.limit`). `body` alone means the body as a whole.
 	//
-	// Examples: body.email
+	// Example: body.email
 	Location string `json:"location"`
 
 	// Message What is wrong with it.
 	//
-	// Examples: must be a valid email address
+	// Example: must be a valid email address
 	Message string `json:"message"`
 }
 
@@ -136,14 +136,14 @@ type LivenessStatus string
 
 // Name A display name, 1 to 100 characters.
 //
-// Examples: Ada Lovelace
+// Example: Ada Lovelace
 type Name = string
 
 // Problem An error, as in RFC 9457.
 type Problem struct {
 	// Detail What went wrong this time, for a human.
 	//
-	// Examples: user 42 does not exist
+	// Example: user 42 does not exist
 	Detail string `json:"detail"`
 
 	// Errors On validation errors, one entry per bad field.
@@ -151,7 +151,7 @@ type Problem struct {
 
 	// Instance The path of the request that failed.
 	//
-	// Examples: /users/42
+	// Example: /users/42
 	Instance *string `json:"instance,omitempty"`
 
 	// RequestId The request's id, as in the `X-Request-ID` header.
@@ -159,17 +159,17 @@ type Problem struct {
 
 	// Status The HTTP status code.
 	//
-	// Examples: 404
+	// Example: 404
 	Status int `json:"status"`
 
 	// Title A short summary of the kind of problem; the same for every occurrence.
 	//
-	// Examples: Not Found
+	// Example: Not Found
 	Title string `json:"title"`
 
 	// Type A URI that identifies the kind of problem. `about:blank` when the HTTP status says it all.
 	//
-	// Examples: about:blank
+	// Example: about:blank
 	Type string `json:"type"`
 }
 
@@ -177,27 +177,27 @@ type Problem struct {
 type User struct {
 	// CreatedAt When the user was created (RFC 3339, UTC).
 	//
-	// Examples: 2026-01-02T03:04:05Z
+	// Example: 2026-01-02T03:04:05Z
 	CreatedAt time.Time `json:"created_at"`
 
 	// Email The user's email address, as it was given.
 	//
-	// Examples: ada@example.com
+	// Example: ada@example.com
 	Email string `json:"email"`
 
 	// Id The user's id, assigned by the server.
 	//
-	// Examples: 1
+	// Example: 1
 	Id int64 `json:"id"`
 
 	// Name The user's display name.
 	//
-	// Examples: Ada Lovelace
+	// Example: Ada Lovelace
 	Name string `json:"name"`
 
 	// UpdatedAt When the user last changed (RFC 3339, UTC).
 	//
-	// Examples: 2026-01-02T03:04:05Z
+	// Example: 2026-01-02T03:04:05Z
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
@@ -205,12 +205,12 @@ type User struct {
 type UserCreate struct {
 	// Email An email address, up to 254 characters. Unique among users, compared case-insensitively.
 	//
-	// Examples: ada@example.com
+	// Example: ada@example.com
 	Email Email `json:"email"`
 
 	// Name A display name, 1 to 100 characters.
 	//
-	// Examples: Ada Lovelace
+	// Example: Ada Lovelace
 	Name Name `json:"name"`
 }
 
@@ -221,7 +221,7 @@ type UserPage struct {
 
 	// NextCursor Pass this as `cursor` to get the next page; `null` when this is the last page.
 	//
-	// Examples: eyJhZnRlciI6MX0
+	// Example: eyJhZnRlciI6MX0
 	NextCursor *string `json:"next_cursor"`
 }
 
@@ -229,12 +229,12 @@ type UserPage struct {
 type UserPatch struct {
 	// Email An email address, up to 254 characters. Unique among users, compared case-insensitively.
 	//
-	// Examples: ada@example.com
+	// Example: ada@example.com
 	Email *Email `json:"email,omitempty"`
 
 	// Name A display name, 1 to 100 characters.
 	//
-	// Examples: Ada Lovelace
+	// Example: Ada Lovelace
 	Name *Name `json:"name,omitempty"`
 }
 
@@ -242,12 +242,12 @@ type UserPatch struct {
 type UserReplace struct {
 	// Email An email address, up to 254 characters. Unique among users, compared case-insensitively.
 	//
-	// Examples: ada@example.com
+	// Example: ada@example.com
 	Email Email `json:"email"`
 
 	// Name A display name, 1 to 100 characters.
 	//
-	// Examples: Ada Lovelace
+	// Example: Ada Lovelace
 	Name Name `json:"name"`
 }
 
