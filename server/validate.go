@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -68,8 +69,12 @@ func (v *validator) forRoute(method, echoPath string) echo.MiddlewareFunc {
 		panic(fmt.Sprintf("%s %s is registered but not in openapi.yaml", method, specPath))
 	}
 	route := &routers.Route{Spec: v.spec, Path: specPath, PathItem: item, Method: method, Operation: item.GetOperation(method)}
+	deprecation := deprecationHeaders(route.Operation)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
+			for k, vals := range deprecation {
+				c.Response().Header()[k] = vals
+			}
 			// Echo lets a last path parameter run past a slash
 			// (/users/1/friends matches /users/:id); no path here has one.
 			for _, value := range c.ParamValues() {
@@ -83,6 +88,39 @@ func (v *validator) forRoute(method, echoPath string) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// deprecationHeaders are the headers a deprecated operation answers with:
+// Deprecation (RFC 9745) from its x-deprecated-at date, and Sunset
+// (RFC 8594) from its x-sunset date, both RFC 3339 dates in the spec.
+func deprecationHeaders(op *openapi3.Operation) http.Header {
+	if !op.Deprecated {
+		return nil
+	}
+	h := http.Header{}
+	date := func(name string) (time.Time, bool) {
+		s, ok := op.Extensions[name].(string)
+		if !ok {
+			return time.Time{}, false
+		}
+		t, err := time.Parse(time.DateOnly, s)
+		if err != nil {
+			t, err = time.Parse(time.RFC3339, s)
+		}
+		if err != nil {
+			panic(fmt.Sprintf("%s of %s: %q is not a date", name, op.OperationID, s))
+		}
+		return t, true
+	}
+	if t, ok := date("x-deprecated-at"); ok {
+		h.Set("Deprecation", "@"+strconv.FormatInt(t.Unix(), 10))
+	} else {
+		panic(fmt.Sprintf("deprecated operation %s has no x-deprecated-at date", op.OperationID))
+	}
+	if t, ok := date("x-sunset"); ok {
+		h.Set("Sunset", t.UTC().Format(http.TimeFormat))
+	}
+	return h
 }
 
 // matched is a routers.Router that answers with the route Echo matched.
