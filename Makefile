@@ -21,14 +21,21 @@ test: ## Run every test against real PostgreSQL, starting it if needed.
 	@$(DEV_ENV) && $(GO) test -race -count=1 ./...
 
 .PHONY: generate
-generate: ## Regenerate gen/ (from openapi.yaml) and store/internal/dbsqlc (from SQL).
+generate: ## Regenerate gen/ and clients/typescript (from openapi.yaml) and store/internal/dbsqlc (from SQL).
 	$(GO) generate ./api/... ./store/...
+	cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent generate
+
+GENERATED := gen store/internal clients/typescript/src/schema.ts
 
 .PHONY: verify
 verify: generate ## Fail when generated code differs from what `make generate` produces.
-	@if [ -n "$$(git status --porcelain -- gen store/internal)" ]; then \
-		git status --short -- gen store/internal; \
+	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+		git status --short -- $(GENERATED); \
 		echo "generated code is stale: run 'make generate' and commit the result"; exit 1; fi
+
+.PHONY: contract
+contract: ## Lint the spec, gate breaking changes, test the TypeScript client (directly and through Prism), check the docs in Chromium.
+	@scripts/contract.sh
 
 .PHONY: vet
 vet: ## Run go vet.

@@ -1,0 +1,141 @@
+// Starts a real userapi for the tests, or uses the one at USERAPI_URL.
+//
+// Started here, it runs as a child process (output in a log file, never a
+// pipe) on a fresh database that is dropped afterwards, with limits low
+// enough to test 429s. Each test sends its own X-Forwarded-For address (the
+// server trusts loopback proxies here), so each has its own rate budget.
+//
+// With PRISM set to the path of a `prism` binary, the tests talk to a Prism
+// validation proxy in front of the server, which checks every request and
+// response against openapi.yaml.
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+import { createUserApiClient, type UserApiClient } from "../src/index.js";
+
+const repo = resolve(import.meta.dirname, "..", "..", "..", "..");
+
+export interface Harness {
+  baseUrl: string;
+  /** A client whose requests come from its own address. */
+  client(): UserApiClient;
+  stop(): Promise<void>;
+}
+
+let clients = 0;
+
+export async function startHarness(): Promise<Harness> {
+  const children: ChildProcess[] = [];
+  const cleanups: (() => void)[] = [];
+  let baseUrl = process.env.USERAPI_URL ?? "";
+
+  if (!baseUrl) {
+    const dir = mkdtempSync(join(tmpdir(), "userapi-client-test-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const bin = join(dir, "userapi");
+    execFileSync("go", ["build", "-o", bin, "./cmd/userapi"], { cwd: repo, stdio: "inherit" });
+
+    const db = `userapi_tsclient_${randomBytes(4).toString("hex")}`;
+    const admin = new URL(process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable");
+    const dbUrl = new URL(admin);
+    dbUrl.pathname = `/${db}`;
+    admin.pathname = "/postgres";
+    cleanups.push(() => {
+      try {
+        execFileSync("psql", [admin.toString(), "-qc", `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`], { stdio: "ignore" });
+      } catch {
+        console.error(`could not drop test database ${db}`);
+      }
+    });
+
+    const port = await freePort();
+    const log = join(dir, "userapi.log");
+    const child = spawn(bin, ["serve"], {
+      env: {
+        ...process.env,
+        USERAPI_ADDR: `127.0.0.1:${port}`,
+        DATABASE_URL: dbUrl.toString(),
+        USERAPI_DB_MIN_CONNS: "1",
+        USERAPI_DB_MAX_CONNS: "4",
+        USERAPI_CACHE_PREFIX: `tsclient-${randomBytes(4).toString("hex")}:`,
+        USERAPI_RATE_LIMIT: "100/1m",
+        USERAPI_RATE_LIMIT_WRITES: "10/1m",
+        USERAPI_TRUSTED_PROXIES: "127.0.0.0/8",
+      },
+      stdio: ["ignore", openSync(log, "a"), openSync(log, "a")],
+    });
+    children.push(child);
+    baseUrl = `http://127.0.0.1:${port}`;
+    await waitReady(`${baseUrl}/livez`, child, log);
+  }
+
+  let prismLog = "";
+  if (process.env.PRISM) {
+    const port = await freePort();
+    const log = join(tmpdir(), `prism-${port}.log`);
+    prismLog = log;
+    const prism = spawn(
+      process.env.PRISM,
+      ["proxy", join(repo, "openapi.yaml"), baseUrl, "--errors", "--port", String(port), "--host", "127.0.0.1"],
+      { stdio: ["ignore", openSync(log, "a"), openSync(log, "a")] },
+    );
+    children.push(prism);
+    baseUrl = `http://127.0.0.1:${port}`;
+    await waitReady(`${baseUrl}/livez`, prism, log);
+  }
+
+  const url = baseUrl;
+  return {
+    baseUrl: url,
+    client() {
+      clients++;
+      return createUserApiClient(url, {
+        headers: { "X-Forwarded-For": `198.51.100.${clients % 250}` },
+      });
+    },
+    async stop() {
+      for (const c of children.reverse()) {
+        c.kill("SIGTERM");
+        await new Promise((r) => c.once("exit", r));
+      }
+      for (const f of cleanups.reverse()) f();
+      // The proxy reports what breaks the contract; any report fails the run.
+      if (prismLog) {
+        const violations = readFileSync(prismLog, "utf8").split("\n").filter((l) => /violation/i.test(l));
+        rmSync(prismLog, { force: true });
+        if (violations.length > 0) throw new Error(`the proxy saw answers that break openapi.yaml:\n${violations.join("\n")}`);
+      }
+    },
+  };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === "object" && addr ? resolvePort(addr.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+async function waitReady(url: string, child: ChildProcess, log: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) {
+      throw new Error(`${url}: the process exited (${child.exitCode}):\n${readFileSync(log, "utf8")}`);
+    }
+    try {
+      const res = await fetch(url);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} did not answer within a minute:\n${readFileSync(log, "utf8")}`);
+}

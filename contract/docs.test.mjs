@@ -1,0 +1,86 @@
+// The documentation pages, in a real headless Chromium: Swagger UI shows
+// every operation and "Try it out" works against the live server; ReDoc
+// renders; and neither page asks anything of any other host.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+
+import { chromium } from "playwright-core";
+
+import { startHarness } from "../clients/typescript/dist/test/harness.js";
+
+let h, browser;
+before(async () => {
+  h = await startHarness();
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+});
+after(async () => {
+  await browser?.close();
+  await h?.stop();
+});
+
+// openPage records every request the page makes to another host, and
+// blocks it, so that a page that needs the internet fails here.
+async function openPage() {
+  const page = await browser.newPage();
+  const offsite = [];
+  const self = new URL(h.baseUrl).host;
+  await page.route("**/*", (route) => {
+    const url = new URL(route.request().url());
+    if (url.protocol === "data:" || url.host === self) return route.continue();
+    offsite.push(url.href);
+    return route.abort();
+  });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  return { page, offsite, errors };
+}
+
+async function operationCount() {
+  const spec = await (await fetch(`${h.baseUrl}/openapi.json`)).json();
+  let n = 0;
+  for (const item of Object.values(spec.paths)) {
+    n += Object.keys(item).filter((k) => ["get", "put", "post", "patch", "delete"].includes(k)).length;
+  }
+  return n;
+}
+
+describe("docs", () => {
+  it("Swagger UI shows every operation, and Try it out calls the server", async () => {
+    const { page, offsite, errors } = await openPage();
+    await page.goto(`${h.baseUrl}/docs`);
+    assert.match(page.url(), /\/docs\/index\.html$/);
+    await page.waitForSelector(".opblock", { timeout: 30_000 });
+    const shown = await page.locator(".opblock").count();
+    assert.equal(shown, await operationCount(), "every operation of openapi.yaml is on the page");
+
+    const op = page.locator("#operations-Users-listUsers");
+    await op.locator(".opblock-summary").click();
+    await op.getByRole("button", { name: "Try it out" }).click();
+    await op.getByRole("button", { name: "Execute" }).click();
+    const status = op.locator(".live-responses-table .response .response-col_status").first();
+    await status.waitFor({ timeout: 30_000 });
+    assert.equal((await status.innerText()).trim(), "200");
+
+    assert.deepEqual(offsite, [], "no request leaves the machine");
+    assert.deepEqual(errors, [], "no script errors");
+    await page.close();
+  });
+
+  it("ReDoc renders the reference", async () => {
+    const { page, offsite, errors } = await openPage();
+    await page.goto(`${h.baseUrl}/redoc`);
+    // Each operation is a section with its summary as heading.
+    await page.locator("h2", { hasText: "Create a user" }).first().waitFor({ timeout: 30_000 });
+    const title = await page.locator("h1").first().innerText();
+    assert.match(title, /userapi/);
+    assert.deepEqual(offsite, [], "no request leaves the machine");
+    assert.deepEqual(errors, [], "no script errors");
+    await page.close();
+  });
+});
