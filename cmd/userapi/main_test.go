@@ -188,8 +188,10 @@ func TestRun_Migrate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run(migrate) = %v\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), `"migrations_applied":["0001_users.sql"]`) {
-		t.Errorf("migrate log = %s, want 0001_users.sql applied", out.String())
+	for _, want := range []string{`"migrations_applied":["0001_users.sql",`, `"0003_webhooks.sql"`, `"river/001_`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("migrate log = %s, want %s applied", out.String(), want)
+		}
 	}
 }
 
