@@ -86,7 +86,7 @@ type deliverWorker struct {
 // Timeout leaves the HTTP client's own timeout room to fire first, so that
 // the attempt is recorded with its real cause.
 func (w *deliverWorker) Timeout(*river.Job[DeliverArgs]) time.Duration {
-	return w.timeout + 10*time.Second
+	return w.timeout + 5*time.Second
 }
 
 func (w *deliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {

@@ -57,8 +57,10 @@ type Options struct {
 	// MaxAttempts is how many times a job runs before it is discarded (25).
 	MaxAttempts int
 	// RescueAfter is how long a job may stay running before it is presumed
-	// lost with its process and run again (1h). It must exceed the longest
-	// job: a job still running when rescued runs twice.
+	// lost with its process and run again (1h). River also waits out the
+	// job's own timeout (the delay plus 10s for profiles, the webhook
+	// timeout plus 5s for deliveries), and checks every 30s on the leader.
+	// A job still running when rescued runs twice.
 	RescueAfter time.Duration
 	// StopTimeout is how long running jobs get to finish when the queue
 	// stops; then their contexts are cancelled and they are retried later.
@@ -113,7 +115,8 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 		Workers:     workers,
 		MaxAttempts: opts.MaxAttempts,
 		RetryPolicy: backoff{first: opts.RetryBackoff, max: MaxBackoff},
-		// Each worker sets its own timeout (see their Timeout methods).
+		// Each worker sets its own timeout (see their Timeout methods); a
+		// worker without one would never be rescued after a crash.
 		JobTimeout:           -1,
 		RescueStuckJobsAfter: opts.RescueAfter,
 		SoftStopTimeout:      opts.StopTimeout,

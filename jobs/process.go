@@ -65,9 +65,11 @@ type processWorker struct {
 	logger *slog.Logger
 }
 
-// Timeout allows for the simulated delay on top of the real work.
+// Timeout allows for the simulated delay on top of the real work, one short
+// transaction. It also bounds how soon a job left running by a crashed
+// process is run again (see Options.RescueAfter).
 func (w *processWorker) Timeout(*river.Job[ProcessUserArgs]) time.Duration {
-	return w.delay + time.Minute
+	return w.delay + 10*time.Second
 }
 
 func (w *processWorker) Work(ctx context.Context, job *river.Job[ProcessUserArgs]) error {
