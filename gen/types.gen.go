@@ -7,6 +7,27 @@ import (
 	"time"
 )
 
+// Defines values for EventType.
+const (
+	UserCreated EventType = "user.created"
+	UserDeleted EventType = "user.deleted"
+	UserUpdated EventType = "user.updated"
+)
+
+// Valid indicates whether the value is a known member of the EventType enum.
+func (e EventType) Valid() bool {
+	switch e {
+	case UserCreated:
+		return true
+	case UserDeleted:
+		return true
+	case UserUpdated:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	HealthStatusDegraded HealthStatus = "degraded"
@@ -40,6 +61,42 @@ func (e HealthCheckStatus) Valid() bool {
 	case HealthCheckStatusDown:
 		return true
 	case HealthCheckStatusUp:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JobState.
+const (
+	Available JobState = "available"
+	Cancelled JobState = "cancelled"
+	Completed JobState = "completed"
+	Discarded JobState = "discarded"
+	Pending   JobState = "pending"
+	Retryable JobState = "retryable"
+	Running   JobState = "running"
+	Scheduled JobState = "scheduled"
+)
+
+// Valid indicates whether the value is a known member of the JobState enum.
+func (e JobState) Valid() bool {
+	switch e {
+	case Available:
+		return true
+	case Cancelled:
+		return true
+	case Completed:
+		return true
+	case Discarded:
+		return true
+	case Pending:
+		return true
+	case Retryable:
+		return true
+	case Running:
+		return true
+	case Scheduled:
 		return true
 	default:
 		return false
@@ -80,10 +137,60 @@ type BatchGetResponse struct {
 	Missing []int64 `json:"missing"`
 }
 
+// Delivery One attempt to deliver an event.
+type Delivery struct {
+	// Attempt Which attempt of this delivery it was, from 1.
+	//
+	// Example: 1
+	Attempt int `json:"attempt"`
+
+	// DeliveredAt When the attempt ended (RFC 3339, UTC).
+	//
+	// Example: 2026-01-02T03:04:05Z
+	DeliveredAt time.Time `json:"delivered_at"`
+
+	// Error Why the attempt failed; `null` when it succeeded.
+	//
+	// Example: receiver answered 503
+	Error *string `json:"error"`
+
+	// EventId The event's id, as in the `Userapi-Event-Id` header.
+	//
+	// Example: 0b9f0b5e-7f8e-4a53-9a43-0f8c2d2c6a11
+	EventId string `json:"event_id"`
+
+	// EventType A kind of user event.
+	EventType EventType `json:"event_type"`
+
+	// Id The attempt's id.
+	//
+	// Example: 1
+	Id int64 `json:"id"`
+
+	// LatencyMs How long the attempt took, in milliseconds.
+	//
+	// Example: 12.5
+	LatencyMs float64 `json:"latency_ms"`
+
+	// StatusCode The receiver's status code; `null` when it did not answer.
+	//
+	// Example: 200
+	StatusCode *int `json:"status_code"`
+}
+
+// DeliveryList Delivery attempts, newest first.
+type DeliveryList struct {
+	// Items The attempts, newest first.
+	Items []Delivery `json:"items"`
+}
+
 // Email An email address, up to 254 characters. Unique among users, compared case-insensitively.
 //
 // Example: ada@example.com
 type Email = string
+
+// EventType A kind of user event.
+type EventType string
 
 // FieldError What is wrong with one field of a request.
 type FieldError struct {
@@ -115,8 +222,18 @@ type HealthCheck struct {
 	// Error Why the dependency is down. Never contains credentials.
 	Error *string `json:"error,omitempty"`
 
+	// JobsWaiting For the job queue, how many jobs are due and wait for a worker.
+	//
+	// Example: 0
+	JobsWaiting *int64 `json:"jobs_waiting,omitempty"`
+
 	// LatencyMs How long the check took, in milliseconds.
 	LatencyMs *float64 `json:"latency_ms,omitempty"`
+
+	// OldestWaitingSeconds For the job queue, how long the oldest waiting job has been due, in seconds; 0 when none waits.
+	//
+	// Example: 0
+	OldestWaitingSeconds *float64 `json:"oldest_waiting_seconds,omitempty"`
 
 	// Status `up` or `down`.
 	Status HealthCheckStatus `json:"status"`
@@ -124,6 +241,77 @@ type HealthCheck struct {
 
 // HealthCheckStatus `up` or `down`.
 type HealthCheckStatus string
+
+// Job A background job.
+type Job struct {
+	// Attempt How many attempts have started; 0 before the first.
+	//
+	// Example: 1
+	Attempt int `json:"attempt"`
+
+	// CreatedAt When it was queued (RFC 3339, UTC).
+	//
+	// Example: 2026-01-02T03:04:05Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Errors The error of each failed attempt, oldest first.
+	Errors []JobError `json:"errors"`
+
+	// FinishedAt When it completed, was cancelled or was discarded; `null` until then.
+	//
+	// Example: 2026-01-02T03:04:07Z
+	FinishedAt *time.Time `json:"finished_at"`
+
+	// Id The job's id; poll `GET /jobs/{id}`.
+	//
+	// Example: 1
+	Id int64 `json:"id"`
+
+	// Kind What the job does (`process_user`, `webhook_deliver`).
+	//
+	// Example: process_user
+	Kind string `json:"kind"`
+
+	// MaxAttempts How many attempts it gets before it is discarded.
+	//
+	// Example: 25
+	MaxAttempts int `json:"max_attempts"`
+
+	// ScheduledAt When it runs (or ran) next.
+	//
+	// Example: 2026-01-02T03:04:05Z
+	ScheduledAt time.Time `json:"scheduled_at"`
+
+	// State `available`: waiting for a worker. `scheduled`: waiting for its time.
+	// `pending`: held back. `running`: a worker has it. `retryable`: an attempt
+	// failed and another is scheduled. `completed`: done. `cancelled`: stopped
+	// for good, without more attempts. `discarded`: failed `max_attempts` times.
+	State JobState `json:"state"`
+}
+
+// JobState `available`: waiting for a worker. `scheduled`: waiting for its time.
+// `pending`: held back. `running`: a worker has it. `retryable`: an attempt
+// failed and another is scheduled. `completed`: done. `cancelled`: stopped
+// for good, without more attempts. `discarded`: failed `max_attempts` times.
+type JobState string
+
+// JobError Why one attempt of a job failed.
+type JobError struct {
+	// At When it failed (RFC 3339, UTC).
+	//
+	// Example: 2026-01-02T03:04:06Z
+	At time.Time `json:"at"`
+
+	// Attempt Which attempt failed, from 1.
+	//
+	// Example: 1
+	Attempt int `json:"attempt"`
+
+	// Message What went wrong.
+	//
+	// Example: process user 1: database unavailable
+	Message string `json:"message"`
+}
 
 // Liveness The process is up.
 type Liveness struct {
@@ -251,6 +439,73 @@ type UserReplace struct {
 	Name Name `json:"name"`
 }
 
+// Webhook A subscription. Its secret is shown only when it is created.
+type Webhook struct {
+	// CreatedAt When it was created (RFC 3339, UTC).
+	//
+	// Example: 2026-01-02T03:04:05Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Events The event types it receives.
+	Events []EventType `json:"events"`
+
+	// Id The subscription's id.
+	//
+	// Example: 1
+	Id int64 `json:"id"`
+
+	// Url Where events are POSTed (http or https).
+	//
+	// Example: https://example.com/hooks/userapi
+	Url string `json:"url"`
+}
+
+// WebhookCreate A new subscription.
+type WebhookCreate struct {
+	// Events The event types to deliver.
+	Events []EventType `json:"events"`
+
+	// Secret The key that signs deliveries, 16 to 200 characters; generated when absent.
+	Secret *string `json:"secret,omitempty"`
+
+	// Url Where to `POST` events; `http://` or `https://`.
+	//
+	// Example: https://example.com/hooks/userapi
+	Url string `json:"url"`
+}
+
+// WebhookList Every subscription.
+type WebhookList struct {
+	// Items The subscriptions, oldest first.
+	Items []Webhook `json:"items"`
+}
+
+// WebhookWithSecret A new subscription, with the secret that signs its deliveries.
+type WebhookWithSecret struct {
+	// CreatedAt When it was created (RFC 3339, UTC).
+	//
+	// Example: 2026-01-02T03:04:05Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Events The event types it receives.
+	Events []EventType `json:"events"`
+
+	// Id The subscription's id.
+	//
+	// Example: 1
+	Id int64 `json:"id"`
+
+	// Secret The signing key. It is not shown again.
+	//
+	// Example: whsec_3q2-7wAAAAA8T1hnVVcyb0RBbm9lRUFhcmFh
+	Secret string `json:"secret"`
+
+	// Url Where events are POSTed (http or https).
+	//
+	// Example: https://example.com/hooks/userapi
+	Url string `json:"url"`
+}
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
@@ -268,6 +523,9 @@ type Offset = int64
 
 // UserID defines model for UserID.
 type UserID = int64
+
+// WebhookID defines model for WebhookID.
+type WebhookID = int64
 
 // EmailTaken An error, as in RFC 9457.
 type EmailTaken = Problem
@@ -295,6 +553,9 @@ type UserNotFound = Problem
 
 // ValidationFailed An error, as in RFC 9457.
 type ValidationFailed = Problem
+
+// WebhookNotFound An error, as in RFC 9457.
+type WebhookNotFound = Problem
 
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
@@ -329,6 +590,12 @@ type ReplaceUserParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// ListWebhookDeliveriesParams defines parameters for ListWebhookDeliveries.
+type ListWebhookDeliveriesParams struct {
+	// Limit How many attempts to return, from 1 to 1000.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = UserCreate
 
@@ -340,3 +607,6 @@ type UpdateUserJSONRequestBody = UserPatch
 
 // ReplaceUserJSONRequestBody defines body for ReplaceUser for application/json ContentType.
 type ReplaceUserJSONRequestBody = UserReplace
+
+// CreateWebhookJSONRequestBody defines body for CreateWebhook for application/json ContentType.
+type CreateWebhookJSONRequestBody = WebhookCreate

@@ -9,16 +9,20 @@ import (
 	"time"
 
 	"userapi/gen"
+	"userapi/jobs"
 	"userapi/store"
 )
 
 // Handler implements every operation of the API. It only translates between
 // HTTP types and the store; rules live in the store and in openapi.yaml.
 type Handler struct {
-	users    store.UserService
-	checks   []Check
-	specYAML []byte
-	specJSON []byte
+	users        store.UserService
+	jobs         JobService
+	webhooks     store.WebhookService
+	allowPrivate bool
+	checks       []Check
+	specYAML     []byte
+	specJSON     []byte
 }
 
 var _ gen.StrictServerInterface = (*Handler)(nil)
@@ -30,6 +34,9 @@ type Check struct {
 	// only make it "degraded".
 	Required bool
 	Probe    func(ctx context.Context) error
+	// Backlog, set instead of Probe for a job queue, also reports how many
+	// jobs wait and for how long.
+	Backlog func(ctx context.Context) (jobs.Backlog, error)
 }
 
 // GetRoot sends browsers to the docs.
@@ -87,9 +94,19 @@ func (h *Handler) GetHealth(ctx context.Context, _ gen.GetHealthRequestObject) (
 	for i, c := range h.checks {
 		wg.Go(func() {
 			start := time.Now()
-			err := c.Probe(ctx)
+			var err error
+			var backlog jobs.Backlog
+			if c.Backlog != nil {
+				backlog, err = c.Backlog(ctx)
+			} else {
+				err = c.Probe(ctx)
+			}
 			ms := float64(time.Since(start).Microseconds()) / 1000
 			results[i] = gen.HealthCheck{Status: gen.HealthCheckStatusUp, LatencyMs: &ms}
+			if c.Backlog != nil && err == nil {
+				oldest := backlog.OldestWait.Seconds()
+				results[i].JobsWaiting, results[i].OldestWaitingSeconds = &backlog.Waiting, &oldest
+			}
 			if err != nil {
 				msg := c.Name + " unreachable"
 				if ctx.Err() != nil {

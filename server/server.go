@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/ghodss/yaml"
@@ -32,7 +33,20 @@ type Options struct {
 	// TrustedProxies are the peers whose X-Forwarded-For and X-Real-IP
 	// headers name the client; nobody else's are believed.
 	TrustedProxies []*net.IPNet
+	// Jobs serves /users/{id}/process and /jobs; nil answers 500 there.
+	Jobs JobService
+	// Webhooks serves /webhooks; nil answers 500 there.
+	Webhooks store.WebhookService
+	// WebhookAllowPrivate accepts subscription URLs whose host is a
+	// loopback or private address.
+	WebhookAllowPrivate bool
+	// Admin, when set, is mounted at AdminPrefix (the job dashboard). It
+	// sits outside openapi.yaml and its validation.
+	Admin http.Handler
 }
+
+// AdminPrefix is where Options.Admin is mounted.
+const AdminPrefix = "/admin/jobs"
 
 // New returns the HTTP handler for the whole service.
 func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo, error) {
@@ -44,7 +58,10 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 	if err != nil {
 		return nil, fmt.Errorf("convert openapi.yaml to JSON: %w", err)
 	}
-	h := &Handler{users: users, checks: opts.Checks, specYAML: userapi.OpenAPI, specJSON: specJSON}
+	h := &Handler{
+		users: users, jobs: opts.Jobs, webhooks: opts.Webhooks, allowPrivate: opts.WebhookAllowPrivate,
+		checks: opts.Checks, specYAML: userapi.OpenAPI, specJSON: specJSON,
+	}
 
 	e := echo.New()
 	e.HideBanner = true
@@ -52,6 +69,11 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 	e.HTTPErrorHandler = errorHandler(logger)
 	e.IPExtractor = ipExtractor(opts.TrustedProxies)
 	addRoutes(e, logger, spec, h, specJSON, opts)
+	if opts.Admin != nil {
+		admin := echo.WrapHandler(opts.Admin)
+		e.Any(AdminPrefix, admin)
+		e.Any(AdminPrefix+"/*", admin)
+	}
 	return e, nil
 }
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
 )
 
 //go:embed migrations/*.sql
@@ -20,7 +22,12 @@ var migrations embed.FS
 const migrationLock = 0x75736572617069 // "userapi"
 
 // Migrate applies every embedded migration not yet applied, in file-name
-// order, each in its own transaction. It returns the names it applied.
+// order, each in its own transaction, and then the job queue's (River's)
+// migrations. It returns the names it applied; River's start with "river/".
+//
+// River's tables live beside ours because jobs are inserted in the same
+// transaction as the rows that cause them; its migrations run under the same
+// advisory lock, since River's migrator does not serialise instances itself.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) (applied []string, err error) {
 	defer wrap(&err, "migrate")
 	names, err := fs.Glob(migrations, "migrations/*.sql")
@@ -57,6 +64,26 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) (applied []string, err err
 		if done {
 			applied = append(applied, name)
 		}
+	}
+	river, err := migrateRiver(ctx, pool)
+	return append(applied, river...), err
+}
+
+// migrateRiver applies River's migrations, each in its own transaction
+// (one enum value must commit before the next migration uses it). The
+// caller holds the migration lock.
+func migrateRiver(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+	migrator, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if err != nil {
+		return nil, fmt.Errorf("river: %w", translate(err))
+	}
+	var applied []string
+	for _, v := range res.Versions {
+		applied = append(applied, fmt.Sprintf("river/%03d_%s", v.Version, v.Name))
 	}
 	return applied, nil
 }

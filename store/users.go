@@ -37,6 +37,17 @@ type UserChange struct {
 	IfVersion func(version int64) bool
 }
 
+// Profile is a user's derived data, recomputed in the background from the
+// fields the user edits.
+type Profile struct {
+	// EmailNormalized is the email address trimmed and in lower case.
+	EmailNormalized string
+	// Score is how complete the profile is, from 0 to 100.
+	Score int
+	// ComputedAt is when the data was last recomputed.
+	ComputedAt time.Time
+}
+
 // UserFilter selects a page of users in id order.
 type UserFilter struct {
 	// AfterID skips users with this id or a lower one (keyset paging).
@@ -81,10 +92,35 @@ type DB interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
+// Event types of user changes, as webhook subscribers see them.
+const (
+	UserCreated = "user.created"
+	UserUpdated = "user.updated"
+	UserDeleted = "user.deleted"
+)
+
+// UserEvent is one change to a user, as seen from inside the transaction
+// that makes it.
+type UserEvent struct {
+	// Type is UserCreated, UserUpdated or UserDeleted.
+	Type string
+	// User is the row after the change; for UserDeleted, the row that went.
+	User User
+	// At is when the change happened.
+	At time.Time
+}
+
+// UserHook runs inside the transaction of every user change, after the row
+// changed and before the commit. Whatever it writes through tx commits or
+// rolls back with the change; an error rolls the change back and is returned
+// to the caller.
+type UserHook func(ctx context.Context, tx pgx.Tx, ev UserEvent) error
+
 // Users is the PostgreSQL user repository.
 type Users struct {
-	db DB
-	q  *dbsqlc.Queries
+	db   DB
+	q    *dbsqlc.Queries
+	hook UserHook
 }
 
 var _ UserService = (*Users)(nil)
@@ -95,17 +131,28 @@ func NewUsers(db DB) *Users {
 }
 
 // WithTx returns a repository whose statements run inside tx, so a caller can
-// commit a user change together with other writes.
+// commit a user change together with other writes. It keeps the hook.
 func (s *Users) WithTx(tx pgx.Tx) *Users {
-	return NewUsers(tx)
+	return NewUsers(tx).WithHook(s.hook)
+}
+
+// WithHook returns a repository that calls hook inside the transaction of
+// every change it makes.
+func (s *Users) WithHook(hook UserHook) *Users {
+	return &Users{db: s.db, q: s.q, hook: hook}
 }
 
 // Create stores a new user. Returns ErrConflict if another user has the same
 // email in any case.
 func (s *Users) Create(ctx context.Context, u NewUser) (_ User, err error) {
 	defer wrap(&err, "Users.Create")
-	row, err := s.q.UserCreate(ctx, dbsqlc.UserCreateParams{Name: u.Name, Email: u.Email})
-	return fromRow(row), translate(err)
+	var created User
+	err = s.change(ctx, true, func(q *dbsqlc.Queries) (UserEvent, error) {
+		row, err := q.UserCreate(ctx, dbsqlc.UserCreateParams{Name: u.Name, Email: u.Email})
+		created = fromRow(row)
+		return UserEvent{Type: UserCreated, User: created, At: created.CreatedAt}, err
+	})
+	return created, translate(err)
 }
 
 // Get returns the user with this id. Returns ErrNotFound if there is none.
@@ -163,13 +210,13 @@ func (s *Users) List(ctx context.Context, f UserFilter) (_ UserPage, err error) 
 func (s *Users) Update(ctx context.Context, id int64, c UserChange) (_ User, err error) {
 	defer wrap(&err, "Users.Update(%d)", id)
 	var updated User
-	err = s.inTx(ctx, func(q *dbsqlc.Queries) error {
+	err = s.change(ctx, false, func(q *dbsqlc.Queries) (UserEvent, error) {
 		row, err := q.UserGetForUpdate(ctx, id)
 		if err != nil {
-			return err
+			return UserEvent{}, err
 		}
 		if c.IfVersion != nil && !c.IfVersion(row.Version) {
-			return ErrPrecondition
+			return UserEvent{}, ErrPrecondition
 		}
 		params := dbsqlc.UserUpdateParams{ID: id, Name: row.Name, Email: row.Email}
 		if c.Name != nil {
@@ -180,7 +227,7 @@ func (s *Users) Update(ctx context.Context, id int64, c UserChange) (_ User, err
 		}
 		row, err = q.UserUpdate(ctx, params)
 		updated = fromRow(row)
-		return err
+		return UserEvent{Type: UserUpdated, User: updated, At: updated.UpdatedAt}, err
 	})
 	return updated, translate(err)
 }
@@ -188,25 +235,77 @@ func (s *Users) Update(ctx context.Context, id int64, c UserChange) (_ User, err
 // Delete removes the user with this id. Returns ErrNotFound if there is none.
 func (s *Users) Delete(ctx context.Context, id int64) (err error) {
 	defer wrap(&err, "Users.Delete(%d)", id)
-	n, err := s.q.UserDelete(ctx, id)
+	return translate(s.change(ctx, true, func(q *dbsqlc.Queries) (UserEvent, error) {
+		row, err := q.UserDelete(ctx, id)
+		return UserEvent{Type: UserDeleted, User: fromRow(row), At: time.Now().UTC()}, err
+	}))
+}
+
+// SetProfile recomputes a user's derived profile data in one transaction:
+// it locks the row, calls compute with the user as stored, and writes the
+// result back. Returns ErrNotFound if there is no such user.
+func (s *Users) SetProfile(ctx context.Context, id int64, compute func(User) Profile) (_ Profile, err error) {
+	defer wrap(&err, "Users.SetProfile(%d)", id)
+	var p Profile
+	err = s.inTx(ctx, func(_ pgx.Tx, q *dbsqlc.Queries) error {
+		row, err := q.UserGetForUpdate(ctx, id)
+		if err != nil {
+			return err
+		}
+		p = compute(fromRow(row))
+		return q.UserSetProfile(ctx, dbsqlc.UserSetProfileParams{
+			ID:              id,
+			EmailNormalized: pgtype.Text{String: p.EmailNormalized, Valid: true},
+			ProfileScore:    pgtype.Int2{Int16: int16(p.Score), Valid: true},
+		})
+	})
+	return p, translate(err)
+}
+
+// GetProfile returns a user's derived profile data, and whether it has been
+// computed yet. Returns ErrNotFound if there is no such user.
+func (s *Users) GetProfile(ctx context.Context, id int64) (_ Profile, computed bool, err error) {
+	defer wrap(&err, "Users.GetProfile(%d)", id)
+	row, err := s.q.UserGet(ctx, id)
 	if err != nil {
-		return translate(err)
+		return Profile{}, false, translate(err)
 	}
-	if n == 0 {
-		return ErrNotFound
+	if !row.ProfileComputedAt.Valid {
+		return Profile{}, false, nil
 	}
-	return nil
+	return Profile{
+		EmailNormalized: row.EmailNormalized.String,
+		Score:           int(row.ProfileScore.Int16),
+		ComputedAt:      row.ProfileComputedAt.Time.UTC(),
+	}, true, nil
+}
+
+// change runs one user change in a transaction and hands its event to the
+// hook before the commit. A single-statement change with no hook needs no
+// transaction of its own, and skips the two round trips one costs.
+func (s *Users) change(ctx context.Context, singleStatement bool, fn func(q *dbsqlc.Queries) (UserEvent, error)) error {
+	if singleStatement && s.hook == nil {
+		_, err := fn(s.q)
+		return err
+	}
+	return s.inTx(ctx, func(tx pgx.Tx, q *dbsqlc.Queries) error {
+		ev, err := fn(q)
+		if err != nil || s.hook == nil {
+			return err
+		}
+		return s.hook(ctx, tx, ev)
+	})
 }
 
 // inTx runs fn in a transaction (a savepoint when s already runs in one) and
 // commits when fn returns nil.
-func (s *Users) inTx(ctx context.Context, fn func(q *dbsqlc.Queries) error) error {
+func (s *Users) inTx(ctx context.Context, fn func(tx pgx.Tx, q *dbsqlc.Queries) error) error {
 	tx, err := s.db.Begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	if err := fn(s.q.WithTx(tx)); err != nil {
+	if err := fn(tx, s.q.WithTx(tx)); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)

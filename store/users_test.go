@@ -225,7 +225,7 @@ func TestMigrate_Concurrent(t *testing.T) {
 	dbURL := storetest.NewDB(t)
 	// The template is migrated already: drop the schema to start from nothing.
 	pool := storetest.Pool(t, dbURL, 6)
-	if _, err := pool.Exec(ctx, "DROP TABLE users, schema_migrations"); err != nil {
+	if _, err := pool.Exec(ctx, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -243,7 +243,7 @@ func TestMigrate_Concurrent(t *testing.T) {
 		total += len(applied[i])
 	}
 	var files int
-	if err := pool.QueryRow(ctx, "SELECT count(*) FROM schema_migrations").Scan(&files); err != nil {
+	if err := pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM schema_migrations) + (SELECT count(*) FROM river_migration)").Scan(&files); err != nil {
 		t.Fatal(err)
 	}
 	if total != files || files == 0 {

@@ -35,6 +35,15 @@ type config struct {
 	CORSOrigins     []string
 
 	ShutdownTimeout time.Duration
+
+	Workers             int32
+	ProcessDelay        time.Duration
+	WebhookConcurrency  int32
+	WebhookTimeout      time.Duration
+	WebhookAllowPrivate bool
+	JobRetryBackoff     time.Duration
+	JobRescueAfter      time.Duration
+	AdminUI             bool
 }
 
 // setting is one environment variable: its name, default and parser.
@@ -121,6 +130,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return nil
 		}},
 		{"USERAPI_SHUTDOWN_TIMEOUT", "25s", duration(&c.ShutdownTimeout)},
+		{"USERAPI_WORKERS", "10", intIn(&c.Workers, 0, 1000)},
+		{"USERAPI_PROCESS_DELAY", "2s", duration(&c.ProcessDelay)},
+		{"USERAPI_WEBHOOK_CONCURRENCY", "16", intIn(&c.WebhookConcurrency, 1, 1000)},
+		{"USERAPI_WEBHOOK_TIMEOUT", "5s", positiveDuration(&c.WebhookTimeout)},
+		{"USERAPI_WEBHOOK_ALLOW_PRIVATE", "false", boolean(&c.WebhookAllowPrivate)},
+		{"USERAPI_JOB_RETRY_BACKOFF", "1s", positiveDuration(&c.JobRetryBackoff)},
+		{"USERAPI_JOB_RESCUE_AFTER", "1h", positiveDuration(&c.JobRescueAfter)},
+		{"USERAPI_ADMIN_UI", "off", onOff(&c.AdminUI)},
 	}
 	for _, s := range settings {
 		v := strings.TrimSpace(getenv(s.name))
@@ -167,6 +184,31 @@ func policy(dst *ratelimit.Policy) func(string) error {
 	}
 }
 
+func boolean(dst *bool) func(string) error {
+	return func(v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		*dst = b
+		return nil
+	}
+}
+
+func onOff(dst *bool) func(string) error {
+	return func(v string) error {
+		switch v {
+		case "on":
+			*dst = true
+		case "off":
+			*dst = false
+		default:
+			return errors.New(`must be "on" or "off"`)
+		}
+		return nil
+	}
+}
+
 func positiveDuration(dst *time.Duration) func(string) error {
 	return func(v string) error {
 		d, err := time.ParseDuration(v)
@@ -182,8 +224,10 @@ func positiveDuration(dst *time.Duration) func(string) error {
 const usage = `userapi: user management over HTTP.
 
 Usage:
-  userapi serve     apply migrations, then serve HTTP until SIGINT or SIGTERM
-  userapi migrate   apply migrations and exit
+  userapi serve     apply migrations, then serve HTTP and run background jobs
+                    until SIGINT or SIGTERM
+  userapi worker    apply migrations, then run background jobs only (no HTTP)
+  userapi migrate   apply migrations (the service's and the job queue's) and exit
   userapi --help    show this text
 
 Environment (defaults in brackets):
@@ -205,6 +249,19 @@ Environment (defaults in brackets):
                                  (comma-separated, or "none") [none]
   USERAPI_CORS_ORIGINS           browser origins allowed to call the API, comma-separated,
                                  or "none" for no CORS headers [none]
-  USERAPI_SHUTDOWN_TIMEOUT       how long in-flight requests get on shutdown [25s]
+  USERAPI_SHUTDOWN_TIMEOUT       how long in-flight requests and running jobs get on shutdown [25s]
+  USERAPI_WORKERS                profile jobs run at once by this process; 0 runs no jobs
+                                 here (an API-only instance) [10]
+  USERAPI_PROCESS_DELAY          extra time each profile job takes, standing in for slow work [2s]
+  USERAPI_WEBHOOK_CONCURRENCY    webhook deliveries made at once by this process [16]
+  USERAPI_WEBHOOK_TIMEOUT        longest one delivery attempt may take [5s]
+  USERAPI_WEBHOOK_ALLOW_PRIVATE  let webhooks reach loopback and private addresses;
+                                 keep false in production [false]
+  USERAPI_JOB_RETRY_BACKOFF      wait before a failed job's first retry; doubles each time,
+                                 up to 1h [1s]
+  USERAPI_JOB_RESCUE_AFTER       a job running this long is presumed lost with its process
+                                 and run again; must exceed the longest job [1h]
+  USERAPI_ADMIN_UI               "on" serves the job dashboard at /admin/jobs, which has no
+                                 authentication [off]
   USERAPI_LOG_LEVEL              debug, info, warn or error [info]
 `

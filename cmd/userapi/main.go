@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"riverqueue.com/riverui"
 
 	"userapi/cache"
+	"userapi/jobs"
 	"userapi/ratelimit"
 	"userapi/server"
 	"userapi/store"
@@ -52,7 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
-	case "serve", "migrate":
+	case "serve", "worker", "migrate":
 	default:
 		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
 		return errUsage
@@ -72,10 +74,67 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer pool.Close()
-	if cmd == "migrate" {
+	switch cmd {
+	case "migrate":
 		return nil
+	case "worker":
+		return work(ctx, cfg, logger, pool)
 	}
 	return serve(ctx, cfg, logger, pool)
+}
+
+// newQueue makes the job queue with the configured workers; workers=false
+// makes one that only inserts jobs.
+func newQueue(cfg config, logger *slog.Logger, pool *pgxpool.Pool, workers bool) (*jobs.Queue, error) {
+	opts := jobs.Options{
+		Logger:              logger,
+		WebhookConcurrency:  int(cfg.WebhookConcurrency),
+		WebhookTimeout:      cfg.WebhookTimeout,
+		WebhookAllowPrivate: cfg.WebhookAllowPrivate,
+		ProcessDelay:        cfg.ProcessDelay,
+		RetryBackoff:        cfg.JobRetryBackoff,
+		RescueAfter:         cfg.JobRescueAfter,
+		StopTimeout:         cfg.ShutdownTimeout,
+	}
+	if workers {
+		opts.Workers = int(cfg.Workers)
+	}
+	return jobs.New(pool, opts)
+}
+
+// stopQueue lets running jobs finish within the shutdown timeout; River
+// cancels the stragglers then, and they are retried later.
+func stopQueue(q *jobs.Queue, cfg config, logger *slog.Logger) error {
+	// Beyond the soft timeout, leave cancelled jobs a moment to return.
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+5*time.Second)
+	defer cancel()
+	if err := q.Stop(ctx); err != nil {
+		return fmt.Errorf("stop workers: %w", err)
+	}
+	logger.Info("workers stopped")
+	return nil
+}
+
+// work runs jobs, and nothing else, until ctx ends.
+func work(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.Pool) error {
+	if cfg.Workers == 0 {
+		return errors.New("USERAPI_WORKERS=0: a worker with no workers has nothing to do")
+	}
+	q, err := newQueue(cfg, logger, pool, true)
+	if err != nil {
+		return err
+	}
+	if err := q.Start(ctx); err != nil {
+		return err
+	}
+	logger.Info("working", "workers", cfg.Workers, "webhook_concurrency", cfg.WebhookConcurrency)
+	<-ctx.Done()
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	if err := stopQueue(q, cfg, logger); err != nil {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
 }
 
 // openDatabase connects and migrates; several instances may do so at once.
@@ -101,11 +160,37 @@ func openDatabase(ctx context.Context, cfg config, logger *slog.Logger) (*pgxpoo
 
 // serve answers HTTP until ctx ends, then lets in-flight requests finish.
 func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.Pool) error {
-	var users store.UserService = store.NewUsers(pool)
+	queue, err := newQueue(cfg, logger, pool, true)
+	if err != nil {
+		return err
+	}
+	// Every user change queues its webhook events in its own transaction.
+	var users store.UserService = store.NewUsers(pool).WithHook(queue.UserHook())
 	opts := server.Options{
-		Checks:         []server.Check{{Name: "database", Required: true, Probe: pool.Ping}},
-		TrustedProxies: cfg.TrustedProxies,
-		CORSOrigins:    cfg.CORSOrigins,
+		Checks: []server.Check{
+			{Name: "database", Required: true, Probe: pool.Ping},
+			{Name: "queue", Backlog: queue.Backlog},
+		},
+		TrustedProxies:      cfg.TrustedProxies,
+		CORSOrigins:         cfg.CORSOrigins,
+		Jobs:                queue,
+		Webhooks:            store.NewWebhooks(pool),
+		WebhookAllowPrivate: cfg.WebhookAllowPrivate,
+	}
+	if cfg.AdminUI {
+		admin, err := riverui.NewHandler(&riverui.HandlerOpts{
+			Endpoints: riverui.NewEndpoints(queue.Client(), nil),
+			Logger:    logger,
+			Prefix:    server.AdminPrefix,
+		})
+		if err != nil {
+			return fmt.Errorf("job dashboard: %w", err)
+		}
+		if err := admin.Start(ctx); err != nil {
+			return fmt.Errorf("job dashboard: %w", err)
+		}
+		opts.Admin = admin
+		logger.Warn("job dashboard on at " + server.AdminPrefix + ": it has no authentication, so keep it off untrusted networks")
 	}
 	// Per-instance limits until (or unless) Redis holds the shared budget.
 	var limiter ratelimit.Limiter = ratelimit.NewMemory(rateLimitClients)
@@ -151,18 +236,29 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.P
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "docs", "/docs")
 
+	if err := queue.Start(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	logger.Info("workers", "workers", cfg.Workers, "webhook_concurrency", cfg.WebhookConcurrency)
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
+		_ = stopQueue(queue, cfg, logger)
 		return err
 	case <-ctx.Done():
 	}
 
+	// HTTP and the workers wind down together, each within the timeout.
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	stopped := make(chan error, 1)
+	go func() { stopped <- stopQueue(queue, cfg, logger) }()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	httpErr := srv.Shutdown(sctx)
+	if err := errors.Join(httpErr, <-stopped); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	logger.Info("stopped")

@@ -188,8 +188,10 @@ func TestRun_Migrate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run(migrate) = %v\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), `"migrations_applied":["0001_users.sql"]`) {
-		t.Errorf("migrate log = %s, want 0001_users.sql applied", out.String())
+	for _, want := range []string{`"migrations_applied":["0001_users.sql",`, `"0003_webhooks.sql"`, `"river/001_`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("migrate log = %s, want %s applied", out.String(), want)
+		}
 	}
 }
 
@@ -206,6 +208,11 @@ func TestRun_BadConfig(t *testing.T) {
 		{map[string]string{"USERAPI_DB_STATEMENT_TIMEOUT": "soon"}, "USERAPI_DB_STATEMENT_TIMEOUT"},
 		{map[string]string{"REDIS_URL": "http://x"}, "REDIS_URL"},
 		{map[string]string{"USERAPI_LOG_LEVEL": "loud"}, "USERAPI_LOG_LEVEL"},
+		{map[string]string{"USERAPI_WORKERS": "-1"}, "USERAPI_WORKERS"},
+		{map[string]string{"USERAPI_WEBHOOK_CONCURRENCY": "0"}, "USERAPI_WEBHOOK_CONCURRENCY"},
+		{map[string]string{"USERAPI_WEBHOOK_ALLOW_PRIVATE": "maybe"}, "USERAPI_WEBHOOK_ALLOW_PRIVATE"},
+		{map[string]string{"USERAPI_ADMIN_UI": "yes"}, "USERAPI_ADMIN_UI"},
+		{map[string]string{"USERAPI_JOB_RESCUE_AFTER": "0s"}, "USERAPI_JOB_RESCUE_AFTER"},
 	}
 	for _, tt := range tests {
 		err := run(context.Background(), []string{"serve"}, env(tt.env), &bytes.Buffer{}, &bytes.Buffer{})
@@ -221,7 +228,7 @@ func TestRun_Help(t *testing.T) {
 	if err := run(context.Background(), []string{"--help"}, env(nil), &out, &out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"serve", "migrate", "DATABASE_URL", "USERAPI_ADDR"} {
+	for _, want := range []string{"serve", "worker", "migrate", "DATABASE_URL", "USERAPI_ADDR", "USERAPI_WORKERS", "USERAPI_WEBHOOK_ALLOW_PRIVATE", "USERAPI_ADMIN_UI"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help lacks %s", want)
 		}

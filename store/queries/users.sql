@@ -40,10 +40,11 @@ SET name = @name, email = @email, version = version + 1, updated_at = now()
 WHERE id = @id
 RETURNING *;
 
--- name: UserDelete :execrows
--- UserDelete deletes the user with this id and reports how many rows went (0 or 1).
+-- name: UserDelete :one
+-- UserDelete deletes the user with this id and returns the row it deleted.
 DELETE FROM users
-WHERE id = @id;
+WHERE id = @id
+RETURNING *;
 
 -- name: UserGetMany :many
 -- UserGetMany returns the users with these ids, in id order; unknown ids are
@@ -51,3 +52,10 @@ WHERE id = @id;
 SELECT * FROM users
 WHERE id = ANY(@ids::bigint[])
 ORDER BY id;
+
+-- name: UserSetProfile :exec
+-- UserSetProfile stores the user's derived profile data. It leaves version
+-- and updated_at alone: derived data is not an edit.
+UPDATE users
+SET email_normalized = @email_normalized, profile_score = @profile_score, profile_computed_at = now()
+WHERE id = @id;

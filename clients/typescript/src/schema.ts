@@ -93,6 +93,152 @@ export interface paths {
         patch: operations["updateUser"];
         trace?: never;
     };
+    "/users/{id}/process": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The user's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Recompute a user's profile in the background
+         * @description Queues a job that recomputes the user's derived profile data (a
+         *     normalized email address and a profile-completeness score) and answers
+         *     at once with `202` and the job; poll `Location` until its `state` is
+         *     `completed`. While a job for this user is still pending (not yet
+         *     finished), asking again returns that job instead of queuing another.
+         */
+        post: operations["processUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The job's id.
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a job
+         * @description Returns a background job: its state, attempts and the error of each
+         *     failed attempt. Finished jobs are kept for a day (`completed`,
+         *     `cancelled`) or a week (`discarded`), then forgotten.
+         */
+        get: operations["getJob"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List webhook subscriptions
+         * @description Returns every subscription, by id. Secrets are never shown again after creation.
+         */
+        get: operations["listWebhooks"];
+        put?: never;
+        /**
+         * Subscribe to user events
+         * @description Subscribes a URL to user events. Each event is `POST`ed to it as JSON,
+         *     signed with the subscription's secret: see the signature scheme in this
+         *     document's description. When no `secret` is given one is generated; it is
+         *     in this answer only, so keep it.
+         *
+         *     The URL must be `http://` or `https://`. Unless the service allows private
+         *     addresses (`USERAPI_WEBHOOK_ALLOW_PRIVATE`), a URL whose host is a loopback,
+         *     private or link-local address is refused here, and deliveries to host names
+         *     that resolve to one fail without being sent.
+         */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a webhook subscription
+         * @description Returns one subscription. Its secret is not shown; it was shown once, when the subscription was created.
+         */
+        get: operations["getWebhook"];
+        put?: never;
+        post?: never;
+        /**
+         * Unsubscribe
+         * @description Deletes the subscription and its delivery log. Deliveries still queued for it are dropped.
+         */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List delivery attempts
+         * @description The subscription's latest delivery attempts, newest first, each with the receiver's status code, the latency and the error.
+         */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/livez": {
         parameters: {
             query?: never;
@@ -331,6 +477,195 @@ export interface components {
              */
             missing: number[];
         };
+        /** @description A background job. */
+        Job: {
+            /**
+             * Format: int64
+             * @description The job's id; poll `GET /jobs/{id}`.
+             * @example 1
+             */
+            id: number;
+            /**
+             * @description What the job does (`process_user`, `webhook_deliver`).
+             * @example process_user
+             */
+            kind: string;
+            /**
+             * @description `available`: waiting for a worker. `scheduled`: waiting for its time.
+             *     `pending`: held back. `running`: a worker has it. `retryable`: an attempt
+             *     failed and another is scheduled. `completed`: done. `cancelled`: stopped
+             *     for good, without more attempts. `discarded`: failed `max_attempts` times.
+             * @enum {string}
+             */
+            state: "available" | "scheduled" | "pending" | "running" | "retryable" | "completed" | "cancelled" | "discarded";
+            /**
+             * @description How many attempts have started; 0 before the first.
+             * @example 1
+             */
+            attempt: number;
+            /**
+             * @description How many attempts it gets before it is discarded.
+             * @example 25
+             */
+            max_attempts: number;
+            /**
+             * Format: date-time
+             * @description When it was queued (RFC 3339, UTC).
+             * @example 2026-01-02T03:04:05Z
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When it runs (or ran) next.
+             * @example 2026-01-02T03:04:05Z
+             */
+            scheduled_at: string;
+            /**
+             * Format: date-time
+             * @description When it completed, was cancelled or was discarded; `null` until then.
+             * @example 2026-01-02T03:04:07Z
+             */
+            finished_at: string | null;
+            /** @description The error of each failed attempt, oldest first. */
+            errors: components["schemas"]["JobError"][];
+        };
+        /** @description Why one attempt of a job failed. */
+        JobError: {
+            /**
+             * @description Which attempt failed, from 1.
+             * @example 1
+             */
+            attempt: number;
+            /**
+             * Format: date-time
+             * @description When it failed (RFC 3339, UTC).
+             * @example 2026-01-02T03:04:06Z
+             */
+            at: string;
+            /**
+             * @description What went wrong.
+             * @example process user 1: database unavailable
+             */
+            message: string;
+        };
+        /**
+         * @description A kind of user event.
+         * @enum {string}
+         */
+        EventType: "user.created" | "user.updated" | "user.deleted";
+        /** @description A new subscription. */
+        WebhookCreate: {
+            /**
+             * @description Where to `POST` events; `http://` or `https://`.
+             * @example https://example.com/hooks/userapi
+             */
+            url: string;
+            /** @description The event types to deliver. */
+            events: components["schemas"]["EventType"][];
+            /** @description The key that signs deliveries, 16 to 200 characters; generated when absent. */
+            secret?: string;
+        };
+        /** @description A subscription. Its secret is shown only when it is created. */
+        Webhook: {
+            /**
+             * Format: int64
+             * @description The subscription's id.
+             * @example 1
+             */
+            id: number;
+            /**
+             * @description Where events are POSTed (http or https).
+             * @example https://example.com/hooks/userapi
+             */
+            url: string;
+            /** @description The event types it receives. */
+            events: components["schemas"]["EventType"][];
+            /**
+             * Format: date-time
+             * @description When it was created (RFC 3339, UTC).
+             * @example 2026-01-02T03:04:05Z
+             */
+            created_at: string;
+        };
+        /** @description A new subscription, with the secret that signs its deliveries. */
+        WebhookWithSecret: {
+            /**
+             * Format: int64
+             * @description The subscription's id.
+             * @example 1
+             */
+            id: number;
+            /**
+             * @description Where events are POSTed (http or https).
+             * @example https://example.com/hooks/userapi
+             */
+            url: string;
+            /** @description The event types it receives. */
+            events: components["schemas"]["EventType"][];
+            /**
+             * Format: date-time
+             * @description When it was created (RFC 3339, UTC).
+             * @example 2026-01-02T03:04:05Z
+             */
+            created_at: string;
+            /**
+             * @description The signing key. It is not shown again.
+             * @example whsec_3q2-7wAAAAA8T1hnVVcyb0RBbm9lRUFhcmFh
+             */
+            secret: string;
+        };
+        /** @description Every subscription. */
+        WebhookList: {
+            /** @description The subscriptions, oldest first. */
+            items: components["schemas"]["Webhook"][];
+        };
+        /** @description One attempt to deliver an event. */
+        Delivery: {
+            /**
+             * Format: int64
+             * @description The attempt's id.
+             * @example 1
+             */
+            id: number;
+            /**
+             * @description The event's id, as in the `Userapi-Event-Id` header.
+             * @example 0b9f0b5e-7f8e-4a53-9a43-0f8c2d2c6a11
+             */
+            event_id: string;
+            event_type: components["schemas"]["EventType"];
+            /**
+             * @description Which attempt of this delivery it was, from 1.
+             * @example 1
+             */
+            attempt: number;
+            /**
+             * @description The receiver's status code; `null` when it did not answer.
+             * @example 200
+             */
+            status_code: number | null;
+            /**
+             * Format: double
+             * @description How long the attempt took, in milliseconds.
+             * @example 12.5
+             */
+            latency_ms: number;
+            /**
+             * @description Why the attempt failed; `null` when it succeeded.
+             * @example receiver answered 503
+             */
+            error: string | null;
+            /**
+             * Format: date-time
+             * @description When the attempt ended (RFC 3339, UTC).
+             * @example 2026-01-02T03:04:05Z
+             */
+            delivered_at: string;
+        };
+        /** @description Delivery attempts, newest first. */
+        DeliveryList: {
+            /** @description The attempts, newest first. */
+            items: components["schemas"]["Delivery"][];
+        };
         /** @description The process is up. */
         Liveness: {
             /**
@@ -365,6 +700,18 @@ export interface components {
             latency_ms?: number;
             /** @description Why the dependency is down. Never contains credentials. */
             error?: string;
+            /**
+             * Format: int64
+             * @description For the job queue, how many jobs are due and wait for a worker.
+             * @example 0
+             */
+            jobs_waiting?: number;
+            /**
+             * Format: double
+             * @description For the job queue, how long the oldest waiting job has been due, in seconds; 0 when none waits.
+             * @example 0
+             */
+            oldest_waiting_seconds?: number;
         };
         /** @description An error, as in RFC 9457. */
         Problem: {
@@ -469,6 +816,23 @@ export interface components {
                  *       "title": "Bad Request",
                  *       "status": 400,
                  *       "detail": "the body is not valid JSON: unexpected end of input"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description No subscription has this id. */
+        WebhookNotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "about:blank",
+                 *       "title": "Not Found",
+                 *       "status": 404,
+                 *       "detail": "webhook 42 does not exist"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -585,6 +949,11 @@ export interface components {
         };
     };
     parameters: {
+        /**
+         * @description The subscription's id.
+         * @example 1
+         */
+        WebhookID: number;
         /**
          * @description The user's id.
          * @example 1
@@ -994,6 +1363,275 @@ export interface operations {
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Error"];
+        };
+    };
+    processUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The user's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job is queued (or was already pending). */
+            202: {
+                headers: {
+                    /**
+                     * @description The URL of the job.
+                     * @example /jobs/1
+                     */
+                    Location: string;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            404: components["responses"]["UserNotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Error"];
+        };
+    };
+    getJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The job's id.
+                 * @example 1
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description No job has this id, or it was forgotten. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "job 42 does not exist"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Error"];
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscriptions. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookList"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Error"];
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "url": "https://example.com/hooks/userapi",
+                 *       "events": [
+                 *         "user.created",
+                 *         "user.deleted"
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["WebhookCreate"];
+            };
+        };
+        responses: {
+            /** @description The subscription, with its secret. */
+            201: {
+                headers: {
+                    /**
+                     * @description The URL of the new subscription.
+                     * @example /webhooks/1
+                     */
+                    Location: string;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookWithSecret"];
+                };
+            };
+            400: components["responses"]["MalformedRequest"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Error"];
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscription. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            404: components["responses"]["WebhookNotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Error"];
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscription was deleted. */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: components["responses"]["WebhookNotFound"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Error"];
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /**
+                 * @description How many attempts to return, from 1 to 1000.
+                 * @example 100
+                 */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The attempts. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryList"];
+                };
+            };
+            404: components["responses"]["WebhookNotFound"];
             422: components["responses"]["ValidationFailed"];
             429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Error"];

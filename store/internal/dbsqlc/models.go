@@ -6,13 +6,38 @@ package dbsqlc
 
 import (
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type User struct {
+	ID                int64
+	Name              string
+	Email             string
+	Version           int64
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	EmailNormalized   pgtype.Text
+	ProfileScore      pgtype.Int2
+	ProfileComputedAt pgtype.Timestamptz
+}
+
+type Webhook struct {
 	ID        int64
-	Name      string
-	Email     string
-	Version   int64
+	Url       string
+	Events    []string
+	Secret    string
 	CreatedAt time.Time
-	UpdatedAt time.Time
+}
+
+type WebhookDelivery struct {
+	ID          int64
+	WebhookID   int64
+	EventID     string
+	EventType   string
+	Attempt     int32
+	StatusCode  pgtype.Int4
+	LatencyMs   float64
+	Error       pgtype.Text
+	DeliveredAt time.Time
 }

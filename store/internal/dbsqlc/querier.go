@@ -11,8 +11,8 @@ import (
 type Querier interface {
 	// UserCreate inserts a user and returns it with its id and timestamps.
 	UserCreate(ctx context.Context, arg UserCreateParams) (User, error)
-	// UserDelete deletes the user with this id and reports how many rows went (0 or 1).
-	UserDelete(ctx context.Context, id int64) (int64, error)
+	// UserDelete deletes the user with this id and returns the row it deleted.
+	UserDelete(ctx context.Context, id int64) (User, error)
 	// UserGet returns the user with this id.
 	UserGet(ctx context.Context, id int64) (User, error)
 	// UserGetForUpdate returns the user with this id and locks its row until the
@@ -27,8 +27,25 @@ type Querier interface {
 	// UserListOffset returns up to row_limit users in id order, skipping the first
 	// row_offset, optionally only the one with this email (any case).
 	UserListOffset(ctx context.Context, arg UserListOffsetParams) ([]User, error)
+	// UserSetProfile stores the user's derived profile data. It leaves version
+	// and updated_at alone: derived data is not an edit.
+	UserSetProfile(ctx context.Context, arg UserSetProfileParams) error
 	// UserUpdate sets the user's editable fields, bumps its version and returns it.
 	UserUpdate(ctx context.Context, arg UserUpdateParams) (User, error)
+	// WebhookCreate stores a subscription and returns it.
+	WebhookCreate(ctx context.Context, arg WebhookCreateParams) (Webhook, error)
+	// WebhookDelete deletes a subscription, and with it its delivery log.
+	WebhookDelete(ctx context.Context, id int64) (int64, error)
+	// WebhookDeliveryCreate records one delivery attempt.
+	WebhookDeliveryCreate(ctx context.Context, arg WebhookDeliveryCreateParams) error
+	// WebhookDeliveryList returns a subscription's latest delivery attempts, newest first.
+	WebhookDeliveryList(ctx context.Context, arg WebhookDeliveryListParams) ([]WebhookDelivery, error)
+	// WebhookGet returns the subscription with this id.
+	WebhookGet(ctx context.Context, id int64) (Webhook, error)
+	// WebhookList returns every subscription, in id order.
+	WebhookList(ctx context.Context) ([]Webhook, error)
+	// WebhookListForEvent returns the ids of the subscriptions to an event type.
+	WebhookListForEvent(ctx context.Context, eventType string) ([]int64, error)
 }
 
 var _ Querier = (*Queries)(nil)

@@ -14,7 +14,7 @@ import (
 const userCreate = `-- name: UserCreate :one
 INSERT INTO users (name, email)
 VALUES ($1, $2)
-RETURNING id, name, email, version, created_at, updated_at
+RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at
 `
 
 type UserCreateParams struct {
@@ -33,26 +33,39 @@ func (q *Queries) UserCreate(ctx context.Context, arg UserCreateParams) (User, e
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.EmailNormalized,
+		&i.ProfileScore,
+		&i.ProfileComputedAt,
 	)
 	return i, err
 }
 
-const userDelete = `-- name: UserDelete :execrows
+const userDelete = `-- name: UserDelete :one
 DELETE FROM users
 WHERE id = $1
+RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at
 `
 
-// UserDelete deletes the user with this id and reports how many rows went (0 or 1).
-func (q *Queries) UserDelete(ctx context.Context, id int64) (int64, error) {
-	result, err := q.db.Exec(ctx, userDelete, id)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+// UserDelete deletes the user with this id and returns the row it deleted.
+func (q *Queries) UserDelete(ctx context.Context, id int64) (User, error) {
+	row := q.db.QueryRow(ctx, userDelete, id)
+	var i User
+	err := row.Scan(
+		&i.ID,
+		&i.Name,
+		&i.Email,
+		&i.Version,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.EmailNormalized,
+		&i.ProfileScore,
+		&i.ProfileComputedAt,
+	)
+	return i, err
 }
 
 const userGet = `-- name: UserGet :one
-SELECT id, name, email, version, created_at, updated_at FROM users
+SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at FROM users
 WHERE id = $1
 `
 
@@ -67,12 +80,15 @@ func (q *Queries) UserGet(ctx context.Context, id int64) (User, error) {
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.EmailNormalized,
+		&i.ProfileScore,
+		&i.ProfileComputedAt,
 	)
 	return i, err
 }
 
 const userGetForUpdate = `-- name: UserGetForUpdate :one
-SELECT id, name, email, version, created_at, updated_at FROM users
+SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at FROM users
 WHERE id = $1
 FOR UPDATE
 `
@@ -89,12 +105,15 @@ func (q *Queries) UserGetForUpdate(ctx context.Context, id int64) (User, error) 
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.EmailNormalized,
+		&i.ProfileScore,
+		&i.ProfileComputedAt,
 	)
 	return i, err
 }
 
 const userGetMany = `-- name: UserGetMany :many
-SELECT id, name, email, version, created_at, updated_at FROM users
+SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at FROM users
 WHERE id = ANY($1::bigint[])
 ORDER BY id
 `
@@ -117,6 +136,9 @@ func (q *Queries) UserGetMany(ctx context.Context, ids []int64) ([]User, error) 
 			&i.Version,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.EmailNormalized,
+			&i.ProfileScore,
+			&i.ProfileComputedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -129,7 +151,7 @@ func (q *Queries) UserGetMany(ctx context.Context, ids []int64) ([]User, error) 
 }
 
 const userListAfter = `-- name: UserListAfter :many
-SELECT id, name, email, version, created_at, updated_at FROM users
+SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at FROM users
 WHERE id > $1
   AND ($2::text IS NULL OR lower(email) = lower($2::text))
 ORDER BY id
@@ -160,6 +182,9 @@ func (q *Queries) UserListAfter(ctx context.Context, arg UserListAfterParams) ([
 			&i.Version,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.EmailNormalized,
+			&i.ProfileScore,
+			&i.ProfileComputedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -172,7 +197,7 @@ func (q *Queries) UserListAfter(ctx context.Context, arg UserListAfterParams) ([
 }
 
 const userListOffset = `-- name: UserListOffset :many
-SELECT id, name, email, version, created_at, updated_at FROM users
+SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at FROM users
 WHERE $1::text IS NULL OR lower(email) = lower($1::text)
 ORDER BY id
 LIMIT $3::bigint OFFSET $2::bigint
@@ -202,6 +227,9 @@ func (q *Queries) UserListOffset(ctx context.Context, arg UserListOffsetParams) 
 			&i.Version,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.EmailNormalized,
+			&i.ProfileScore,
+			&i.ProfileComputedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -213,11 +241,30 @@ func (q *Queries) UserListOffset(ctx context.Context, arg UserListOffsetParams) 
 	return items, nil
 }
 
+const userSetProfile = `-- name: UserSetProfile :exec
+UPDATE users
+SET email_normalized = $1, profile_score = $2, profile_computed_at = now()
+WHERE id = $3
+`
+
+type UserSetProfileParams struct {
+	EmailNormalized pgtype.Text
+	ProfileScore    pgtype.Int2
+	ID              int64
+}
+
+// UserSetProfile stores the user's derived profile data. It leaves version
+// and updated_at alone: derived data is not an edit.
+func (q *Queries) UserSetProfile(ctx context.Context, arg UserSetProfileParams) error {
+	_, err := q.db.Exec(ctx, userSetProfile, arg.EmailNormalized, arg.ProfileScore, arg.ID)
+	return err
+}
+
 const userUpdate = `-- name: UserUpdate :one
 UPDATE users
 SET name = $1, email = $2, version = version + 1, updated_at = now()
 WHERE id = $3
-RETURNING id, name, email, version, created_at, updated_at
+RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at
 `
 
 type UserUpdateParams struct {
@@ -237,6 +284,9 @@ func (q *Queries) UserUpdate(ctx context.Context, arg UserUpdateParams) (User, e
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.EmailNormalized,
+		&i.ProfileScore,
+		&i.ProfileComputedAt,
 	)
 	return i, err
 }

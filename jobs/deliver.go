@@ -1,0 +1,159 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"userapi/store"
+	"userapi/webhook"
+)
+
+// Event is what a webhook receiver gets as the body of a delivery.
+type Event struct {
+	// ID is the same on every attempt to deliver this event, and for every
+	// subscriber: receivers deduplicate by it.
+	ID         string          `json:"id"`
+	Type       string          `json:"type"`
+	OccurredAt time.Time       `json:"occurred_at"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// userData is the user in an event, in the API's shape.
+type userData struct {
+	ID        int64     `json:"id"`
+	Name      string    `json:"name"`
+	Email     string    `json:"email"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// DeliverArgs asks for one event to be delivered to one subscription.
+type DeliverArgs struct {
+	WebhookID int64 `json:"webhook_id"`
+	Event     Event `json:"event"`
+}
+
+// Kind names the job in River's table.
+func (DeliverArgs) Kind() string { return "webhook_deliver" }
+
+// InsertOpts put deliveries in their own queue.
+func (DeliverArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueWebhooks} }
+
+// UserHook returns the store hook that queues, inside the user change's
+// transaction, one delivery per subscription to the change's event type.
+func (q *Queue) UserHook() store.UserHook {
+	return func(ctx context.Context, tx pgx.Tx, ev store.UserEvent) error {
+		ids, err := store.NewWebhooks(tx).Subscribers(ctx, ev.Type)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		u := ev.User
+		data, err := json.Marshal(userData{ID: u.ID, Name: u.Name, Email: u.Email, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt})
+		if err != nil {
+			return err
+		}
+		event := Event{ID: uuid.NewString(), Type: ev.Type, OccurredAt: ev.At.UTC(), Data: data}
+		params := make([]river.InsertManyParams, len(ids))
+		for i, id := range ids {
+			params[i] = river.InsertManyParams{Args: DeliverArgs{WebhookID: id, Event: event}}
+		}
+		if _, err := q.client.InsertManyTx(ctx, tx, params); err != nil {
+			return fmt.Errorf("queue %s deliveries: %w", ev.Type, err)
+		}
+		return nil
+	}
+}
+
+type deliverWorker struct {
+	river.WorkerDefaults[DeliverArgs]
+	webhooks *store.Webhooks
+	client   *http.Client
+	timeout  time.Duration
+	logger   *slog.Logger
+}
+
+// Timeout leaves the HTTP client's own timeout room to fire first, so that
+// the attempt is recorded with its real cause.
+func (w *deliverWorker) Timeout(*river.Job[DeliverArgs]) time.Duration {
+	return w.timeout + 5*time.Second
+}
+
+func (w *deliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
+	hook, err := w.webhooks.Get(ctx, job.Args.WebhookID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // unsubscribed since: drop the event
+	}
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(job.Args.Event)
+	if err != nil {
+		return river.JobCancel(err)
+	}
+	d := store.Delivery{WebhookID: hook.ID, EventID: job.Args.Event.ID, EventType: job.Args.Event.Type, Attempt: job.Attempt}
+	retry, err := w.send(ctx, hook, body, &d)
+	if err != nil {
+		d.Error = err.Error()
+	}
+	// The log is for people: losing a line of it must not cause a
+	// redelivery, so a failure to record is only logged.
+	if rerr := w.webhooks.RecordDelivery(context.WithoutCancel(ctx), d); rerr != nil {
+		w.logger.WarnContext(ctx, "webhook: record delivery", "webhook_id", hook.ID, "error", rerr.Error())
+	}
+	switch {
+	case err == nil:
+		return nil
+	case retry:
+		return err
+	default:
+		return river.JobCancel(err)
+	}
+}
+
+// send makes one delivery attempt and fills in d's status and latency. It
+// says whether a failure is worth retrying: network errors, timeouts, 5xx,
+// 408 and 429 are; other answers mean the receiver will not take it.
+func (w *deliverWorker) send(ctx context.Context, hook store.Webhook, body []byte, d *store.Delivery) (retry bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook.URL, bytes.NewReader(body))
+	if err != nil {
+		return false, fmt.Errorf("bad URL: %w", err)
+	}
+	now := time.Now()
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "userapi-webhooks/1")
+	req.Header.Set(webhook.HeaderEventID, d.EventID)
+	req.Header.Set(webhook.HeaderTimestamp, fmt.Sprint(now.Unix()))
+	req.Header.Set(webhook.HeaderSignature, webhook.Sign(hook.Secret, now, body))
+
+	res, err := w.client.Do(req)
+	d.Latency = time.Since(now)
+	if err != nil {
+		if errors.Is(err, webhook.ErrPrivateAddress) {
+			return false, fmt.Errorf("refused: the URL leads to a private address")
+		}
+		return true, fmt.Errorf("no answer: %w", err)
+	}
+	// Drain a little so the connection can be reused; the body means nothing.
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4096))
+	res.Body.Close()
+	d.StatusCode = res.StatusCode
+	switch c := res.StatusCode; {
+	case c >= 200 && c < 300:
+		return false, nil
+	case c >= 500, c == http.StatusRequestTimeout, c == http.StatusTooManyRequests:
+		return true, fmt.Errorf("receiver answered %d", c)
+	default:
+		return false, fmt.Errorf("receiver answered %d; not retried", c)
+	}
+}

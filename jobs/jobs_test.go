@@ -1,0 +1,324 @@
+package jobs_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"userapi/jobs"
+	"userapi/store"
+	"userapi/store/storetest"
+	"userapi/webhook"
+)
+
+const secret = "whsec_test_secret_0123456789"
+
+// newQueue returns a started queue on a small pool, stopped when the test
+// ends, and the pool.
+func newQueue(t *testing.T, opts jobs.Options) (*jobs.Queue, *pgxpool.Pool) {
+	t.Helper()
+	pool := storetest.Pool(t, storetest.NewDB(t), 5)
+	q, err := jobs.New(pool, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := q.Stop(ctx); err != nil {
+			t.Errorf("Stop() = %v", err)
+		}
+	})
+	return q, pool
+}
+
+func countJobs(t *testing.T, pool *pgxpool.Pool) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM river_job").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A job exists if and only if the write that caused it committed.
+func TestUserHook_TransactionalEnqueue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	q, pool := newQueue(t, jobs.Options{}) // no workers: jobs stay where they are put
+	if _, err := store.NewWebhooks(pool).Create(ctx, store.NewWebhook{URL: "https://example.com/h", Events: []string{store.UserCreated}, Secret: secret}); err != nil {
+		t.Fatal(err)
+	}
+	users := store.NewUsers(pool).WithHook(q.UserHook())
+
+	t.Run("HookFailsAfterInsert", func(t *testing.T) {
+		boom := errors.New("boom")
+		failing := store.NewUsers(pool).WithHook(func(ctx context.Context, tx pgx.Tx, ev store.UserEvent) error {
+			if err := q.UserHook()(ctx, tx, ev); err != nil {
+				return err
+			}
+			return boom
+		})
+		if _, err := failing.Create(ctx, store.NewUser{Name: "Ada", Email: "ada@example.com"}); !errors.Is(err, boom) {
+			t.Fatalf("Create() error = %v, want boom", err)
+		}
+		if n := countJobs(t, pool); n != 0 {
+			t.Errorf("after a rolled-back create, %d jobs exist, want 0", n)
+		}
+	})
+	t.Run("CallerRollsBack", func(t *testing.T) {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := users.WithTx(tx).Create(ctx, store.NewUser{Name: "Bob", Email: "bob@example.com"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := countJobs(t, pool); n != 0 {
+			t.Errorf("after the caller rolled back, %d jobs exist, want 0", n)
+		}
+	})
+	t.Run("Commits", func(t *testing.T) {
+		cy, err := users.Create(ctx, store.NewUser{Name: "Cy", Email: "cy@example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := countJobs(t, pool); n != 1 {
+			t.Errorf("after a committed create, %d jobs exist, want 1", n)
+		}
+		// Not subscribed to updates: no job.
+		if _, err := users.Update(ctx, cy.ID, store.UserChange{Name: ptr("Cy Young")}); err != nil {
+			t.Fatal(err)
+		}
+		if n := countJobs(t, pool); n != 1 {
+			t.Errorf("after an update nobody subscribed to, %d jobs exist, want 1", n)
+		}
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// delivery is one request a receiver got.
+type delivery struct {
+	header http.Header
+	event  jobs.Event
+	body   []byte
+	at     time.Time
+}
+
+// receiver records deliveries; answer picks the status for the nth (from 1).
+type receiver struct {
+	mu   sync.Mutex
+	got  []delivery
+	srv  *httptest.Server
+	seen chan struct{}
+}
+
+func newReceiver(t *testing.T, answer func(n int, w http.ResponseWriter, r *http.Request)) *receiver {
+	t.Helper()
+	rc := &receiver{seen: make(chan struct{}, 100)}
+	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var ev jobs.Event
+		_ = json.Unmarshal(body, &ev)
+		rc.mu.Lock()
+		rc.got = append(rc.got, delivery{header: r.Header.Clone(), event: ev, body: body, at: time.Now()})
+		n := len(rc.got)
+		rc.mu.Unlock()
+		answer(n, w, r)
+		rc.seen <- struct{}{}
+	}))
+	t.Cleanup(rc.srv.Close)
+	return rc
+}
+
+func (rc *receiver) deliveries() []delivery {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]delivery(nil), rc.got...)
+}
+
+// waitJob polls until the job reaches want or the deadline passes.
+func waitJob(t *testing.T, q *jobs.Queue, pool *pgxpool.Pool, kind string, want jobs.State, within time.Duration) jobs.Job {
+	t.Helper()
+	var id int64
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if id == 0 {
+			_ = pool.QueryRow(context.Background(), "SELECT id FROM river_job WHERE kind = $1 ORDER BY id LIMIT 1", kind).Scan(&id)
+		}
+		if id != 0 {
+			j, err := q.Get(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.State == want {
+				return j
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	j, _ := q.Get(context.Background(), id)
+	t.Fatalf("job %d (%s) is %s after %s, want %s; errors: %+v", id, kind, j.State, within, want, j.Errors)
+	return jobs.Job{}
+}
+
+// subscribe makes a subscription to user.created at url and creates one user
+// through the hook, which queues one delivery.
+func subscribeAndCreate(t *testing.T, q *jobs.Queue, pool *pgxpool.Pool, url string) store.User {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := store.NewWebhooks(pool).Create(ctx, store.NewWebhook{URL: url, Events: []string{store.UserCreated}, Secret: secret}); err != nil {
+		t.Fatal(err)
+	}
+	u, err := store.NewUsers(pool).WithHook(q.UserHook()).Create(ctx, store.NewUser{Name: "Ada Lovelace", Email: "ada@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func deliveryLog(t *testing.T, pool *pgxpool.Pool) []store.Delivery {
+	t.Helper()
+	log, err := store.NewWebhooks(pool).Deliveries(context.Background(), 1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return log
+}
+
+// A receiver that fails twice gets the event on the third attempt; every
+// attempt carries the same event id and a valid signature.
+func TestDeliver_RetriesUntilAccepted(t *testing.T) {
+	t.Parallel()
+	rc := newReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+		if n <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+	q, pool := newQueue(t, jobs.Options{Workers: 1, WebhookAllowPrivate: true, RetryBackoff: 50 * time.Millisecond})
+	subscribeAndCreate(t, q, pool, rc.srv.URL+"/hook")
+
+	j := waitJob(t, q, pool, "webhook_deliver", "completed", 15*time.Second)
+	got := rc.deliveries()
+	if len(got) != 3 || j.Attempt != 3 || len(j.Errors) != 2 {
+		t.Fatalf("receiver got %d deliveries, job attempt %d with %d errors; want 3, 3, 2", len(got), j.Attempt, len(j.Errors))
+	}
+	for i, d := range got {
+		if err := webhook.Verify(secret, d.header, d.body, time.Now(), 0); err != nil {
+			t.Errorf("delivery %d: Verify() = %v", i+1, err)
+		}
+		if id := d.header.Get(webhook.HeaderEventID); id == "" || id != got[0].event.ID || d.event.ID != id {
+			t.Errorf("delivery %d: event id header %q, body %q; want both %q", i+1, id, d.event.ID, got[0].event.ID)
+		}
+		if d.event.Type != store.UserCreated || !strings.Contains(string(d.event.Data), `"email":"ada@example.com"`) {
+			t.Errorf("delivery %d: event %s %s, want user.created with the user", i+1, d.event.Type, d.event.Data)
+		}
+	}
+	if !strings.Contains(j.Errors[0].Message, "503") {
+		t.Errorf("first error = %q, want it to name the 503", j.Errors[0].Message)
+	}
+	log := deliveryLog(t, pool)
+	var codes []int
+	for _, d := range log {
+		codes = append(codes, d.StatusCode)
+	}
+	if len(codes) != 3 || codes[0] != 200 || codes[1] != 503 || codes[2] != 503 {
+		t.Errorf("delivery log status codes (newest first) = %v, want [200 503 503]", codes)
+	}
+}
+
+// A receiver slower than the timeout is cut off, and the attempt is logged
+// as a timeout with no status code.
+func TestDeliver_SlowReceiverTimesOut(t *testing.T) {
+	t.Parallel()
+	rc := newReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	})
+	q, pool := newQueue(t, jobs.Options{Workers: 1, WebhookAllowPrivate: true, WebhookTimeout: 300 * time.Millisecond, MaxAttempts: 1})
+	subscribeAndCreate(t, q, pool, rc.srv.URL)
+
+	j := waitJob(t, q, pool, "webhook_deliver", "discarded", 10*time.Second)
+	log := deliveryLog(t, pool)
+	if len(log) != 1 {
+		t.Fatalf("delivery log has %d attempts, want 1", len(log))
+	}
+	d := log[0]
+	if d.StatusCode != 0 || !strings.Contains(d.Error, "Timeout") || d.Latency < 300*time.Millisecond || d.Latency > 2*time.Second {
+		t.Errorf("attempt = status %d, error %q, latency %s; want no status, a timeout, about 300ms", d.StatusCode, d.Error, d.Latency)
+	}
+	if len(j.Errors) != 1 {
+		t.Errorf("job errors = %+v, want one", j.Errors)
+	}
+}
+
+// 4xx answers other than 408 and 429 are final: no retry.
+func TestDeliver_ClientErrorIsNotRetried(t *testing.T) {
+	t.Parallel()
+	rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusGone) })
+	q, pool := newQueue(t, jobs.Options{Workers: 1, WebhookAllowPrivate: true, RetryBackoff: 50 * time.Millisecond})
+	subscribeAndCreate(t, q, pool, rc.srv.URL)
+
+	j := waitJob(t, q, pool, "webhook_deliver", "cancelled", 10*time.Second)
+	time.Sleep(200 * time.Millisecond) // a retry, if any, would come by now
+	if n := len(rc.deliveries()); n != 1 || j.Attempt != 1 {
+		t.Errorf("receiver got %d deliveries over %d attempts, want 1 and 1", n, j.Attempt)
+	}
+}
+
+// Unless private addresses are allowed, nothing is sent to one, whatever
+// the subscription says.
+func TestDeliver_PrivateAddressRefused(t *testing.T) {
+	t.Parallel()
+	rc := newReceiver(t, func(int, http.ResponseWriter, *http.Request) {})
+	q, pool := newQueue(t, jobs.Options{Workers: 1})
+	// Stored directly: the API would refuse this URL already.
+	subscribeAndCreate(t, q, pool, rc.srv.URL)
+
+	waitJob(t, q, pool, "webhook_deliver", "cancelled", 10*time.Second)
+	if n := len(rc.deliveries()); n != 0 {
+		t.Errorf("receiver on a loopback address got %d deliveries, want 0", n)
+	}
+	if log := deliveryLog(t, pool); len(log) != 1 || !strings.Contains(log[0].Error, "private address") {
+		t.Errorf("delivery log = %+v, want one attempt refused for a private address", log)
+	}
+}
+
+func TestComputeProfile(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, email string
+		wantEmail   string
+		wantScore   int
+	}{
+		{"Ada Lovelace", " Ada@Example.COM ", "ada@example.com", 100},
+		{"Ada", "ada@example.com", "ada@example.com", 75},
+		{"Ada", "ada@localhost", "ada@localhost", 50},
+		{" ", "x@y", "x@y", 25},
+	}
+	for _, tt := range tests {
+		got := jobs.ComputeProfile(store.User{Name: tt.name, Email: tt.email})
+		if got.EmailNormalized != tt.wantEmail || got.Score != tt.wantScore {
+			t.Errorf("ComputeProfile(%q, %q) = %q, %d; want %q, %d", tt.name, tt.email, got.EmailNormalized, got.Score, tt.wantEmail, tt.wantScore)
+		}
+	}
+}

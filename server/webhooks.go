@@ -1,0 +1,144 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"strconv"
+
+	"userapi/gen"
+	"userapi/store"
+	"userapi/webhook"
+)
+
+// errNoWebhooks answers for the webhook routes of a server built without a
+// subscription store.
+var errNoWebhooks = errors.New("this server has no webhook store")
+
+// CreateWebhook subscribes a URL to user events, generating a secret when
+// none is given. The secret is in this answer only.
+func (h *Handler) CreateWebhook(ctx context.Context, req gen.CreateWebhookRequestObject) (gen.CreateWebhookResponseObject, error) {
+	if h.webhooks == nil {
+		return nil, errNoWebhooks
+	}
+	if err := webhook.CheckURL(req.Body.Url, h.allowPrivate); err != nil {
+		return nil, validation(gen.FieldError{Location: "body.url", Message: err.Error()})
+	}
+	secret := ""
+	if req.Body.Secret != nil {
+		secret = *req.Body.Secret
+	} else {
+		secret = newSecret()
+	}
+	events := make([]string, len(req.Body.Events))
+	for i, e := range req.Body.Events {
+		events[i] = string(e)
+	}
+	w, err := h.webhooks.Create(ctx, store.NewWebhook{URL: req.Body.Url, Events: events, Secret: secret})
+	if err != nil {
+		return nil, err
+	}
+	api := toAPIWebhook(w)
+	return gen.CreateWebhook201JSONResponse{
+		Body: gen.WebhookWithSecret{Id: api.Id, Url: api.Url, Events: api.Events, CreatedAt: api.CreatedAt, Secret: w.Secret},
+		Headers: gen.CreateWebhook201ResponseHeaders{
+			Location: "/webhooks/" + strconv.FormatInt(w.ID, 10),
+		},
+	}, nil
+}
+
+// newSecret returns 32 random bytes, printable.
+func newSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails (crypto/rand panics instead)
+	return "whsec_" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ListWebhooks returns every subscription.
+func (h *Handler) ListWebhooks(ctx context.Context, _ gen.ListWebhooksRequestObject) (gen.ListWebhooksResponseObject, error) {
+	if h.webhooks == nil {
+		return nil, errNoWebhooks
+	}
+	list, err := h.webhooks.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := gen.WebhookList{Items: make([]gen.Webhook, len(list))}
+	for i, w := range list {
+		out.Items[i] = toAPIWebhook(w)
+	}
+	return gen.ListWebhooks200JSONResponse{Body: out}, nil
+}
+
+// GetWebhook returns one subscription, without its secret.
+func (h *Handler) GetWebhook(ctx context.Context, req gen.GetWebhookRequestObject) (gen.GetWebhookResponseObject, error) {
+	if h.webhooks == nil {
+		return nil, errNoWebhooks
+	}
+	w, err := h.webhooks.Get(ctx, req.Id)
+	if err != nil {
+		return nil, webhookError(err, req.Id)
+	}
+	return gen.GetWebhook200JSONResponse{Body: toAPIWebhook(w)}, nil
+}
+
+// DeleteWebhook unsubscribes.
+func (h *Handler) DeleteWebhook(ctx context.Context, req gen.DeleteWebhookRequestObject) (gen.DeleteWebhookResponseObject, error) {
+	if h.webhooks == nil {
+		return nil, errNoWebhooks
+	}
+	if err := h.webhooks.Delete(ctx, req.Id); err != nil {
+		return nil, webhookError(err, req.Id)
+	}
+	return gen.DeleteWebhook204Response{}, nil
+}
+
+// ListWebhookDeliveries returns the subscription's latest delivery attempts.
+func (h *Handler) ListWebhookDeliveries(ctx context.Context, req gen.ListWebhookDeliveriesRequestObject) (gen.ListWebhookDeliveriesResponseObject, error) {
+	if h.webhooks == nil {
+		return nil, errNoWebhooks
+	}
+	limit := 100
+	if req.Params.Limit != nil {
+		limit = *req.Params.Limit
+	}
+	list, err := h.webhooks.Deliveries(ctx, req.Id, limit)
+	if err != nil {
+		return nil, webhookError(err, req.Id)
+	}
+	out := gen.DeliveryList{Items: make([]gen.Delivery, len(list))}
+	for i, d := range list {
+		item := gen.Delivery{
+			Id:          d.ID,
+			EventId:     d.EventID,
+			EventType:   gen.EventType(d.EventType),
+			Attempt:     d.Attempt,
+			LatencyMs:   float64(d.Latency.Microseconds()) / 1000,
+			DeliveredAt: d.DeliveredAt,
+		}
+		if d.StatusCode != 0 {
+			item.StatusCode = &d.StatusCode
+		}
+		if d.Error != "" {
+			item.Error = &d.Error
+		}
+		out.Items[i] = item
+	}
+	return gen.ListWebhookDeliveries200JSONResponse{Body: out}, nil
+}
+
+func webhookError(err error, id int64) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return withDetail(err, "webhook %d does not exist", id)
+	}
+	return err
+}
+
+func toAPIWebhook(w store.Webhook) gen.Webhook {
+	events := make([]gen.EventType, len(w.Events))
+	for i, e := range w.Events {
+		events[i] = gen.EventType(e)
+	}
+	return gen.Webhook{Id: w.ID, Url: w.URL, Events: events, CreatedAt: w.CreatedAt}
+}

@@ -1,0 +1,38 @@
+-- name: WebhookCreate :one
+-- WebhookCreate stores a subscription and returns it.
+INSERT INTO webhooks (url, events, secret)
+VALUES (@url, @events::text[], @secret)
+RETURNING *;
+
+-- name: WebhookGet :one
+-- WebhookGet returns the subscription with this id.
+SELECT * FROM webhooks
+WHERE id = @id;
+
+-- name: WebhookList :many
+-- WebhookList returns every subscription, in id order.
+SELECT * FROM webhooks
+ORDER BY id;
+
+-- name: WebhookDelete :execrows
+-- WebhookDelete deletes a subscription, and with it its delivery log.
+DELETE FROM webhooks
+WHERE id = @id;
+
+-- name: WebhookListForEvent :many
+-- WebhookListForEvent returns the ids of the subscriptions to an event type.
+SELECT id FROM webhooks
+WHERE events @> ARRAY[@event_type::text]
+ORDER BY id;
+
+-- name: WebhookDeliveryCreate :exec
+-- WebhookDeliveryCreate records one delivery attempt.
+INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, attempt, status_code, latency_ms, error)
+VALUES (@webhook_id, @event_id, @event_type, @attempt, sqlc.narg('status_code'), @latency_ms, sqlc.narg('error'));
+
+-- name: WebhookDeliveryList :many
+-- WebhookDeliveryList returns a subscription's latest delivery attempts, newest first.
+SELECT * FROM webhook_deliveries
+WHERE webhook_id = @webhook_id
+ORDER BY id DESC
+LIMIT @row_limit::bigint;

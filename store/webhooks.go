@@ -1,0 +1,168 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"userapi/store/internal/dbsqlc"
+)
+
+// Webhook is a subscription: deliver these event types to this URL, signed
+// with this secret.
+type Webhook struct {
+	ID        int64
+	URL       string
+	Events    []string
+	Secret    string
+	CreatedAt time.Time
+}
+
+// NewWebhook holds what a caller supplies to subscribe.
+type NewWebhook struct {
+	URL    string
+	Events []string
+	Secret string
+}
+
+// Delivery is one attempt to deliver an event to a subscriber.
+type Delivery struct {
+	ID        int64
+	WebhookID int64
+	EventID   string
+	EventType string
+	Attempt   int
+	// StatusCode is the receiver's answer; 0 when none came (a network
+	// error or a timeout).
+	StatusCode int
+	Latency    time.Duration
+	// Error says why the attempt failed; empty when it succeeded.
+	Error       string
+	DeliveredAt time.Time
+}
+
+// WebhookService is what the HTTP layer needs from a subscription store.
+type WebhookService interface {
+	// Create stores a subscription.
+	Create(ctx context.Context, w NewWebhook) (Webhook, error)
+	// Get returns one subscription. Returns ErrNotFound if there is none.
+	Get(ctx context.Context, id int64) (Webhook, error)
+	// List returns every subscription in id order.
+	List(ctx context.Context) ([]Webhook, error)
+	// Delete removes a subscription and its delivery log. Returns
+	// ErrNotFound if there is none.
+	Delete(ctx context.Context, id int64) error
+	// Deliveries returns a subscription's latest limit delivery attempts,
+	// newest first. Returns ErrNotFound if there is no such subscription.
+	Deliveries(ctx context.Context, id int64, limit int) ([]Delivery, error)
+}
+
+// Webhooks is the PostgreSQL subscription repository.
+type Webhooks struct {
+	db DB
+	q  *dbsqlc.Queries
+}
+
+var _ WebhookService = (*Webhooks)(nil)
+
+// NewWebhooks returns a repository that runs on db, which may be a
+// transaction.
+func NewWebhooks(db DB) *Webhooks {
+	return &Webhooks{db: db, q: dbsqlc.New(db)}
+}
+
+// Create stores a subscription.
+func (s *Webhooks) Create(ctx context.Context, w NewWebhook) (_ Webhook, err error) {
+	defer wrap(&err, "Webhooks.Create")
+	row, err := s.q.WebhookCreate(ctx, dbsqlc.WebhookCreateParams{Url: w.URL, Events: w.Events, Secret: w.Secret})
+	return webhookFromRow(row), translate(err)
+}
+
+// Get returns one subscription. Returns ErrNotFound if there is none.
+func (s *Webhooks) Get(ctx context.Context, id int64) (_ Webhook, err error) {
+	defer wrap(&err, "Webhooks.Get(%d)", id)
+	row, err := s.q.WebhookGet(ctx, id)
+	return webhookFromRow(row), translate(err)
+}
+
+// List returns every subscription in id order.
+func (s *Webhooks) List(ctx context.Context) (_ []Webhook, err error) {
+	defer wrap(&err, "Webhooks.List")
+	rows, err := s.q.WebhookList(ctx)
+	if err != nil {
+		return nil, translate(err)
+	}
+	out := make([]Webhook, len(rows))
+	for i, r := range rows {
+		out[i] = webhookFromRow(r)
+	}
+	return out, nil
+}
+
+// Delete removes a subscription and its delivery log. Returns ErrNotFound if
+// there is none. Deliveries already queued for it find it gone and stop.
+func (s *Webhooks) Delete(ctx context.Context, id int64) (err error) {
+	defer wrap(&err, "Webhooks.Delete(%d)", id)
+	n, err := s.q.WebhookDelete(ctx, id)
+	if err != nil {
+		return translate(err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Subscribers returns the ids of the subscriptions to an event type.
+func (s *Webhooks) Subscribers(ctx context.Context, eventType string) (_ []int64, err error) {
+	defer wrap(&err, "Webhooks.Subscribers(%q)", eventType)
+	ids, err := s.q.WebhookListForEvent(ctx, eventType)
+	return ids, translate(err)
+}
+
+// RecordDelivery logs one delivery attempt.
+func (s *Webhooks) RecordDelivery(ctx context.Context, d Delivery) (err error) {
+	defer wrap(&err, "Webhooks.RecordDelivery(%d)", d.WebhookID)
+	return translate(s.q.WebhookDeliveryCreate(ctx, dbsqlc.WebhookDeliveryCreateParams{
+		WebhookID:  d.WebhookID,
+		EventID:    d.EventID,
+		EventType:  d.EventType,
+		Attempt:    int32(d.Attempt),
+		StatusCode: pgtype.Int4{Int32: int32(d.StatusCode), Valid: d.StatusCode != 0},
+		LatencyMs:  float64(d.Latency.Microseconds()) / 1000,
+		Error:      pgtype.Text{String: d.Error, Valid: d.Error != ""},
+	}))
+}
+
+// Deliveries returns a subscription's latest limit delivery attempts, newest
+// first. Returns ErrNotFound if there is no such subscription.
+func (s *Webhooks) Deliveries(ctx context.Context, id int64, limit int) (_ []Delivery, err error) {
+	defer wrap(&err, "Webhooks.Deliveries(%d)", id)
+	if _, err := s.q.WebhookGet(ctx, id); err != nil {
+		return nil, translate(err)
+	}
+	rows, err := s.q.WebhookDeliveryList(ctx, dbsqlc.WebhookDeliveryListParams{WebhookID: id, RowLimit: int64(limit)})
+	if err != nil {
+		return nil, translate(err)
+	}
+	out := make([]Delivery, len(rows))
+	for i, r := range rows {
+		out[i] = Delivery{
+			ID:          r.ID,
+			WebhookID:   r.WebhookID,
+			EventID:     r.EventID,
+			EventType:   r.EventType,
+			Attempt:     int(r.Attempt),
+			StatusCode:  int(r.StatusCode.Int32),
+			Latency:     time.Duration(r.LatencyMs * float64(time.Millisecond)),
+			Error:       r.Error.String,
+			DeliveredAt: r.DeliveredAt.UTC(),
+		}
+	}
+	return out, nil
+}
+
+func webhookFromRow(r dbsqlc.Webhook) Webhook {
+	return Webhook{ID: r.ID, URL: r.Url, Events: r.Events, Secret: r.Secret, CreatedAt: r.CreatedAt.UTC()}
+}
