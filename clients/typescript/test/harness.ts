@@ -65,6 +65,8 @@ export async function startHarness(): Promise<Harness> {
         USERAPI_RATE_LIMIT: "100/1m",
         USERAPI_RATE_LIMIT_WRITES: "10/1m",
         USERAPI_TRUSTED_PROXIES: "127.0.0.0/8",
+        USERAPI_PROCESS_DELAY: "100ms",
+        USERAPI_WEBHOOK_ALLOW_PRIVATE: "true", // the tests' receiver is on loopback
       },
       stdio: ["ignore", openSync(log, "a"), openSync(log, "a")],
     });
