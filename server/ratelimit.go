@@ -23,14 +23,15 @@ type RateLimit struct {
 	Writes  ratelimit.Policy
 }
 
-// unlimited paths are for load balancers, monitoring and people reading
-// the docs: never refused.
+// unlimited paths are for load balancers, monitoring, people reading the
+// docs, and the job dashboard (off unless enabled, and it polls): never
+// refused.
 func unlimited(path string) bool {
 	switch path {
 	case "/", "/livez", "/health", "/docs", "/redoc", "/openapi.json", "/openapi.yaml":
 		return true
 	}
-	return strings.HasPrefix(path, "/docs/") || strings.HasPrefix(path, "/redoc/")
+	return strings.HasPrefix(path, "/docs/") || strings.HasPrefix(path, "/redoc/") || strings.HasPrefix(path, AdminPrefix+"/") || path == AdminPrefix
 }
 
 // readsSentAsPOST are operations that only read but take a body.
