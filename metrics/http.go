@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +15,21 @@ type Requests struct {
 	duration  *prometheus.HistogramVec
 	refusals  *prometheus.CounterVec
 	statusStr [600]string // strconv.Itoa without an allocation per request
+
+	// series caches each label set's counter and histogram: the label
+	// values are few, and looking them up in the vectors (hashing every
+	// value, twice) is most of the cost of observing a request.
+	series sync.Map // seriesKey → seriesPair
+}
+
+type seriesKey struct {
+	route, method string
+	status        int
+}
+
+type seriesPair struct {
+	total    prometheus.Counter
+	duration prometheus.Observer
 }
 
 // NewRequests registers the HTTP metrics on reg. It panics if they are
@@ -48,12 +64,22 @@ func NewRequests(reg prometheus.Registerer) *Requests {
 // ObserveRequest records one answered request. route is the route template
 // (never the raw path), so the label values stay few.
 func (r *Requests) ObserveRequest(route, method string, status int, d time.Duration) {
-	s := "other"
-	if status >= 0 && status < len(r.statusStr) {
-		s = r.statusStr[status]
+	key := seriesKey{route, method, status}
+	v, ok := r.series.Load(key)
+	if !ok {
+		s := "other"
+		if status >= 0 && status < len(r.statusStr) {
+			s = r.statusStr[status]
+		}
+		// Two callers may both get here; they store the same children.
+		v, _ = r.series.LoadOrStore(key, seriesPair{
+			total:    r.total.WithLabelValues(route, method, s),
+			duration: r.duration.WithLabelValues(route, method),
+		})
 	}
-	r.total.WithLabelValues(route, method, s).Inc()
-	r.duration.WithLabelValues(route, method).Observe(d.Seconds())
+	p := v.(seriesPair)
+	p.total.Inc()
+	p.duration.Observe(d.Seconds())
 }
 
 // RateLimited records one refusal from the given budget, "reads" or
