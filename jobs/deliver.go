@@ -81,7 +81,18 @@ type deliverWorker struct {
 	client   *http.Client
 	timeout  time.Duration
 	logger   *slog.Logger
+	observe  func(DeliveryOutcome) // nil: nobody is told
 }
+
+// DeliveryOutcome is what became of one delivery attempt.
+type DeliveryOutcome string
+
+// The outcomes of a delivery attempt.
+const (
+	DeliverySuccess DeliveryOutcome = "success" // the receiver answered 2xx
+	DeliveryRetry   DeliveryOutcome = "retry"   // failed, and will be tried again
+	DeliveryFailed  DeliveryOutcome = "failed"  // failed, and given up on
+)
 
 // Timeout leaves the HTTP client's own timeout room to fire first, so that
 // the attempt is recorded with its real cause.
@@ -110,6 +121,16 @@ func (w *deliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 	// redelivery, so a failure to record is only logged.
 	if rerr := w.webhooks.RecordDelivery(context.WithoutCancel(ctx), d); rerr != nil {
 		w.logger.WarnContext(ctx, "webhook: record delivery", "webhook_id", hook.ID, "error", rerr.Error())
+	}
+	if w.observe != nil {
+		switch {
+		case err == nil:
+			w.observe(DeliverySuccess)
+		case retry && job.Attempt < job.MaxAttempts: // after the last, River discards it
+			w.observe(DeliveryRetry)
+		default:
+			w.observe(DeliveryFailed)
+		}
 	}
 	switch {
 	case err == nil:

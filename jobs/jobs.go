@@ -68,6 +68,9 @@ type Options struct {
 	// Middleware is River middleware around every insert and job, for
 	// metrics, tracing or tests.
 	Middleware []rivertype.Middleware
+	// OnDelivery, when set, is called after every webhook delivery attempt
+	// with its outcome (metrics).
+	OnDelivery func(DeliveryOutcome)
 }
 
 // MaxBackoff caps the wait between two attempts of a job.
@@ -106,6 +109,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 		client:   newHTTPClient(opts.WebhookTimeout, opts.WebhookAllowPrivate),
 		timeout:  opts.WebhookTimeout,
 		logger:   opts.Logger,
+		observe:  opts.OnDelivery,
 	}
 	if err := river.AddWorkerSafely(workers, deliver); err != nil {
 		return nil, err
@@ -240,6 +244,29 @@ func (q *Queue) Backlog(ctx context.Context) (Backlog, error) {
 	}
 	b.OldestWait = time.Duration(seconds * float64(time.Second))
 	return b, nil
+}
+
+// CountByState counts the jobs in River's table by state; states with no
+// jobs are absent.
+func (q *Queue) CountByState(ctx context.Context) (map[State]int64, error) {
+	// River's API has no count; its (state, queue, priority, scheduled_at,
+	// id) index serves this one. Finished jobs are cleaned up after a day
+	// (failed ones a week), which bounds the rows counted.
+	rows, err := q.pool.Query(ctx, `SELECT state::text, count(*) FROM river_job GROUP BY state`)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	counts := map[State]int64{}
+	var state string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&state, &n}, func() error {
+		counts[State(state)] = n
+		return nil
+	})
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return counts, nil
 }
 
 // unavailable marks database failures so the HTTP layer answers 503.

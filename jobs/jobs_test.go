@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -212,10 +214,14 @@ func TestDeliver_RetriesUntilAccepted(t *testing.T) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 	})
-	q, pool := newQueue(t, jobs.Options{Workers: 1, WebhookAllowPrivate: true, RetryBackoff: 50 * time.Millisecond})
+	var outcomes outcomeLog
+	q, pool := newQueue(t, jobs.Options{Workers: 1, WebhookAllowPrivate: true, RetryBackoff: 50 * time.Millisecond, OnDelivery: outcomes.add})
 	subscribeAndCreate(t, q, pool, rc.srv.URL+"/hook")
 
 	j := waitJob(t, q, pool, "webhook_deliver", "completed", 15*time.Second)
+	if got, want := outcomes.get(), []jobs.DeliveryOutcome{jobs.DeliveryRetry, jobs.DeliveryRetry, jobs.DeliverySuccess}; !slices.Equal(got, want) {
+		t.Errorf("outcomes = %v, want %v", got, want)
+	}
 	got := rc.deliveries()
 	if len(got) != 3 || j.Attempt != 3 || len(j.Errors) != 2 {
 		t.Fatalf("receiver got %d deliveries, job attempt %d with %d errors; want 3, 3, 2", len(got), j.Attempt, len(j.Errors))
@@ -254,10 +260,15 @@ func TestDeliver_SlowReceiverTimesOut(t *testing.T) {
 		case <-time.After(5 * time.Second):
 		}
 	})
-	q, pool := newQueue(t, jobs.Options{Workers: 1, WebhookAllowPrivate: true, WebhookTimeout: 300 * time.Millisecond, MaxAttempts: 1})
+	var outcomes outcomeLog
+	q, pool := newQueue(t, jobs.Options{Workers: 1, WebhookAllowPrivate: true, WebhookTimeout: 300 * time.Millisecond, MaxAttempts: 1, OnDelivery: outcomes.add})
 	subscribeAndCreate(t, q, pool, rc.srv.URL)
 
 	j := waitJob(t, q, pool, "webhook_deliver", "discarded", 10*time.Second)
+	// A timeout is worth a retry, but this was the last attempt.
+	if got, want := outcomes.get(), []jobs.DeliveryOutcome{jobs.DeliveryFailed}; !slices.Equal(got, want) {
+		t.Errorf("outcomes = %v, want %v", got, want)
+	}
 	log := deliveryLog(t, pool)
 	if len(log) != 1 {
 		t.Fatalf("delivery log has %d attempts, want 1", len(log))
@@ -268,6 +279,38 @@ func TestDeliver_SlowReceiverTimesOut(t *testing.T) {
 	}
 	if len(j.Errors) != 1 {
 		t.Errorf("job errors = %+v, want one", j.Errors)
+	}
+}
+
+// outcomeLog records the delivery outcomes a queue reports.
+type outcomeLog struct {
+	mu   sync.Mutex
+	list []jobs.DeliveryOutcome
+}
+
+func (l *outcomeLog) add(o jobs.DeliveryOutcome) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.list = append(l.list, o)
+}
+
+func (l *outcomeLog) get() []jobs.DeliveryOutcome {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.list)
+}
+
+// CountByState counts what is in River's table, by state.
+func TestCountByState(t *testing.T) {
+	t.Parallel()
+	q, pool := newQueue(t, jobs.Options{}) // no workers: the delivery stays available
+	subscribeAndCreate(t, q, pool, "https://example.com/hook")
+	got, err := q.CountByState(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[jobs.State]int64{"available": 1}; !maps.Equal(got, want) {
+		t.Errorf("CountByState() = %v, want %v", got, want)
 	}
 }
 

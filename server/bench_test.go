@@ -8,15 +8,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"userapi/metrics"
 	"userapi/server"
 	"userapi/store"
 )
 
 // BenchmarkGetUser measures the HTTP layer alone (routing, validation,
-// logging, encoding) on a user the store returns from memory.
+// logging, metrics, encoding) on a user the store returns from memory.
 func BenchmarkGetUser(b *testing.B) {
 	u := store.User{ID: 1, Name: "User 1", Email: "user1@example.com", Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}
-	e, err := server.New(slog.New(slog.NewJSONHandler(io.Discard, nil)), fakeUsers{GetFn: func(int64) (store.User, error) { return u, nil }}, server.Options{})
+	e, err := server.New(slog.New(slog.NewJSONHandler(io.Discard, nil)), fakeUsers{GetFn: func(int64) (store.User, error) { return u, nil }},
+		server.Options{Observer: metrics.NewRequests(prometheus.NewRegistry())})
 	if err != nil {
 		b.Fatal(err)
 	}

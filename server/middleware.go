@@ -44,8 +44,33 @@ func requestID(c echo.Context) string {
 	return id
 }
 
-// accessLog writes one JSON line per request once its answer is known.
-func accessLog(logger *slog.Logger) echo.MiddlewareFunc {
+// routeLabels maps Echo's route paths to bounded metric labels.
+type routeLabels struct {
+	known map[string]bool // every registered route path
+}
+
+// route is c.Path() when a route matched. Otherwise Echo gives the path of
+// the nearest node of its tree, which is no route: that is UnmatchedRoute.
+func (l *routeLabels) route(path string) string {
+	if l.known[path] {
+		return path
+	}
+	return UnmatchedRoute
+}
+
+// method keeps the label to the standard methods: anyone can send any token.
+func method(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}
+
+// accessLog writes one JSON line per request once its answer is known, and
+// tells obs (when set) of it: both see the same status and latency.
+func accessLog(logger *slog.Logger, obs Observer, labels *routeLabels) echo.MiddlewareFunc {
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		HandleError:  true, // run the error handler first, so the status logged is the one sent
 		LogStatus:    true,
@@ -56,6 +81,9 @@ func accessLog(logger *slog.Logger) echo.MiddlewareFunc {
 		LogRemoteIP:  true,
 		LogUserAgent: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			if obs != nil {
+				obs.ObserveRequest(labels.route(v.RoutePath), method(v.Method), v.Status, v.Latency)
+			}
 			level := slog.LevelInfo
 			if v.Status >= 500 {
 				level = slog.LevelError

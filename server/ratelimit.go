@@ -50,16 +50,16 @@ func isWrite(method, route string) bool {
 // rateLimit spends one request from the client's budget, sets the
 // RateLimit-* headers, and refuses with 429 and Retry-After when the budget
 // is spent. The client is its IP address, as clientIP found it.
-func rateLimit(rl RateLimit) echo.MiddlewareFunc {
+func rateLimit(rl RateLimit, obs Observer) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
 			if unlimited(req.URL.Path) {
 				return next(c)
 			}
-			policy, class := rl.Reads, "r:"
+			policy, class, budget := rl.Reads, "r:", "reads"
 			if isWrite(req.Method, c.Path()) {
-				policy, class = rl.Writes, "w:"
+				policy, class, budget = rl.Writes, "w:", "writes"
 			}
 			if policy.Off() {
 				return next(c)
@@ -75,6 +75,9 @@ func rateLimit(rl RateLimit) echo.MiddlewareFunc {
 			h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
 			h.Set("RateLimit-Reset", seconds(d.Reset))
 			if !d.Allowed {
+				if obs != nil {
+					obs.RateLimited(budget)
+				}
 				p := newProblem(http.StatusTooManyRequests, fmt.Sprintf(
 					"too many requests: the limit is %d per %s; retry in %s s", policy.Limit, policy.Period, seconds(d.RetryAfter)))
 				p.header = http.Header{"Retry-After": {seconds(d.RetryAfter)}}

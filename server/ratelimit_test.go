@@ -19,12 +19,6 @@ import (
 // limitedServer serves fake users behind a limiter in the shared Redis.
 func limitedServer(t *testing.T, reads, writes string, trusted ...string) *testServer {
 	t.Helper()
-	client := cachetest.Client(t, cachetest.URL())
-	rl := &server.RateLimit{
-		Limiter: ratelimit.NewRedis(func() rueidis.Client { return client }, cachetest.Prefix(t)),
-		Reads:   mustPolicy(t, reads),
-		Writes:  mustPolicy(t, writes),
-	}
 	var nets []*net.IPNet
 	for _, cidr := range trusted {
 		_, n, err := net.ParseCIDR(cidr)
@@ -33,10 +27,23 @@ func limitedServer(t *testing.T, reads, writes string, trusted ...string) *testS
 		}
 		nets = append(nets, n)
 	}
+	return limitedServerWith(t, reads, writes, server.Options{TrustedProxies: nets})
+}
+
+// limitedServerWith is limitedServer with other options besides.
+func limitedServerWith(t *testing.T, reads, writes string, opts server.Options) *testServer {
+	t.Helper()
+	client := cachetest.Client(t, cachetest.URL())
+	rl := &server.RateLimit{
+		Limiter: ratelimit.NewRedis(func() rueidis.Client { return client }, cachetest.Prefix(t)),
+		Reads:   mustPolicy(t, reads),
+		Writes:  mustPolicy(t, writes),
+	}
 	users := fakeUsers{GetFn: func(id int64) (store.User, error) {
 		return store.User{ID: id, Name: "U", Email: "u@example.com", Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}, nil
 	}}
-	return newServerWith(t, users, server.Options{RateLimit: rl, TrustedProxies: nets})
+	opts.RateLimit = rl
+	return newServerWith(t, users, opts)
 }
 
 func mustPolicy(t *testing.T, s string) ratelimit.Policy {

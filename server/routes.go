@@ -13,17 +13,17 @@ import (
 )
 
 // addRoutes is the whole surface of the service in one place.
-func addRoutes(e *echo.Echo, logger *slog.Logger, validationSpec *openapi3.T, h *Handler, specJSON []byte, opts Options) {
+func addRoutes(e *echo.Echo, logger *slog.Logger, validationSpec *openapi3.T, h *Handler, specJSON []byte, opts Options, labels *routeLabels) {
 	e.Use(
 		withRequestID,
-		accessLog(logger),
+		accessLog(logger, opts.Observer, labels),
 		recoverPanics(logger),
 	)
 	if len(opts.CORSOrigins) > 0 {
 		e.Use(cors(opts.CORSOrigins)) // before the limiter: preflights spend nothing
 	}
 	if opts.RateLimit != nil {
-		e.Use(rateLimit(*opts.RateLimit))
+		e.Use(rateLimit(*opts.RateLimit, opts.Observer))
 	}
 	e.Use(middleware.BodyLimit("1M"))
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/ghodss/yaml"
@@ -43,7 +44,25 @@ type Options struct {
 	// Admin, when set, is mounted at AdminPrefix (the job dashboard). It
 	// sits outside openapi.yaml and its validation.
 	Admin http.Handler
+	// Observer, when set, is told of every answered request and every
+	// rate-limit refusal (metrics).
+	Observer Observer
 }
+
+// Observer is told what the server did, for metrics.
+type Observer interface {
+	// ObserveRequest is called once per answered request. route is the
+	// route template, such as /users/:id, or UnmatchedRoute; method is one
+	// of the standard methods or "OTHER"; both have few possible values.
+	ObserveRequest(route, method string, status int, latency time.Duration)
+	// RateLimited is called for each refusal, with the budget spent:
+	// "reads" or "writes".
+	RateLimited(budget string)
+}
+
+// UnmatchedRoute is the route Observer gets for a request no route matched,
+// so that unknown paths add no label values.
+const UnmatchedRoute = "unmatched"
 
 // AdminPrefix is where Options.Admin is mounted.
 const AdminPrefix = "/admin/jobs"
@@ -68,11 +87,16 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(logger)
 	e.IPExtractor = ipExtractor(opts.TrustedProxies)
-	addRoutes(e, logger, spec, h, specJSON, opts)
+	labels := &routeLabels{known: map[string]bool{}}
+	addRoutes(e, logger, spec, h, specJSON, opts, labels)
 	if opts.Admin != nil {
 		admin := echo.WrapHandler(opts.Admin)
 		e.Any(AdminPrefix, admin)
 		e.Any(AdminPrefix+"/*", admin)
+	}
+	// Filled once here, before any request, and only read afterwards.
+	for _, r := range e.Routes() {
+		labels.known[r.Path] = true
 	}
 	return e, nil
 }

@@ -168,7 +168,7 @@ func run(duration time.Duration, rounds, conns int) error {
 	prefix := "USERAPI_CACHE_PREFIX=bench-" + randomHex() + ":"
 	api, err := start(dir, "userapi", userapiBin, []string{"serve"},
 		"USERAPI_ADDR="+apiAddr, "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL, prefix,
-		"USERAPI_RATE_LIMIT=off", "USERAPI_RATE_LIMIT_WRITES=off")
+		"USERAPI_RATE_LIMIT=off", "USERAPI_RATE_LIMIT_WRITES=off", "USERAPI_METRICS_ADDR="+freeAddr())
 	if err != nil {
 		return err
 	}
@@ -176,7 +176,7 @@ func run(duration time.Duration, rounds, conns int) error {
 	limitedAddr := freeAddr()
 	limited, err := start(dir, "userapi-limited", userapiBin, []string{"serve"},
 		"USERAPI_ADDR="+limitedAddr, "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL, prefix,
-		"USERAPI_RATE_LIMIT=1000000000/1s", "USERAPI_RATE_LIMIT_WRITES=1000000000/1s")
+		"USERAPI_RATE_LIMIT=1000000000/1s", "USERAPI_RATE_LIMIT_WRITES=1000000000/1s", "USERAPI_METRICS_ADDR="+freeAddr())
 	if err != nil {
 		return err
 	}

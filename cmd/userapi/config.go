@@ -15,8 +15,9 @@ import (
 
 // config is every setting of the service, read once from the environment.
 type config struct {
-	Addr     string // USERAPI_ADDR
-	LogLevel slog.Level
+	Addr        string // USERAPI_ADDR
+	MetricsAddr string // "" when metrics are off
+	LogLevel    slog.Level
 
 	DatabaseURL      string
 	DBMinConns       int32
@@ -63,6 +64,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 				return errors.New("must be host:port or :port")
 			}
 			c.Addr = v
+			return nil
+		}},
+		{"USERAPI_METRICS_ADDR", "127.0.0.1:9090", func(v string) error {
+			if v == "off" {
+				return nil
+			}
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return errors.New(`must be host:port, :port or "off"`)
+			}
+			c.MetricsAddr = v
 			return nil
 		}},
 		{"USERAPI_LOG_LEVEL", "info", func(v string) error {
@@ -148,6 +159,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return config{}, fmt.Errorf("%s=%q: %w", s.name, v, err)
 		}
 	}
+	if c.MetricsAddr != "" && c.MetricsAddr == c.Addr {
+		// /metrics must never be public: it needs a listener of its own.
+		return config{}, fmt.Errorf("USERAPI_METRICS_ADDR=%q: must differ from USERAPI_ADDR", c.MetricsAddr)
+	}
 	if c.DBMinConns > c.DBMaxConns {
 		return config{}, fmt.Errorf("USERAPI_DB_MIN_CONNS=%d: must not exceed USERAPI_DB_MAX_CONNS=%d", c.DBMinConns, c.DBMaxConns)
 	}
@@ -232,6 +247,8 @@ Usage:
 
 Environment (defaults in brackets):
   USERAPI_ADDR                   listen address [:8080]
+  USERAPI_METRICS_ADDR           listen address of GET /metrics (Prometheus), kept apart
+                                 from the API; "off" for none [127.0.0.1:9090]
   DATABASE_URL                   PostgreSQL URL; the database is created if missing
                                  [postgres://postgres@127.0.0.1:5432/userapi?sslmode=disable]
   USERAPI_DB_MIN_CONNS           connections kept open [10]

@@ -66,6 +66,7 @@ func TestRun_WorkerRunsJobsForAPIOnlyInstance(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"worker"}, env(map[string]string{
 			"DATABASE_URL": db, "USERAPI_DB_MIN_CONNS": "1", "USERAPI_DB_MAX_CONNS": "4", "USERAPI_PROCESS_DELAY": "10ms",
+			"USERAPI_METRICS_ADDR": "off",
 		}), &logs, &logs)
 	}()
 	waitJobState(t, api, id, "completed", 15*time.Second)
@@ -90,7 +91,7 @@ func TestRun_ShutdownLetsRunningJobFinish(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"serve"}, env(map[string]string{
 			"USERAPI_ADDR": addr, "DATABASE_URL": db, "REDIS_URL": "off", "USERAPI_DB_MIN_CONNS": "1", "USERAPI_DB_MAX_CONNS": "4",
-			"USERAPI_PROCESS_DELAY": "1s", "USERAPI_SHUTDOWN_TIMEOUT": "10s",
+			"USERAPI_PROCESS_DELAY": "1s", "USERAPI_SHUTDOWN_TIMEOUT": "10s", "USERAPI_METRICS_ADDR": "off",
 		}), &logs, &logs)
 	}()
 	base := "http://" + addr
@@ -147,7 +148,8 @@ func startChild(t *testing.T, bin string, vars map[string]string) (*child, strin
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), "USERAPI_ADDR="+addr)
+	// Parallel children must not all take the default metrics port.
+	cmd.Env = append(os.Environ(), "USERAPI_ADDR="+addr, "USERAPI_METRICS_ADDR=off")
 	for k, v := range vars {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

@@ -16,10 +16,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"riverqueue.com/riverui"
 
 	"userapi/cache"
 	"userapi/jobs"
+	"userapi/metrics"
 	"userapi/ratelimit"
 	"userapi/server"
 	"userapi/store"
@@ -74,19 +76,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer pool.Close()
-	switch cmd {
-	case "migrate":
+	if cmd == "migrate" {
 		return nil
-	case "worker":
-		return work(ctx, cfg, logger, pool)
 	}
-	return serve(ctx, cfg, logger, pool)
+	reg := newRegistry(pool)
+	if cmd == "worker" {
+		return work(ctx, cfg, logger, pool, reg)
+	}
+	return serve(ctx, cfg, logger, pool, reg)
 }
 
-// newQueue makes the job queue with the configured workers; workers=false
-// makes one that only inserts jobs.
-func newQueue(cfg config, logger *slog.Logger, pool *pgxpool.Pool, workers bool) (*jobs.Queue, error) {
+// newQueue makes the job queue with the configured workers, and reports its
+// jobs and deliveries on reg; workers=false makes one that only inserts jobs.
+func newQueue(cfg config, logger *slog.Logger, pool *pgxpool.Pool, workers bool, reg prometheus.Registerer) (*jobs.Queue, error) {
+	onDelivery, watch := observeQueue(reg)
 	opts := jobs.Options{
+		OnDelivery:          onDelivery,
 		Logger:              logger,
 		WebhookConcurrency:  int(cfg.WebhookConcurrency),
 		WebhookTimeout:      cfg.WebhookTimeout,
@@ -99,7 +104,12 @@ func newQueue(cfg config, logger *slog.Logger, pool *pgxpool.Pool, workers bool)
 	if workers {
 		opts.Workers = int(cfg.Workers)
 	}
-	return jobs.New(pool, opts)
+	q, err := jobs.New(pool, opts)
+	if err != nil {
+		return nil, err
+	}
+	watch(q)
+	return q, nil
 }
 
 // stopQueue lets running jobs finish within the shutdown timeout; River
@@ -115,15 +125,20 @@ func stopQueue(q *jobs.Queue, cfg config, logger *slog.Logger) error {
 	return nil
 }
 
-// work runs jobs, and nothing else, until ctx ends.
-func work(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.Pool) error {
+// work runs jobs, and serves their metrics, until ctx ends.
+func work(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.Pool, reg *prometheus.Registry) error {
 	if cfg.Workers == 0 {
 		return errors.New("USERAPI_WORKERS=0: a worker with no workers has nothing to do")
 	}
-	q, err := newQueue(cfg, logger, pool, true)
+	q, err := newQueue(cfg, logger, pool, true, reg)
 	if err != nil {
 		return err
 	}
+	msrv, err := startMetrics(cfg.MetricsAddr, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer shutdownMetrics(msrv, logger)
 	if err := q.Start(ctx); err != nil {
 		return err
 	}
@@ -159,8 +174,8 @@ func openDatabase(ctx context.Context, cfg config, logger *slog.Logger) (*pgxpoo
 }
 
 // serve answers HTTP until ctx ends, then lets in-flight requests finish.
-func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.Pool) error {
-	queue, err := newQueue(cfg, logger, pool, true)
+func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.Pool, reg *prometheus.Registry) error {
+	queue, err := newQueue(cfg, logger, pool, true, reg)
 	if err != nil {
 		return err
 	}
@@ -176,6 +191,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.P
 		Jobs:                queue,
 		Webhooks:            store.NewWebhooks(pool),
 		WebhookAllowPrivate: cfg.WebhookAllowPrivate,
+		Observer:            metrics.NewRequests(reg),
 	}
 	if cfg.AdminUI {
 		admin, err := riverui.NewHandler(&riverui.HandlerOpts{
@@ -203,6 +219,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.P
 		}
 		defer cached.Close()
 		users = cached
+		metrics.NewCacheCollector(reg, func() metrics.CacheHits { return metrics.CacheHits(cached.Stats()) })
 		opts.Checks = append(opts.Checks, server.Check{Name: "cache", Probe: cached.Ping})
 		limiter = &ratelimit.Fallback{
 			Primary:   ratelimit.NewRedis(cached.RedisClient, cfg.CachePrefix+"ratelimit:"),
@@ -235,6 +252,13 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.P
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "docs", "/docs")
+	msrv, err := startMetrics(cfg.MetricsAddr, reg, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	// Last to stop, so the final moments of a shutdown can be scraped.
+	defer shutdownMetrics(msrv, logger)
 
 	if err := queue.Start(ctx); err != nil {
 		ln.Close()

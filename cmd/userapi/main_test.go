@@ -65,6 +65,7 @@ func TestRun_ServeAndShutdown(t *testing.T) {
 			"USERAPI_DB_MIN_CONNS": "1",
 			"USERAPI_DB_MAX_CONNS": "4",
 			"REDIS_URL":            "off",
+			"USERAPI_METRICS_ADDR": "off",
 		}), &logs, &logs)
 	}()
 	base := "http://" + addr
@@ -114,7 +115,7 @@ func TestRun_GracefulShutdownFinishesInFlight(t *testing.T) {
 	go func() {
 		done <- run(ctx, nil, env(map[string]string{
 			"USERAPI_ADDR": addr, "DATABASE_URL": storetest.NewDB(t), "USERAPI_DB_MIN_CONNS": "1", "USERAPI_DB_MAX_CONNS": "4",
-			"REDIS_URL": "off",
+			"REDIS_URL": "off", "USERAPI_METRICS_ADDR": "off",
 		}), &logs, &logs)
 	}()
 	base := "http://" + addr
@@ -202,6 +203,7 @@ func TestRun_BadConfig(t *testing.T) {
 		want string
 	}{
 		{map[string]string{"USERAPI_ADDR": "8080"}, "USERAPI_ADDR"},
+		{map[string]string{"USERAPI_METRICS_ADDR": "9090"}, "USERAPI_METRICS_ADDR"},
 		{map[string]string{"DATABASE_URL": "mysql://x"}, "DATABASE_URL"},
 		{map[string]string{"USERAPI_DB_MAX_CONNS": "lots"}, "USERAPI_DB_MAX_CONNS"},
 		{map[string]string{"USERAPI_DB_MIN_CONNS": "20", "USERAPI_DB_MAX_CONNS": "5"}, "USERAPI_DB_MIN_CONNS"},
@@ -228,7 +230,7 @@ func TestRun_Help(t *testing.T) {
 	if err := run(context.Background(), []string{"--help"}, env(nil), &out, &out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"serve", "worker", "migrate", "DATABASE_URL", "USERAPI_ADDR", "USERAPI_WORKERS", "USERAPI_WEBHOOK_ALLOW_PRIVATE", "USERAPI_ADMIN_UI"} {
+	for _, want := range []string{"serve", "worker", "migrate", "DATABASE_URL", "USERAPI_ADDR", "USERAPI_WORKERS", "USERAPI_WEBHOOK_ALLOW_PRIVATE", "USERAPI_ADMIN_UI", "USERAPI_METRICS_ADDR"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help lacks %s", want)
 		}
@@ -246,6 +248,8 @@ func instance(t *testing.T, vars map[string]string) string {
 	all := map[string]string{
 		"USERAPI_ADDR": addr, "USERAPI_DB_MIN_CONNS": "1", "USERAPI_DB_MAX_CONNS": "4",
 		"USERAPI_RATE_LIMIT": "off", "USERAPI_RATE_LIMIT_WRITES": "off",
+		// Instances run in parallel: none may take the default metrics port.
+		"USERAPI_METRICS_ADDR": "off",
 	}
 	for k, v := range vars {
 		all[k] = v

@@ -58,6 +58,7 @@ export async function startHarness(): Promise<Harness> {
       env: {
         ...process.env,
         USERAPI_ADDR: `127.0.0.1:${port}`,
+        USERAPI_METRICS_ADDR: "off", // parallel servers must not share the default port
         DATABASE_URL: dbUrl.toString(),
         USERAPI_DB_MIN_CONNS: "1",
         USERAPI_DB_MAX_CONNS: "4",
