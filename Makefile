@@ -38,8 +38,10 @@ contract: ## Lint the spec, gate breaking changes, test the TypeScript client (d
 	@scripts/contract.sh
 
 .PHONY: vet
-vet: ## Run go vet.
+vet: ## Run go vet, and fail on Go files gofmt would change.
 	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+		if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 
 .PHONY: stop
 stop: ## Stop the project-local PostgreSQL and Redis started by run or test.
