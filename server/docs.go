@@ -25,7 +25,50 @@ var registerSwagger sync.Once
 // swaggerUI serves Swagger UI and its assets from the binary, showing specJSON.
 func swaggerUI(specJSON []byte) echo.HandlerFunc {
 	registerSwagger.Do(func() { swag.Register(swag.Name, swaggerDoc{json: string(specJSON)}) })
-	return echoSwagger.EchoWrapHandler(echoSwagger.URL("doc.json"), echoSwagger.DeepLinking(true))
+	return problemOn404(echoSwagger.EchoWrapHandler(echoSwagger.URL("doc.json"), echoSwagger.DeepLinking(true)))
+}
+
+// problemOn404 turns the plain-text error that next writes for a file it
+// cannot serve (echo-swagger answers through http.FileServer: 404 for an
+// unknown name, 500 for a name that is not a valid path, such as one with a
+// stray query byte) into the usual 404 problem. The handler serves only
+// files embedded in the binary, so any such failure means no such file, and
+// every error the service gives stays a problem document.
+func problemOn404(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		orig := c.Response()
+		w := &errorCatcher{ResponseWriter: orig}
+		c.SetResponse(echo.NewResponse(w, c.Echo()))
+		err := next(c)
+		c.SetResponse(orig)
+		if err == nil && w.failed {
+			orig.Header().Del("Content-Type")
+			return echo.ErrNotFound
+		}
+		return err
+	}
+}
+
+// errorCatcher passes a response through unless its status is an error; it
+// then drops the status and the body and notes the failure.
+type errorCatcher struct {
+	http.ResponseWriter
+	failed bool
+}
+
+func (w *errorCatcher) WriteHeader(code int) {
+	if code >= http.StatusBadRequest {
+		w.failed = true
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *errorCatcher) Write(b []byte) (int, error) {
+	if w.failed {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 // redocPage is the ReDoc page. Its script is served from this server, so the

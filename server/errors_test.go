@@ -209,3 +209,26 @@ func TestBadInput_ManyErrorsAreCapped(t *testing.T) {
 		t.Errorf("500 bad ids: detail %q with %d errors, want the count in the detail and 20 listed", p.Detail, len(*p.Errors))
 	}
 }
+
+// Text PostgreSQL cannot store (invalid UTF-8, NUL) is a 422, not a 500,
+// and a missing docs asset is a 404 problem, like every other error.
+func TestUnstorableTextAndMissingAsset(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, nil)
+	tests := []struct {
+		method, path string
+		body         any
+		want         int
+	}{
+		{"GET", "/users?email=%E0%80%80", nil, http.StatusUnprocessableEntity},
+		{"POST", "/users", map[string]any{"name": "A\u0000", "email": "nul@example.com"}, http.StatusUnprocessableEntity},
+		{"GET", "/docs/no-such-file.js", nil, http.StatusNotFound},
+		{"GET", "/docs/?\xa3", nil, http.StatusNotFound}, // once a plain-text 500
+	}
+	for _, tt := range tests {
+		res := s.do(tt.method, tt.path, tt.body).wantStatus(t, tt.want)
+		if ct := res.header.Get("Content-Type"); ct != "application/problem+json" {
+			t.Errorf("%s %s Content-Type = %q, want application/problem+json", tt.method, tt.path, ct)
+		}
+	}
+}

@@ -26,6 +26,7 @@ var statusOf = []struct {
 	{store.ErrNotFound, http.StatusNotFound, "the resource does not exist"},
 	{store.ErrConflict, http.StatusConflict, "the change conflicts with another resource"},
 	{store.ErrPrecondition, http.StatusPreconditionFailed, "the resource has changed since the ETag given in If-Match"},
+	{store.ErrInvalidText, http.StatusUnprocessableEntity, "a text value is not valid UTF-8 or contains a NUL character"},
 	{store.ErrUnavailable, http.StatusServiceUnavailable, "the database is unavailable; retry shortly"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "the request took too long; retry shortly"},
 }

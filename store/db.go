@@ -102,6 +102,8 @@ func translate(err error) error {
 		switch {
 		case pgErr.Code == "23505": // unique_violation
 			return fmt.Errorf("%w: %w", ErrConflict, err)
+		case pgErr.Code == "22021", pgErr.Code == "22P05": // character_not_in_repertoire, untranslatable_character
+			return fmt.Errorf("%w: %w", ErrInvalidText, err)
 		case pgErr.Code[:2] == "08", // connection exception
 			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutting down, starting up
 			pgErr.Code == "53300", // too many connections

@@ -19,6 +19,9 @@ var (
 	ErrPrecondition = errors.New("precondition failed")
 	// ErrUnavailable means the database could not be reached or did not answer in time.
 	ErrUnavailable = errors.New("database unavailable")
+	// ErrInvalidText means a text value cannot be stored: it is not valid
+	// UTF-8, or it holds a NUL character, which PostgreSQL text cannot.
+	ErrInvalidText = errors.New("invalid text")
 )
 
 // wrap adds the operation and its arguments to a non-nil error, keeping it

@@ -35,7 +35,8 @@ type config struct {
 	TrustedProxies  []*net.IPNet
 	CORSOrigins     []string
 
-	ShutdownTimeout time.Duration
+	ShutdownTimeout   time.Duration
+	ReadHeaderTimeout time.Duration
 
 	Workers             int32
 	ProcessDelay        time.Duration
@@ -141,6 +142,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return nil
 		}},
 		{"USERAPI_SHUTDOWN_TIMEOUT", "25s", duration(&c.ShutdownTimeout)},
+		{"USERAPI_READ_HEADER_TIMEOUT", "5s", positiveDuration(&c.ReadHeaderTimeout)},
 		{"USERAPI_WORKERS", "10", intIn(&c.Workers, 0, 1000)},
 		{"USERAPI_PROCESS_DELAY", "2s", duration(&c.ProcessDelay)},
 		{"USERAPI_WEBHOOK_CONCURRENCY", "16", intIn(&c.WebhookConcurrency, 1, 1000)},
@@ -267,6 +269,8 @@ Environment (defaults in brackets):
   USERAPI_CORS_ORIGINS           browser origins allowed to call the API, comma-separated,
                                  or "none" for no CORS headers [none]
   USERAPI_SHUTDOWN_TIMEOUT       how long in-flight requests and running jobs get on shutdown [25s]
+  USERAPI_READ_HEADER_TIMEOUT    longest a client may take to send a request's headers;
+                                 slower connections are closed [5s]
   USERAPI_WORKERS                profile jobs run at once by this process; 0 runs no jobs
                                  here (an API-only instance) [10]
   USERAPI_PROCESS_DELAY          extra time each profile job takes, standing in for slow work [2s]

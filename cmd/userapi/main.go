@@ -39,6 +39,9 @@ func main() {
 // rateLimitClients bounds the clients the in-memory limiter remembers.
 const rateLimitClients = 100000
 
+// maxHeaderBytes bounds a request's headers; larger ones get 431.
+const maxHeaderBytes = 64 << 10
+
 // logFlushInterval bounds how long a log line waits in memory.
 const logFlushInterval = 100 * time.Millisecond
 
@@ -240,11 +243,11 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.P
 	srv := &http.Server{
 		Addr:              cfg.Addr,
 		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)

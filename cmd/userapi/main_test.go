@@ -215,6 +215,7 @@ func TestRun_BadConfig(t *testing.T) {
 		{map[string]string{"USERAPI_WEBHOOK_ALLOW_PRIVATE": "maybe"}, "USERAPI_WEBHOOK_ALLOW_PRIVATE"},
 		{map[string]string{"USERAPI_ADMIN_UI": "yes"}, "USERAPI_ADMIN_UI"},
 		{map[string]string{"USERAPI_JOB_RESCUE_AFTER": "0s"}, "USERAPI_JOB_RESCUE_AFTER"},
+		{map[string]string{"USERAPI_READ_HEADER_TIMEOUT": "0s"}, "USERAPI_READ_HEADER_TIMEOUT"},
 	}
 	for _, tt := range tests {
 		err := run(context.Background(), []string{"serve"}, env(tt.env), &bytes.Buffer{}, &bytes.Buffer{})
@@ -230,7 +231,7 @@ func TestRun_Help(t *testing.T) {
 	if err := run(context.Background(), []string{"--help"}, env(nil), &out, &out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"serve", "worker", "migrate", "DATABASE_URL", "USERAPI_ADDR", "USERAPI_WORKERS", "USERAPI_WEBHOOK_ALLOW_PRIVATE", "USERAPI_ADMIN_UI", "USERAPI_METRICS_ADDR"} {
+	for _, want := range []string{"serve", "worker", "migrate", "DATABASE_URL", "USERAPI_ADDR", "USERAPI_WORKERS", "USERAPI_WEBHOOK_ALLOW_PRIVATE", "USERAPI_ADMIN_UI", "USERAPI_METRICS_ADDR", "USERAPI_READ_HEADER_TIMEOUT"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help lacks %s", want)
 		}

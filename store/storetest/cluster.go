@@ -1,0 +1,121 @@
+package storetest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// Cluster is a PostgreSQL server of a test's own, on a spare port, that the
+// test may stop and start at will. The machine's shared server is never
+// touched: other tests use it at the same time.
+type Cluster struct {
+	t       testing.TB
+	dataDir string
+	logFile string
+	port    int
+}
+
+// NewCluster initialises and starts a cluster in a temporary directory. When
+// the test ends the cluster is stopped and its files removed. PostgreSQL
+// refuses to run as root, so when the test runs as root the cluster runs as
+// the postgres user. It fails the test when initdb or pg_ctl is missing.
+func NewCluster(t testing.TB) *Cluster {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "userapi-cluster-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{t: t, dataDir: filepath.Join(dir, "data"), logFile: filepath.Join(dir, "postgres.log"), port: sparePort(t)}
+	t.Cleanup(func() {
+		// Immediate: nothing in a throwaway cluster needs a checkpoint.
+		_ = c.pgCtl("stop", "-m", "immediate", "-w", "-t", "30")
+		if t.Failed() {
+			if b, err := os.ReadFile(c.logFile); err == nil {
+				t.Logf("log of the cluster on port %d:\n%s", c.port, b)
+			}
+		}
+		_ = os.RemoveAll(dir)
+	})
+	if os.Geteuid() == 0 {
+		if out, err := exec.Command("chown", "-R", "postgres:postgres", dir).CombinedOutput(); err != nil {
+			t.Fatalf("storetest: chown %s to postgres: %v\n%s", dir, err, out)
+		}
+	}
+	if out, err := c.command("initdb", "-D", c.dataDir, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8").CombinedOutput(); err != nil {
+		t.Fatalf("storetest: initdb: %v\n%s", err, out)
+	}
+	c.Start()
+	return c
+}
+
+// URL is the address of database on this cluster.
+func (c *Cluster) URL(database string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, database)
+}
+
+// Start starts the stopped cluster and waits until it accepts connections.
+func (c *Cluster) Start() {
+	c.t.Helper()
+	// Few connections, no fsync: the cluster lives for one test, and a
+	// restart (not a crash of the machine) is what the tests exercise.
+	opts := "-c listen_addresses=127.0.0.1 -c port=" + strconv.Itoa(c.port) +
+		" -c unix_socket_directories='' -c max_connections=30 -c fsync=off -c shared_buffers=16MB"
+	if err := c.pgCtl("start", "-w", "-t", "60", "-l", c.logFile, "-o", opts); err != nil {
+		c.t.Fatalf("storetest: start cluster on port %d: %v", c.port, err)
+	}
+}
+
+// Stop stops the cluster with the given pg_ctl mode (smart, fast or
+// immediate) and waits until it is down.
+func (c *Cluster) Stop(mode string) {
+	c.t.Helper()
+	if err := c.pgCtl("stop", "-m", mode, "-w", "-t", "60"); err != nil {
+		c.t.Fatalf("storetest: stop cluster on port %d: %v", c.port, err)
+	}
+}
+
+func (c *Cluster) pgCtl(args ...string) error {
+	out, err := c.command("pg_ctl", append([]string{"-D", c.dataDir}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pg_ctl %v: %w\n%s", args, err, out)
+	}
+	return nil
+}
+
+// command runs a PostgreSQL program, as the postgres user when we are root.
+func (c *Cluster) command(name string, args ...string) *exec.Cmd {
+	bin := pgBinary(name)
+	if os.Geteuid() == 0 {
+		return exec.Command("runuser", append([]string{"-u", "postgres", "--", bin}, args...)...)
+	}
+	return exec.Command(bin, args...)
+}
+
+// pgBinary finds a PostgreSQL program on PATH or in the Debian layout.
+func pgBinary(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name)
+	if len(matches) > 0 {
+		return matches[len(matches)-1]
+	}
+	return name // exec reports it missing, with the name
+}
+
+// sparePort asks the kernel for a free port. Another process could take it
+// before the cluster does; the start then fails loudly, not silently.
+func sparePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
