@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"userapi/jobs"
+	"userapi/jobs/jobstest"
 	"userapi/store"
 	"userapi/store/storetest"
 	"userapi/webhook"
@@ -30,21 +31,7 @@ const secret = "whsec_test_secret_0123456789"
 func newQueue(t *testing.T, opts jobs.Options) (*jobs.Queue, *pgxpool.Pool) {
 	t.Helper()
 	pool := storetest.Pool(t, storetest.NewDB(t), 5)
-	q, err := jobs.New(pool, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := q.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		if err := q.Stop(ctx); err != nil {
-			t.Errorf("Stop() = %v", err)
-		}
-	})
-	return q, pool
+	return jobstest.Start(t, pool, opts), pool
 }
 
 func countJobs(t *testing.T, pool *pgxpool.Pool) int {

@@ -17,6 +17,7 @@ import (
 
 	"userapi/gen"
 	"userapi/jobs"
+	"userapi/jobs/jobstest"
 	"userapi/server"
 	"userapi/store"
 	"userapi/store/storetest"
@@ -27,20 +28,7 @@ import (
 func jobServer(t *testing.T, opts jobs.Options) (*testServer, *pgxpool.Pool) {
 	t.Helper()
 	pool := storetest.Pool(t, storetest.NewDB(t), 6)
-	q, err := jobs.New(pool, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := q.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		if err := q.Stop(ctx); err != nil {
-			t.Errorf("queue Stop() = %v", err)
-		}
-	})
+	q := jobstest.Start(t, pool, opts)
 	users := store.NewUsers(pool).WithHook(q.UserHook())
 	s := newServerWith(t, users, server.Options{
 		Jobs:     q,
@@ -241,14 +229,7 @@ func TestWebhooks_DeliveriesLogged(t *testing.T) {
 	t.Parallel()
 	recv := newReceiverServer(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	pool := storetest.Pool(t, storetest.NewDB(t), 6)
-	q, err := jobs.New(pool, jobs.Options{Workers: 1, WebhookAllowPrivate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := q.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = q.Stop(context.Background()) })
+	q := jobstest.Start(t, pool, jobs.Options{Workers: 1, WebhookAllowPrivate: true})
 	s := newServerWith(t, store.NewUsers(pool).WithHook(q.UserHook()), server.Options{Jobs: q, Webhooks: store.NewWebhooks(pool), WebhookAllowPrivate: true})
 
 	var w gen.WebhookWithSecret
