@@ -10,12 +10,16 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"userapi/gen"
+	"userapi/tracing"
 )
 
 // addRoutes is the whole surface of the service in one place.
 func addRoutes(e *echo.Echo, logger *slog.Logger, validationSpec *openapi3.T, h *Handler, specJSON []byte, opts Options, labels *routeLabels) {
+	e.Use(withRequestID)
+	if opts.Tracing {
+		e.Use(tracing.Middleware()) // outermost: the span covers all the rest
+	}
 	e.Use(
-		withRequestID,
 		accessLog(logger, opts.Observer, labels),
 		recoverPanics(logger),
 	)

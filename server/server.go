@@ -28,6 +28,9 @@ type Options struct {
 	Checks []Check
 	// RateLimit limits each client; nil limits nothing.
 	RateLimit *RateLimit
+	// Tracing makes a span per request for the global OpenTelemetry tracer
+	// (see package tracing).
+	Tracing bool
 	// CORSOrigins are the browser origins allowed to call the API (such as
 	// https://app.example.com); none means no CORS headers at all.
 	CORSOrigins []string

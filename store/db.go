@@ -23,6 +23,8 @@ type PoolConfig struct {
 	// IdleInTxTimeout ends sessions that sit in an open transaction doing
 	// nothing, so a stuck client cannot hold row locks forever.
 	IdleInTxTimeout time.Duration
+	// Tracer, when set, observes every statement (tracing spans).
+	Tracer pgx.QueryTracer
 }
 
 // Open connects a pool to the database in cfg.URL, creating the database
@@ -41,6 +43,9 @@ func Open(ctx context.Context, cfg PoolConfig) (*pgxpool.Pool, error) {
 	}
 	if cfg.IdleInTxTimeout > 0 {
 		params["idle_in_transaction_session_timeout"] = strconv.FormatInt(cfg.IdleInTxTimeout.Milliseconds(), 10)
+	}
+	if cfg.Tracer != nil {
+		pcfg.ConnConfig.Tracer = cfg.Tracer
 	}
 	if _, ok := params["application_name"]; !ok {
 		params["application_name"] = "userapi"

@@ -34,6 +34,7 @@ type config struct {
 	RateLimitWrites ratelimit.Policy
 	TrustedProxies  []*net.IPNet
 	CORSOrigins     []string
+	OTLPEndpoint    string // "" when tracing is off
 
 	ShutdownTimeout   time.Duration
 	ReadHeaderTimeout time.Duration
@@ -139,6 +140,17 @@ func loadConfig(getenv func(string) string) (config, error) {
 				}
 				c.CORSOrigins = append(c.CORSOrigins, o)
 			}
+			return nil
+		}},
+		{"OTEL_EXPORTER_OTLP_ENDPOINT", "none", func(v string) error {
+			if v == "none" {
+				return nil
+			}
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return errors.New("must be an http:// or https:// URL of an OTLP/HTTP collector, such as http://localhost:4318")
+			}
+			c.OTLPEndpoint = v
 			return nil
 		}},
 		{"USERAPI_SHUTDOWN_TIMEOUT", "25s", duration(&c.ShutdownTimeout)},
@@ -284,5 +296,7 @@ Environment (defaults in brackets):
                                  and run again; must exceed the longest job [1h]
   USERAPI_ADMIN_UI               "on" serves the job dashboard at /admin/jobs, which has no
                                  authentication [off]
+  OTEL_EXPORTER_OTLP_ENDPOINT    OTLP/HTTP collector to send traces to, such as
+                                 http://localhost:4318, or "none" [none]
   USERAPI_LOG_LEVEL              debug, info, warn or error [info]
 `

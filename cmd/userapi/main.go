@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"riverqueue.com/riverui"
@@ -25,6 +26,7 @@ import (
 	"userapi/ratelimit"
 	"userapi/server"
 	"userapi/store"
+	"userapi/tracing"
 )
 
 func main() {
@@ -74,6 +76,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer logOut.Close()
 	logger := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
+	if cfg.OTLPEndpoint != "" {
+		stopTracing, err := tracing.Start(ctx, cfg.OTLPEndpoint)
+		if err != nil {
+			return fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: %w", err)
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := stopTracing(sctx); err != nil {
+				logger.Warn("flush traces", "error", err.Error())
+			}
+		}()
+		logger.Info("tracing on", "otlp_endpoint", cfg.OTLPEndpoint)
+	}
+
 	pool, err := openDatabase(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -87,6 +104,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return work(ctx, cfg, logger, pool, reg)
 	}
 	return serve(ctx, cfg, logger, pool, reg)
+}
+
+// queryTracer traces SQL statements when tracing is on.
+func queryTracer(cfg config) pgx.QueryTracer {
+	if cfg.OTLPEndpoint == "" {
+		return nil
+	}
+	return tracing.QueryTracer{}
 }
 
 // newQueue makes the job queue with the configured workers, and reports its
@@ -163,6 +188,7 @@ func openDatabase(ctx context.Context, cfg config, logger *slog.Logger) (*pgxpoo
 		MaxConns:         cfg.DBMaxConns,
 		StatementTimeout: cfg.StatementTimeout,
 		IdleInTxTimeout:  cfg.IdleInTxTimeout,
+		Tracer:           queryTracer(cfg),
 	})
 	if err != nil {
 		return nil, err
@@ -185,6 +211,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.P
 	// Every user change queues its webhook events in its own transaction.
 	var users store.UserService = store.NewUsers(pool).WithHook(queue.UserHook())
 	opts := server.Options{
+		Tracing: cfg.OTLPEndpoint != "",
 		Checks: []server.Check{
 			{Name: "database", Required: true, Probe: pool.Ping},
 			{Name: "queue", Backlog: queue.Backlog},
