@@ -13,8 +13,10 @@ help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_/-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: ## Run the service on :8080 (docs at /docs), starting PostgreSQL if needed.
-	@$(DEV_ENV) && $(GO) run ./cmd/userapi serve
+run: ## Run the service on :8080 (docs at /docs), starting PostgreSQL if needed; prints a development API key.
+	@$(DEV_ENV) && $(GO) build -o bin/userapi ./cmd/userapi \
+		&& if [ "$${USERAPI_AUTH:-on}" != off ]; then bin/userapi keys dev --file .data/dev-api-key; fi \
+		&& exec bin/userapi serve
 
 .PHONY: test
 test: ## Run every test against real PostgreSQL, starting it if needed.

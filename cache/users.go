@@ -250,35 +250,14 @@ func (u *Users) Get(ctx context.Context, id int64) (store.User, error) {
 		u.hits.bypassed.Add(1)
 		return u.next.Get(ctx, id)
 	}
-	key := u.key(id)
-
-	// Fast path: a value held in memory or in Redis. Only a miss, or a key
-	// another caller is loading, takes the locking path below.
-	rc := c.Client()
-	res := rc.DoCache(ctx, rc.B().Get().Key(key).Cache(), u.opts.TTL)
-	val, err := res.ToString()
-	switch {
-	case err == nil && !strings.HasPrefix(val, rueidisaside.PlaceholderPrefix):
-		if res.IsCacheHit() {
-			u.hits.memory.Add(1)
-		} else {
-			u.hits.redis.Add(1)
-		}
-		return u.fromEntry(ctx, id, val)
-	case err != nil && !rueidis.IsRedisNil(err):
-		return u.bypass(ctx, id, err)
-	}
-
-	loaded := false
-	val, err = c.Get(ctx, u.opts.TTL, key, func(ctx context.Context, _ string) (string, error) {
-		loaded = true
+	val, from, err := lookup(ctx, c, u.key(id), u.opts.TTL, func(ctx context.Context) (string, error) {
 		user, err := u.next.Get(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			rueidisaside.OverrideCacheTTL(ctx, u.opts.NegativeTTL)
 			return negative, nil
 		}
 		if err != nil {
-			return "", &loadError{err}
+			return "", err
 		}
 		return encode(user)
 	})
@@ -289,12 +268,61 @@ func (u *Users) Get(ctx context.Context, id int64) (store.User, error) {
 	if err != nil {
 		return u.bypass(ctx, id, err)
 	}
-	if loaded {
+	switch from {
+	case fromMemory:
+		u.hits.memory.Add(1)
+	case fromRedis:
+		u.hits.redis.Add(1)
+	case fromLoad:
 		u.hits.database.Add(1)
-	} else {
-		u.hits.redis.Add(1) // another caller loaded it while this one waited
 	}
 	return u.fromEntry(ctx, id, val)
+}
+
+// source is where lookup found a value.
+type source int
+
+const (
+	fromMemory source = iota // this process's memory
+	fromRedis                // Redis, or another caller that loaded it meanwhile
+	fromLoad                 // load, after a miss
+)
+
+// lookup returns key's value from memory, Redis, or else load, which runs
+// under rueidisaside's per-key lock and whose result is stored for ttl.
+// Errors of load come back as *loadError; any other error is Redis's.
+func lookup(ctx context.Context, c rueidisaside.CacheAsideClient, key string, ttl time.Duration, load func(ctx context.Context) (string, error)) (string, source, error) {
+	// Fast path: a value held in memory or in Redis. Only a miss, or a key
+	// another caller is loading, takes the locking path below.
+	rc := c.Client()
+	res := rc.DoCache(ctx, rc.B().Get().Key(key).Cache(), ttl)
+	val, err := res.ToString()
+	switch {
+	case err == nil && !strings.HasPrefix(val, rueidisaside.PlaceholderPrefix):
+		if res.IsCacheHit() {
+			return val, fromMemory, nil
+		}
+		return val, fromRedis, nil
+	case err != nil && !rueidis.IsRedisNil(err):
+		return "", 0, err
+	}
+
+	loaded := false
+	val, err = c.Get(ctx, ttl, key, func(ctx context.Context, _ string) (string, error) {
+		loaded = true
+		val, err := load(ctx)
+		if err != nil {
+			return "", &loadError{err}
+		}
+		return val, nil
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	if loaded {
+		return val, fromLoad, nil
+	}
+	return val, fromRedis, nil
 }
 
 // bypass answers from the store after Redis failed.
@@ -420,7 +448,11 @@ const invalidationWait = 100 * time.Millisecond
 // entry when its own process gets to the message, usually within a
 // millisecond.
 func (u *Users) invalidate(ctx context.Context, id int64) {
-	key := u.key(id)
+	u.invalidateKey(ctx, u.key(id))
+}
+
+// invalidateKey deletes one key as invalidate describes.
+func (u *Users) invalidateKey(ctx context.Context, key string) {
 	c := u.available(ctx)
 	if c != nil {
 		// The write has committed: finish the invalidation even if the

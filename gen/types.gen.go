@@ -533,6 +533,9 @@ type EmailTaken = Problem
 // Error An error, as in RFC 9457.
 type Error = Problem
 
+// Forbidden An error, as in RFC 9457.
+type Forbidden = Problem
+
 // MalformedRequest An error, as in RFC 9457.
 type MalformedRequest = Problem
 
@@ -544,6 +547,9 @@ type PreconditionFailed = Problem
 
 // TooManyRequests An error, as in RFC 9457.
 type TooManyRequests = Problem
+
+// Unauthorized An error, as in RFC 9457.
+type Unauthorized = Problem
 
 // UnsupportedMediaType An error, as in RFC 9457.
 type UnsupportedMediaType = Problem

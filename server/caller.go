@@ -1,8 +1,23 @@
 package server
 
-import "github.com/labstack/echo/v4"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
 
-const callerKey = "caller"
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/labstack/echo/v4"
+
+	"userapi/auth"
+)
+
+const (
+	callerKey    = "caller"
+	authErrorKey = "auth_error"
+)
 
 // Caller is who sent a request: the API key that authenticated it.
 type Caller struct {
@@ -14,8 +29,89 @@ type Caller struct {
 }
 
 // caller returns the request's authenticated caller, or the zero Caller when
-// authentication is off or has not run.
+// authentication is off or found no valid key.
 func caller(c echo.Context) Caller {
 	v, _ := c.Get(callerKey).(Caller)
 	return v
+}
+
+// KeyChecker checks a presented API key (see auth.Checker).
+type KeyChecker interface {
+	Check(ctx context.Context, key string) (auth.Key, error)
+}
+
+var errNotBearer = errors.New(`the Authorization header must be "Bearer <key>"`)
+
+// identify checks the API key a request presents, before the rate limiter
+// so that the limiter can count per key. It refuses nothing itself: each
+// operation's authorize does, since only it knows whether a key is needed.
+func identify(keys KeyChecker) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			header := c.Request().Header.Get(echo.HeaderAuthorization)
+			if header == "" || unlimited(c.Request().URL.Path) {
+				return next(c)
+			}
+			scheme, token, _ := strings.Cut(header, " ")
+			if !strings.EqualFold(scheme, "Bearer") {
+				c.Set(authErrorKey, errNotBearer)
+				return next(c)
+			}
+			key, err := keys.Check(c.Request().Context(), strings.TrimSpace(token))
+			if err != nil {
+				c.Set(authErrorKey, err)
+				return next(c)
+			}
+			c.Set(callerKey, Caller{KeyPrefix: key.Prefix, Scopes: key.Scopes})
+			return next(c)
+		}
+	}
+}
+
+// authorize refuses a request to an operation that needs a scope (its
+// x-scope in openapi.yaml) unless identify found a key that holds it.
+func authorize(op *openapi3.Operation) echo.MiddlewareFunc {
+	needs, _ := op.Extensions["x-scope"].(string)
+	if op.Security == nil || len(*op.Security) == 0 {
+		return nil // public
+	}
+	if !slices.Contains(auth.Scopes, needs) {
+		panic(fmt.Sprintf("operation %s has security but no valid x-scope", op.OperationID))
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			who := caller(c)
+			if who.KeyPrefix == "" {
+				return unauthorized(c)
+			}
+			if !auth.Allows(who.Scopes, needs) {
+				p := newProblem(http.StatusForbidden, fmt.Sprintf("this operation needs the scope %s; the key %s has %s",
+					needs, who.KeyPrefix, strings.Join(who.Scopes, ", ")))
+				p.header = http.Header{"Www-Authenticate": {fmt.Sprintf(`Bearer realm="userapi", error="insufficient_scope", scope=%q`, needs)}}
+				return p
+			}
+			return next(c)
+		}
+	}
+}
+
+// unauthorized is the 401 for a request without a usable key. A store
+// failure while checking the key is the store's error (503), not a 401.
+func unauthorized(c echo.Context) error {
+	err, _ := c.Get(authErrorKey).(error)
+	if err == nil {
+		p := newProblem(http.StatusUnauthorized, `this operation needs an API key: send it as "Authorization: Bearer <key>"`)
+		p.header = http.Header{"Www-Authenticate": {`Bearer realm="userapi"`}}
+		return p
+	}
+	refused := false
+	for _, why := range []error{errNotBearer, auth.ErrMalformed, auth.ErrUnknown, auth.ErrRevoked, auth.ErrExpired} {
+		refused = refused || errors.Is(err, why)
+	}
+	if !refused {
+		return err
+	}
+	p := newProblem(http.StatusUnauthorized, err.Error())
+	p.header = http.Header{"Www-Authenticate": {`Bearer realm="userapi", error="invalid_token"`}}
+	return p
 }

@@ -20,7 +20,7 @@ func cors(origins []string) echo.MiddlewareFunc {
 		ExposeHeaders: []string{
 			"ETag", "Location", "Retry-After", "X-Request-ID",
 			"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
-			"Deprecation", "Sunset",
+			"Deprecation", "Sunset", "WWW-Authenticate",
 		},
 		MaxAge: 600,
 	})

@@ -97,6 +97,7 @@ func accessLog(logger *slog.Logger, obs Observer, labels *routeLabels) echo.Midd
 				slog.Float64("latency_ms", float64(v.Latency)/float64(time.Millisecond)),
 				slog.Int64("bytes_out", c.Response().Size),
 				slog.String("remote_ip", v.RemoteIP),
+				slog.String("key", caller(c).KeyPrefix),
 				slog.String("user_agent", v.UserAgent),
 			)
 			return nil

@@ -49,7 +49,8 @@ func isWrite(method, route string) bool {
 
 // rateLimit spends one request from the client's budget, sets the
 // RateLimit-* headers, and refuses with 429 and Retry-After when the budget
-// is spent. The client is its IP address, as clientIP found it.
+// is spent. The client is its API key when it presented a valid one, and
+// otherwise its IP address as ipExtractor found it.
 func rateLimit(rl RateLimit, obs Observer) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -64,7 +65,11 @@ func rateLimit(rl RateLimit, obs Observer) echo.MiddlewareFunc {
 			if policy.Off() {
 				return next(c)
 			}
-			d, err := rl.Limiter.Allow(req.Context(), class+"ip:"+c.RealIP(), policy)
+			client := "ip:" + c.RealIP()
+			if who := caller(c); who.KeyPrefix != "" {
+				client = "key:" + who.KeyPrefix
+			}
+			d, err := rl.Limiter.Allow(req.Context(), class+client, policy)
 			if err != nil {
 				// Only a cancelled request gets here: the limiter falls back
 				// to memory on its own.

@@ -26,6 +26,9 @@ func addRoutes(e *echo.Echo, logger *slog.Logger, validationSpec *openapi3.T, h 
 	if len(opts.CORSOrigins) > 0 {
 		e.Use(cors(opts.CORSOrigins)) // before the limiter: preflights spend nothing
 	}
+	if opts.Auth != nil {
+		e.Use(identify(opts.Auth)) // before the limiter, which counts per key
+	}
 	if opts.RateLimit != nil {
 		e.Use(rateLimit(*opts.RateLimit, opts.Observer))
 	}
@@ -34,7 +37,7 @@ func addRoutes(e *echo.Echo, logger *slog.Logger, validationSpec *openapi3.T, h 
 	// Every operation in openapi.yaml, each behind the request validator.
 	// The validator runs per route rather than globally so that unknown paths
 	// and methods reach Echo's router, which answers 404, or 405 with Allow.
-	api := validatedRoutes{e: e, v: newValidator(validationSpec)}
+	api := validatedRoutes{e: e, v: newValidator(validationSpec), auth: opts.Auth != nil}
 	gen.RegisterHandlers(api, gen.NewStrictHandler(h, nil))
 	refuseOtherMethods(e, validationSpec)
 
@@ -73,36 +76,49 @@ func refuseOtherMethods(e *echo.Echo, spec *openapi3.T) {
 
 var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
-// validatedRoutes registers generated routes with the validator in front.
+// validatedRoutes registers generated routes with the authorization check
+// (when auth is on) and the validator in front, in that order: a caller
+// without a key learns nothing about what a valid request looks like.
 type validatedRoutes struct {
-	e *echo.Echo
-	v *validator
+	e    *echo.Echo
+	v    *validator
+	auth bool
+}
+
+func (v validatedRoutes) before(method, path string, m []echo.MiddlewareFunc) []echo.MiddlewareFunc {
+	var chain []echo.MiddlewareFunc
+	if v.auth {
+		if a := authorize(v.v.operation(method, path)); a != nil {
+			chain = append(chain, a)
+		}
+	}
+	return append(append(chain, v.v.forRoute(method, path)), m...)
 }
 
 func (v validatedRoutes) CONNECT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.CONNECT(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodConnect, p)}, m...)...)
+	return v.e.CONNECT(p, h, v.before(http.MethodConnect, p, m)...)
 }
 func (v validatedRoutes) DELETE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.DELETE(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodDelete, p)}, m...)...)
+	return v.e.DELETE(p, h, v.before(http.MethodDelete, p, m)...)
 }
 func (v validatedRoutes) GET(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.GET(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodGet, p)}, m...)...)
+	return v.e.GET(p, h, v.before(http.MethodGet, p, m)...)
 }
 func (v validatedRoutes) HEAD(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.HEAD(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodHead, p)}, m...)...)
+	return v.e.HEAD(p, h, v.before(http.MethodHead, p, m)...)
 }
 func (v validatedRoutes) OPTIONS(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.OPTIONS(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodOptions, p)}, m...)...)
+	return v.e.OPTIONS(p, h, v.before(http.MethodOptions, p, m)...)
 }
 func (v validatedRoutes) PATCH(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.PATCH(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodPatch, p)}, m...)...)
+	return v.e.PATCH(p, h, v.before(http.MethodPatch, p, m)...)
 }
 func (v validatedRoutes) POST(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.POST(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodPost, p)}, m...)...)
+	return v.e.POST(p, h, v.before(http.MethodPost, p, m)...)
 }
 func (v validatedRoutes) PUT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.PUT(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodPut, p)}, m...)...)
+	return v.e.PUT(p, h, v.before(http.MethodPut, p, m)...)
 }
 func (v validatedRoutes) TRACE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.TRACE(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodTrace, p)}, m...)...)
+	return v.e.TRACE(p, h, v.before(http.MethodTrace, p, m)...)
 }

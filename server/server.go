@@ -26,6 +26,8 @@ const bodyLimit = 1 << 20
 type Options struct {
 	// Checks are the dependencies /health reports.
 	Checks []Check
+	// Auth checks API keys; nil lets everyone do everything (USERAPI_AUTH=off).
+	Auth KeyChecker
 	// RateLimit limits each client; nil limits nothing.
 	RateLimit *RateLimit
 	// Tracing makes a span per request for the global OpenTelemetry tracer

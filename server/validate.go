@@ -25,6 +25,8 @@ import (
 func ValidationOptions() openapi3filter.Options {
 	return openapi3filter.Options{
 		MultiError: true,
+		// API keys are checked before validation (see authorize).
+		AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 		SchemaValidationOptions: []openapi3.SchemaValidationOption{
 			openapi3.WithStringFormatValidator("email", openapi3.NewCallbackValidator(checkEmail)),
 		},
@@ -64,11 +66,7 @@ func newValidator(spec *openapi3.T) *validator {
 // paths again with regular expressions on every request.
 func (v *validator) forRoute(method, echoPath string) echo.MiddlewareFunc {
 	specPath := echoToSpecPath(echoPath)
-	item := v.spec.Paths.Find(specPath)
-	if item == nil || item.GetOperation(method) == nil {
-		panic(fmt.Sprintf("%s %s is registered but not in openapi.yaml", method, specPath))
-	}
-	route := &routers.Route{Spec: v.spec, Path: specPath, PathItem: item, Method: method, Operation: item.GetOperation(method)}
+	route := &routers.Route{Spec: v.spec, Path: specPath, PathItem: v.spec.Paths.Find(specPath), Method: method, Operation: v.operation(method, echoPath)}
 	deprecation := deprecationHeaders(route.Operation)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -88,6 +86,16 @@ func (v *validator) forRoute(method, echoPath string) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// operation returns the spec's operation for a route in Echo's form.
+func (v *validator) operation(method, echoPath string) *openapi3.Operation {
+	specPath := echoToSpecPath(echoPath)
+	item := v.spec.Paths.Find(specPath)
+	if item == nil || item.GetOperation(method) == nil {
+		panic(fmt.Sprintf("%s %s is registered but not in openapi.yaml", method, specPath))
+	}
+	return item.GetOperation(method)
 }
 
 // deprecationHeaders are the headers a deprecated operation answers with:

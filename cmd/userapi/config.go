@@ -47,6 +47,8 @@ type config struct {
 	JobRetryBackoff     time.Duration
 	JobRescueAfter      time.Duration
 	AdminUI             bool
+
+	Auth bool // false only for local experiments
 }
 
 // setting is one environment variable: its name, default and parser.
@@ -163,6 +165,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		{"USERAPI_JOB_RETRY_BACKOFF", "1s", positiveDuration(&c.JobRetryBackoff)},
 		{"USERAPI_JOB_RESCUE_AFTER", "1h", positiveDuration(&c.JobRescueAfter)},
 		{"USERAPI_ADMIN_UI", "off", onOff(&c.AdminUI)},
+		{"USERAPI_AUTH", "on", onOff(&c.Auth)},
 	}
 	for _, s := range settings {
 		v := strings.TrimSpace(getenv(s.name))
@@ -257,6 +260,16 @@ Usage:
                     until SIGINT or SIGTERM
   userapi worker    apply migrations, then run background jobs only (no HTTP)
   userapi migrate   apply migrations (the service's and the job queue's) and exit
+  userapi keys create --name NAME --scopes SCOPE[,SCOPE...] [--expires 90d]
+                    make an API key and print it, once, on stdout; the scopes are
+                    users:read, users:write, jobs:read, webhooks:admin and admin
+  userapi keys list
+                    list the keys: prefix, name, scopes, created, last used, expiry
+  userapi keys revoke PREFIX
+                    revoke a key at once, on every instance
+  userapi keys dev --file PATH
+                    print the development key kept in PATH, making it (admin scope)
+                    when PATH is missing or its key no longer works (make run uses it)
   userapi --help    show this text
 
 Environment (defaults in brackets):
@@ -296,6 +309,8 @@ Environment (defaults in brackets):
                                  and run again; must exceed the longest job [1h]
   USERAPI_ADMIN_UI               "on" serves the job dashboard at /admin/jobs, which has no
                                  authentication [off]
+  USERAPI_AUTH                   "off" serves every request without an API key: for local
+                                 experiments only, never in production [on]
   OTEL_EXPORTER_OTLP_ENDPOINT    OTLP/HTTP collector to send traces to, such as
                                  http://localhost:4318, or "none" [none]
   USERAPI_LOG_LEVEL              debug, info, warn or error [info]

@@ -91,7 +91,7 @@ func TestRun_ShutdownLetsRunningJobFinish(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"serve"}, env(map[string]string{
 			"USERAPI_ADDR": addr, "DATABASE_URL": db, "REDIS_URL": "off", "USERAPI_DB_MIN_CONNS": "1", "USERAPI_DB_MAX_CONNS": "4",
-			"USERAPI_PROCESS_DELAY": "1s", "USERAPI_SHUTDOWN_TIMEOUT": "10s", "USERAPI_METRICS_ADDR": "off",
+			"USERAPI_PROCESS_DELAY": "1s", "USERAPI_SHUTDOWN_TIMEOUT": "10s", "USERAPI_METRICS_ADDR": "off", "USERAPI_AUTH": "off",
 		}), &logs, &logs)
 	}()
 	base := "http://" + addr
@@ -149,7 +149,7 @@ func startChild(t *testing.T, bin string, vars map[string]string) (*child, strin
 	}
 	cmd := exec.Command(bin, "serve")
 	// Parallel children must not all take the default metrics port.
-	cmd.Env = append(os.Environ(), "USERAPI_ADDR="+addr, "USERAPI_METRICS_ADDR=off")
+	cmd.Env = append(os.Environ(), "USERAPI_ADDR="+addr, "USERAPI_METRICS_ADDR=off", "USERAPI_AUTH=off")
 	for k, v := range vars {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"riverqueue.com/riverui"
 
+	"userapi/auth"
 	"userapi/cache"
 	"userapi/jobs"
 	"userapi/metrics"
@@ -61,7 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
-	case "serve", "worker", "migrate":
+	case "serve", "worker", "migrate", "keys":
 	default:
 		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
 		return errUsage
@@ -71,8 +72,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	// Lines reach stdout within logFlushInterval; a crash loses at most that.
-	logOut := newLogWriter(stdout, logFlushInterval)
+	logDst := stdout
+	if cmd == "keys" {
+		// stdout is the command's answer, such as a new key for a script.
+		logDst = stderr
+		cfg.LogLevel = max(cfg.LogLevel, slog.LevelWarn)
+	}
+	// Lines reach their writer within logFlushInterval; a crash loses at most that.
+	logOut := newLogWriter(logDst, logFlushInterval)
 	defer logOut.Close()
 	logger := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
@@ -91,11 +98,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logger.Info("tracing on", "otlp_endpoint", cfg.OTLPEndpoint)
 	}
 
+	if cmd == "keys" {
+		// A short-lived command needs few connections.
+		cfg.DBMinConns, cfg.DBMaxConns = 0, 2
+	}
 	pool, err := openDatabase(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	if cmd == "keys" {
+		return keys(ctx, cfg, pool, args[1:], stdout, stderr)
+	}
 	if cmd == "migrate" {
 		return nil
 	}
@@ -238,6 +252,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.P
 		opts.Admin = admin
 		logger.Warn("job dashboard on at " + server.AdminPrefix + ": it has no authentication, so keep it off untrusted networks")
 	}
+	apiKeys := store.NewAPIKeys(pool)
+	var keyStore auth.KeyStore = apiKeys
 	// Per-instance limits until (or unless) Redis holds the shared budget.
 	var limiter ratelimit.Limiter = ratelimit.NewMemory(rateLimitClients)
 	if cfg.RedisURL != "" {
@@ -249,6 +265,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.P
 		}
 		defer cached.Close()
 		users = cached
+		keyStore = cache.NewKeys(cached, apiKeys)
 		metrics.NewCacheCollector(reg, func() metrics.CacheHits { return metrics.CacheHits(cached.Stats()) })
 		opts.Checks = append(opts.Checks, server.Check{Name: "cache", Probe: cached.Ping})
 		limiter = &ratelimit.Fallback{
@@ -258,6 +275,11 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.P
 		}
 	} else {
 		logger.Info("cache off (REDIS_URL=off): every read goes to the database, and rate limits are per instance")
+	}
+	if cfg.Auth {
+		opts.Auth = auth.NewChecker(keyStore, apiKeys, logger)
+	} else {
+		logger.Warn("AUTHENTICATION IS OFF (USERAPI_AUTH=off): anyone who can reach this port can read, change and delete every user. Use this for local experiments only.")
 	}
 	if !cfg.RateLimit.Off() || !cfg.RateLimitWrites.Off() {
 		opts.RateLimit = &server.RateLimit{Limiter: limiter, Reads: cfg.RateLimit, Writes: cfg.RateLimitWrites}

@@ -58,28 +58,24 @@ func TestRun_ServeAndShutdown(t *testing.T) {
 	defer cancel()
 	var logs syncBuffer
 	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve"}, env(map[string]string{
-			"USERAPI_ADDR":         addr,
-			"DATABASE_URL":         storetest.NewDB(t),
-			"USERAPI_DB_MIN_CONNS": "1",
-			"USERAPI_DB_MAX_CONNS": "4",
-			"REDIS_URL":            "off",
-			"USERAPI_METRICS_ADDR": "off",
-		}), &logs, &logs)
-	}()
+	vars := map[string]string{
+		"USERAPI_ADDR":         addr,
+		"DATABASE_URL":         storetest.NewDB(t),
+		"USERAPI_DB_MIN_CONNS": "1",
+		"USERAPI_DB_MAX_CONNS": "4",
+		"REDIS_URL":            "off",
+		"USERAPI_METRICS_ADDR": "off",
+	}
+	key := newKey(t, vars, "--name", "test", "--scopes", "users:write")
+	go func() { done <- run(ctx, []string{"serve"}, env(vars), &logs, &logs) }()
 	base := "http://" + addr
 	waitReady(t, base+"/livez", done)
 
-	res, err := http.Post(base+"/users", "application/json", strings.NewReader(`{"name":"Ada","email":"ada@example.com"}`))
-	if err != nil {
-		t.Fatal(err)
+	r := call(t, "POST", base+"/users", `{"name":"Ada","email":"ada@example.com"}`, bearer(key)...)
+	if r.status != http.StatusCreated {
+		t.Errorf("POST /users = %d, want 201", r.status)
 	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusCreated {
-		t.Errorf("POST /users = %d, want 201", res.StatusCode)
-	}
-	res, err = http.Get(base + "/health")
+	res, err := http.Get(base + "/health")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,9 +93,15 @@ func TestRun_ServeAndShutdown(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("run() did not return after cancel")
 	}
-	for _, want := range []string{`"msg":"listening"`, `"msg":"request"`, `"route":"/users"`, `"status":201`, `"msg":"stopped"`} {
+	for _, want := range []string{`"msg":"listening"`, `"msg":"request"`, `"route":"/users"`, `"status":201`, `"key":"` + key[:12] + `"`, `"msg":"stopped"`} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %s:\n%s", want, logs.String())
+		}
+	}
+	// The log names the key by its prefix only, and never shows the email.
+	for _, secret := range []string{key, "ada@example.com"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("log shows %q:\n%s", secret, logs.String())
 		}
 	}
 }
@@ -115,7 +117,7 @@ func TestRun_GracefulShutdownFinishesInFlight(t *testing.T) {
 	go func() {
 		done <- run(ctx, nil, env(map[string]string{
 			"USERAPI_ADDR": addr, "DATABASE_URL": storetest.NewDB(t), "USERAPI_DB_MIN_CONNS": "1", "USERAPI_DB_MAX_CONNS": "4",
-			"REDIS_URL": "off", "USERAPI_METRICS_ADDR": "off",
+			"REDIS_URL": "off", "USERAPI_METRICS_ADDR": "off", "USERAPI_AUTH": "off",
 		}), &logs, &logs)
 	}()
 	base := "http://" + addr
@@ -231,7 +233,7 @@ func TestRun_Help(t *testing.T) {
 	if err := run(context.Background(), []string{"--help"}, env(nil), &out, &out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"serve", "worker", "migrate", "DATABASE_URL", "USERAPI_ADDR", "USERAPI_WORKERS", "USERAPI_WEBHOOK_ALLOW_PRIVATE", "USERAPI_ADMIN_UI", "USERAPI_METRICS_ADDR", "USERAPI_READ_HEADER_TIMEOUT"} {
+	for _, want := range []string{"serve", "worker", "migrate", "DATABASE_URL", "USERAPI_ADDR", "USERAPI_WORKERS", "USERAPI_WEBHOOK_ALLOW_PRIVATE", "USERAPI_ADMIN_UI", "USERAPI_METRICS_ADDR", "USERAPI_READ_HEADER_TIMEOUT", "keys create", "keys revoke", "USERAPI_AUTH"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help lacks %s", want)
 		}
@@ -251,6 +253,8 @@ func instance(t *testing.T, vars map[string]string) string {
 		"USERAPI_RATE_LIMIT": "off", "USERAPI_RATE_LIMIT_WRITES": "off",
 		// Instances run in parallel: none may take the default metrics port.
 		"USERAPI_METRICS_ADDR": "off",
+		// API keys have tests of their own (keys_test.go).
+		"USERAPI_AUTH": "off",
 	}
 	for k, v := range vars {
 		all[k] = v

@@ -10,6 +10,18 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+type ApiKey struct {
+	ID         int64
+	Prefix     string
+	Hash       []byte
+	Name       string
+	Scopes     []string
+	CreatedAt  time.Time
+	LastUsedAt pgtype.Timestamptz
+	ExpiresAt  pgtype.Timestamptz
+	RevokedAt  pgtype.Timestamptz
+}
+
 type User struct {
 	ID                int64
 	Name              string

@@ -9,6 +9,16 @@ import (
 )
 
 type Querier interface {
+	// APIKeyCreate stores a new key's hash and description.
+	APIKeyCreate(ctx context.Context, arg APIKeyCreateParams) (ApiKey, error)
+	// APIKeyGet returns the key with this prefix, revoked or not.
+	APIKeyGet(ctx context.Context, prefix string) (ApiKey, error)
+	// APIKeyList returns every key, oldest first.
+	APIKeyList(ctx context.Context) ([]ApiKey, error)
+	// APIKeyRevoke marks a key revoked; a key revoked before keeps its time.
+	APIKeyRevoke(ctx context.Context, prefix string) (ApiKey, error)
+	// APIKeyTouch records that a key was used.
+	APIKeyTouch(ctx context.Context, prefix string) error
 	// UserCreate inserts a user and returns it with its id and timestamps.
 	UserCreate(ctx context.Context, arg UserCreateParams) (User, error)
 	// UserDelete deletes the user with this id and returns the row it deleted.

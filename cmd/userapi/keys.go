@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"userapi/auth"
+	"userapi/cache"
+	"userapi/store"
+)
+
+// keys runs `userapi keys ...`: the operator's way to make, list and revoke
+// API keys. Keys are never shown again after create prints them.
+func keys(ctx context.Context, cfg config, pool *pgxpool.Pool, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintf(stderr, "userapi keys: say create, list, revoke or dev\n\n%s", usage)
+		return errUsage
+	}
+	repo := store.NewAPIKeys(pool)
+	switch args[0] {
+	case "create":
+		fs := newFlags("keys create", stderr)
+		name := fs.String("name", "", "what the key is for, such as billing-service")
+		scopes := fs.String("scopes", "", "comma-separated scopes: "+strings.Join(auth.Scopes, ", "))
+		expires := fs.String("expires", "", "lifetime, such as 90d or 12h; none by default")
+		if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
+			return errUsage
+		}
+		if *name == "" || len(*name) > 100 {
+			return errors.New("keys create: --name is required, at most 100 characters")
+		}
+		if *scopes == "" {
+			return errors.New("keys create: --scopes is required: " + strings.Join(auth.Scopes, ", "))
+		}
+		sc, err := auth.ParseScopes(*scopes)
+		if err != nil {
+			return fmt.Errorf("keys create: --scopes: %w", err)
+		}
+		var expiresAt time.Time
+		if *expires != "" {
+			d, err := lifetime(*expires)
+			if err != nil {
+				return fmt.Errorf("keys create: --expires: %w", err)
+			}
+			expiresAt = time.Now().Add(d)
+		}
+		key, err := createKey(ctx, cfg, repo, *name, sc, expiresAt)
+		if err != nil {
+			return err
+		}
+		prefix, _ := auth.PrefixOf(key)
+		fmt.Fprintln(stdout, key)
+		fmt.Fprintf(stderr, "Made API key %s (%s) with scopes %s. It is printed above and never shown again: store it now.\n",
+			prefix, *name, strings.Join(sc, ","))
+		return nil
+
+	case "list":
+		if len(args) > 1 {
+			return errUsage
+		}
+		list, err := repo.List(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "PREFIX\tNAME\tSCOPES\tCREATED\tLAST USED\tEXPIRES\tSTATE")
+		now := time.Now()
+		for _, k := range list {
+			state := "active"
+			switch {
+			case !k.RevokedAt.IsZero():
+				state = "revoked " + k.RevokedAt.Format(time.RFC3339)
+			case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
+				state = "expired"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.Prefix, k.Name, strings.Join(k.Scopes, ","),
+				k.CreatedAt.Format(time.RFC3339), orNever(k.LastUsedAt), orNever(k.ExpiresAt), state)
+		}
+		return tw.Flush()
+
+	case "revoke":
+		if len(args) != 2 || !auth.ValidPrefix(args[1]) {
+			return errors.New("keys revoke: give the key's prefix, such as uak_3kq7zt2m (see userapi keys list)")
+		}
+		k, err := repo.Revoke(ctx, args[1])
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("keys revoke: no key has the prefix %s", args[1])
+		}
+		if err != nil {
+			return err
+		}
+		if err := forget(ctx, cfg, k.Prefix); err != nil {
+			fmt.Fprintf(stderr, "Revoked %s in the database, but could not tell the instances through Redis (%v): they may accept it for up to a minute more.\n", k.Prefix, err)
+			return nil
+		}
+		fmt.Fprintf(stderr, "Revoked %s (%s): every instance refuses it from now on.\n", k.Prefix, k.Name)
+		return nil
+
+	case "dev":
+		fs := newFlags("keys dev", stderr)
+		file := fs.String("file", "", "where the development key is kept")
+		if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 || *file == "" {
+			return errors.New("keys dev: --file is required")
+		}
+		return devKey(ctx, cfg, repo, *file, stdout)
+	}
+	fmt.Fprintf(stderr, "userapi keys: unknown subcommand %q\n\n%s", args[0], usage)
+	return errUsage
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// createKey makes a key, stores its hash, and returns the key.
+func createKey(ctx context.Context, cfg config, repo *store.APIKeys, name string, scopes []string, expiresAt time.Time) (string, error) {
+	for range 3 { // a prefix clash (40 random bits) is rare; try again
+		k := auth.Generate()
+		_, err := repo.Create(ctx, store.NewAPIKey{Prefix: k.Prefix, Hash: k.Hash, Name: name, Scopes: scopes, ExpiresAt: expiresAt})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		// An instance may remember this prefix as unknown (someone tried
+		// it): forget that, or the new key fails until the memory expires.
+		_ = forget(ctx, cfg, k.Prefix)
+		return k.Key, nil
+	}
+	return "", errors.New("keys create: could not find a free prefix; try again")
+}
+
+func forget(ctx context.Context, cfg config, prefix string) error {
+	if cfg.RedisURL == "" {
+		return nil
+	}
+	return cache.Forget(ctx, cfg.RedisURL, cfg.CachePrefix, prefix)
+}
+
+// devKey prints the development key kept in file, making a new one when
+// the file is missing or its key is no longer valid (revoked, expired, or
+// from another database).
+func devKey(ctx context.Context, cfg config, repo *store.APIKeys, file string, stdout io.Writer) error {
+	if b, err := os.ReadFile(file); err == nil {
+		key := strings.TrimSpace(string(b))
+		if _, err := auth.NewChecker(repo, noTouch{}, nil).Check(ctx, key); err == nil {
+			printDevKey(stdout, cfg, key, "kept in "+file)
+			return nil
+		}
+	}
+	key, err := createKey(ctx, cfg, repo, "development", []string{auth.ScopeAdmin}, time.Time{})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(file, []byte(key+"\n"), 0o600); err != nil {
+		return err
+	}
+	printDevKey(stdout, cfg, key, "made just now, and kept in "+file+" for the next start")
+	return nil
+}
+
+func printDevKey(w io.Writer, cfg config, key, how string) {
+	host := cfg.Addr
+	if strings.HasPrefix(host, ":") {
+		host = "localhost" + host
+	}
+	fmt.Fprintf(w, `
+Development API key (scope admin, %s):
+
+    %s
+
+Try it:
+
+    curl -H "Authorization: Bearer %s" http://%s/users
+
+In the docs at http://%s/docs, press Authorize and paste the key.
+
+`, how, key, key, host, host)
+}
+
+// noTouch checks a key without recording its use.
+type noTouch struct{}
+
+func (noTouch) Touch(context.Context, string) error { return nil }
+
+// lifetime reads a key's lifetime: a Go duration (12h) or whole days (90d).
+func lifetime(s string) (time.Duration, error) {
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a number of days such as 90d", s)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, fmt.Errorf("%q is not a lifetime such as 90d or 12h", s)
+		}
+	}
+	if d <= 0 || d > 10*365*24*time.Hour {
+		return 0, fmt.Errorf("%q must be from 1s to 10 years", s)
+	}
+	return d, nil
+}
+
+func orNever(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.Format(time.RFC3339)
+}

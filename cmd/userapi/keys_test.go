@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"userapi/cache/cachetest"
+	"userapi/store/storetest"
+)
+
+// keysCmd runs `userapi keys args...` against vars and returns its stdout.
+func keysCmd(t *testing.T, vars map[string]string, args ...string) (string, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), append([]string{"keys"}, args...), env(vars), &stdout, &stderr)
+	if err != nil {
+		t.Logf("userapi keys %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String(), err
+}
+
+func newKey(t *testing.T, vars map[string]string, args ...string) string {
+	t.Helper()
+	out, err := keysCmd(t, vars, append([]string{"create"}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(out)
+	if strings.Count(out, "\n") != 1 || !strings.HasPrefix(key, "uak_") {
+		t.Fatalf("keys create printed %q, want the key alone on one line", out)
+	}
+	return key
+}
+
+func bearer(key string) []string { return []string{"Authorization", "Bearer " + key} }
+
+// The whole life of a key, through two instances sharing PostgreSQL and
+// Redis: it works on both, a missing scope is 403, and a revocation through
+// the command line reaches both within a second.
+func TestKeys_LifecycleAcrossInstances(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{
+		"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": cachetest.URL(), "USERAPI_CACHE_PREFIX": cachetest.Prefix(t),
+		"USERAPI_DB_MIN_CONNS": "0", "USERAPI_DB_MAX_CONNS": "2", "USERAPI_AUTH": "on",
+	}
+	writer := newKey(t, vars, "--name", "billing", "--scopes", "users:read,users:write")
+	reader := newKey(t, vars, "--name", "reports", "--scopes", "users:read", "--expires", "90d")
+	a, b := instance(t, vars), instance(t, vars)
+
+	if r := call(t, "GET", a+"/users", ""); r.status != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") != `Bearer realm="userapi"` {
+		t.Fatalf("GET /users without a key = %d %q, want 401 with WWW-Authenticate", r.status, r.header.Get("WWW-Authenticate"))
+	}
+	if r := call(t, "POST", a+"/users", `{"name":"Ada","email":"ada@example.com"}`, bearer(writer)...); r.status != http.StatusCreated {
+		t.Fatalf("POST /users with the writer key = %d %s", r.status, r.body)
+	}
+	r := call(t, "POST", a+"/users", `{"name":"Bob","email":"bob@example.com"}`, bearer(reader)...)
+	if r.status != http.StatusForbidden || !strings.Contains(r.header.Get("WWW-Authenticate"), `error="insufficient_scope", scope="users:write"`) {
+		t.Fatalf("POST /users with a read-only key = %d %q %s, want 403 insufficient_scope", r.status, r.header.Get("WWW-Authenticate"), r.body)
+	}
+	for _, base := range []string{a, b} {
+		for range 3 { // the later reads come from each instance's memory
+			if r := call(t, "GET", base+"/users/1", "", bearer(reader)...); r.status != http.StatusOK {
+				t.Fatalf("GET %s/users/1 with the reader key = %d %s", base, r.status, r.body)
+			}
+		}
+	}
+	if r := call(t, "GET", a+"/jobs/1", "", bearer(reader)...); r.status != http.StatusForbidden {
+		t.Errorf("GET /jobs/1 with users:read only = %d, want 403", r.status)
+	}
+
+	list, err := keysCmd(t, vars, "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readerPrefix := reader[:12]
+	for _, want := range []string{writer[:12], readerPrefix, "billing", "reports", "users:read,users:write"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("keys list lacks %q:\n%s", want, list)
+		}
+	}
+	if strings.Contains(list, reader) || strings.Contains(list, writer) {
+		t.Errorf("keys list shows a whole key:\n%s", list)
+	}
+
+	if _, err := keysCmd(t, vars, "revoke", readerPrefix); err != nil {
+		t.Fatal(err)
+	}
+	revoked := time.Now()
+	for _, base := range []string{a, b} {
+		for {
+			r := call(t, "GET", base+"/users/1", "", bearer(reader)...)
+			if r.status == http.StatusUnauthorized {
+				if !strings.Contains(r.body, "revoked") || !strings.Contains(r.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+					t.Errorf("revoked key: %q %s", r.header.Get("WWW-Authenticate"), r.body)
+				}
+				break
+			}
+			if r.status != http.StatusOK {
+				t.Fatalf("GET with the revoked key = %d %s", r.status, r.body)
+			}
+			if time.Since(revoked) > time.Second {
+				t.Fatalf("%s still accepts the key a second after its revocation", base)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	t.Logf("revocation seen by both instances %v after the command returned", time.Since(revoked))
+	if r := call(t, "GET", b+"/users/1", "", bearer(writer)...); r.status != http.StatusOK {
+		t.Errorf("the other key stopped working: %d", r.status)
+	}
+	if list, _ := keysCmd(t, vars, "list"); !strings.Contains(list, "revoked") {
+		t.Errorf("keys list does not show the revocation:\n%s", list)
+	}
+}
+
+// Refusals name what is wrong, and a key that expired or never existed is
+// refused like any other bad key.
+func TestKeys_BadKeys(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{
+		"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": cachetest.URL(), "USERAPI_CACHE_PREFIX": cachetest.Prefix(t),
+		"USERAPI_DB_MIN_CONNS": "0", "USERAPI_DB_MAX_CONNS": "2", "USERAPI_AUTH": "on",
+	}
+	short := newKey(t, vars, "--name", "short", "--scopes", "admin", "--expires", "1s")
+	base := instance(t, vars)
+	good := call(t, "GET", base+"/users", "", bearer(short)...)
+	if good.status != http.StatusOK {
+		t.Fatalf("fresh key = %d %s", good.status, good.body)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	forged := short[:len(short)-1] + map[bool]string{true: "B", false: "A"}[strings.HasSuffix(short, "A")]
+	for _, tt := range []struct{ name, header, detail string }{
+		{"expired", "Bearer " + short, "expired"},
+		{"wrong secret", "Bearer " + forged, "not valid"},
+		{"unknown prefix", "Bearer uak_aaaaaaaa_" + strings.Repeat("x", 43), "not valid"},
+		{"not a key", "Bearer hunter2", "malformed"},
+		{"basic auth", "Basic dXNlcjpwYXNz", "Bearer"},
+	} {
+		r := call(t, "GET", base+"/users", "", "Authorization", tt.header)
+		if r.status != http.StatusUnauthorized || !strings.Contains(r.body, tt.detail) || r.header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s: %d %q %s, want 401 saying %q", tt.name, r.status, r.header.Get("WWW-Authenticate"), r.body, tt.detail)
+		}
+	}
+	// Public routes need no key, and ignore a bad one.
+	for _, path := range []string{"/livez", "/health", "/openapi.yaml"} {
+		if r := call(t, "GET", base+path, "", "Authorization", "Bearer nonsense"); r.status != http.StatusOK {
+			t.Errorf("GET %s with a bad key = %d, want 200", path, r.status)
+		}
+	}
+}
+
+// The limiter counts per key: one key spending its budget leaves another's
+// alone, even from the same address.
+func TestKeys_RateLimitPerKey(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{
+		"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": cachetest.URL(), "USERAPI_CACHE_PREFIX": cachetest.Prefix(t),
+		"USERAPI_DB_MIN_CONNS": "0", "USERAPI_DB_MAX_CONNS": "2", "USERAPI_AUTH": "on", "USERAPI_RATE_LIMIT": "3/1h",
+	}
+	first := newKey(t, vars, "--name", "first", "--scopes", "users:read")
+	second := newKey(t, vars, "--name", "second", "--scopes", "users:read")
+	base := instance(t, vars)
+	for i := range 4 {
+		r := call(t, "GET", base+"/users", "", bearer(first)...)
+		if want := map[bool]int{true: 200, false: 429}[i < 3]; r.status != want {
+			t.Fatalf("first key, request %d = %d, want %d", i+1, r.status, want)
+		}
+	}
+	if r := call(t, "GET", base+"/users", "", bearer(second)...); r.status != http.StatusOK || r.header.Get("RateLimit-Remaining") != "2" {
+		t.Errorf("second key = %d, RateLimit-Remaining %q; want 200 and 2", r.status, r.header.Get("RateLimit-Remaining"))
+	}
+}
+
+// make run's development key: made once, then reused; made again when it
+// stops working.
+func TestKeys_DevKey(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": "off", "USERAPI_ADDR": ":8080"}
+	file := filepath.Join(t.TempDir(), "data", "dev-api-key")
+	out, err := keysCmd(t, vars, "dev", "--file", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(string(b))
+	if !strings.Contains(out, key) || !strings.Contains(out, "curl -H \"Authorization: Bearer "+key+"\" http://localhost:8080/users") {
+		t.Errorf("keys dev output lacks the key and a curl example:\n%s", out)
+	}
+	if st, _ := os.Stat(file); st.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode = %v, want 0600", st.Mode().Perm())
+	}
+	if out, _ := keysCmd(t, vars, "dev", "--file", file); !strings.Contains(out, key) {
+		t.Errorf("second keys dev did not reuse the key:\n%s", out)
+	}
+	if _, err := keysCmd(t, vars, "revoke", key[:12]); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = keysCmd(t, vars, "dev", "--file", file)
+	if strings.Contains(out, key) || !strings.Contains(out, "uak_") {
+		t.Errorf("keys dev reused a revoked key:\n%s", out)
+	}
+}
+
+func TestKeys_CommandLineErrors(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": "off"}
+	for _, args := range [][]string{
+		{"create", "--name", "x", "--scopes", "users:delete"},
+		{"create", "--scopes", "admin"},
+		{"create", "--name", "x"},
+		{"create", "--name", "x", "--scopes", "admin", "--expires", "forever"},
+		{"revoke", "uak_zzzzzzzz"},
+		{"revoke", "not-a-prefix"},
+		{"rotate"},
+	} {
+		if out, err := keysCmd(t, vars, args...); err == nil || out != "" {
+			t.Errorf("keys %v = %v, stdout %q; want an error and nothing on stdout", args, err, out)
+		}
+	}
+}
