@@ -1,5 +1,6 @@
 // The documentation pages, in a real headless Chromium: Swagger UI shows
-// every operation and "Try it out" works against the live server; ReDoc
+// every operation, Authorize takes an API key, and "Try it out" works
+// against the live server with it; ReDoc
 // renders; and neither page asks anything of any other host.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -62,10 +63,24 @@ describe("docs", () => {
     const op = page.locator("#operations-Users-listUsers");
     await op.locator(".opblock-summary").click();
     await op.getByRole("button", { name: "Try it out" }).click();
-    await op.getByRole("button", { name: "Execute" }).click();
     const status = op.locator(".live-responses-table .response .response-col_status").first();
+
+    // Without a key the server refuses; after Authorize, the call succeeds.
+    await op.getByRole("button", { name: "Execute" }).click();
+    await status.waitFor({ timeout: 30_000 });
+    assert.match((await status.innerText()).trim(), /^401/);
+
+    await page.locator(".auth-wrapper .authorize").click();
+    const dialog = page.locator(".modal-ux");
+    await dialog.locator("input").first().fill(h.key("users:read"));
+    await dialog.getByRole("button", { name: "Authorize", exact: true }).click();
+    await dialog.getByRole("button", { name: "Close" }).click();
+
+    await op.getByRole("button", { name: "Clear" }).click();
+    await op.getByRole("button", { name: "Execute" }).click();
     await status.waitFor({ timeout: 30_000 });
     assert.equal((await status.innerText()).trim(), "200");
+    assert.match(await op.locator(".curl-command").evaluate((e) => e.textContent), /Authorization: Bearer uak_/);
 
     assert.deepEqual(offsite, [], "no request leaves the machine");
     assert.deepEqual(errors, [], "no script errors");

@@ -181,6 +181,22 @@ func run(duration time.Duration, rounds, conns int) error {
 		return err
 	}
 	defer stop(limited)
+	// A third without API keys, to show what checking them costs.
+	openAddr := freeAddr()
+	open, err := start(dir, "userapi-noauth", userapiBin, []string{"serve"},
+		"USERAPI_ADDR="+openAddr, "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL, prefix, "USERAPI_AUTH=off",
+		"USERAPI_RATE_LIMIT=off", "USERAPI_RATE_LIMIT_WRITES=off", "USERAPI_METRICS_ADDR="+freeAddr())
+	if err != nil {
+		return err
+	}
+	defer stop(open)
+	keyCmd := exec.Command(userapiBin, "keys", "create", "--name", "bench", "--scopes", "admin")
+	keyCmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL, prefix)
+	keyOut, err := keyCmd.Output()
+	if err != nil {
+		return fmt.Errorf("userapi keys create: %w", err)
+	}
+	key := strings.TrimSpace(string(keyOut))
 	static, err := start(dir, "static", benchBin, []string{"serve-static", staticAddr})
 	if err != nil {
 		return err
@@ -191,7 +207,7 @@ func run(duration time.Duration, rounds, conns int) error {
 	}
 	// Only /livez: asking userapi for a user before the seed would cache
 	// its absence.
-	for _, addr := range []string{apiAddr, limitedAddr} {
+	for _, addr := range []string{apiAddr, limitedAddr, openAddr} {
 		if err := waitReady("http://" + addr + "/livez"); err != nil {
 			return fmt.Errorf("userapi did not start (logs in %s): %w", dir, err)
 		}
@@ -205,17 +221,18 @@ func run(duration time.Duration, rounds, conns int) error {
 		{"static JSON (reference)", "static", "/users/1", ""},
 		{"hot GET /users/1", "userapi", "/users/1", ""},
 		{"hot GET /users/1, rate limiter on", "limited", "/users/1", ""},
+		{"hot GET /users/1, no API key check", "noauth", "/users/1", ""},
 		{"random GET /users/{id}", "userapi", "/", randomGet},
 		{"POST /users/batch-get (100 ids)", "userapi", "/", batchGet},
 		{"GET /users?limit=100 (cursor)", "userapi", "/", listPage()},
 		{"POST /users", "userapi", "/", strings.Replace(create, "RUN", `"`+runTag+`"`, 1)},
 	}
-	addrs := map[string]string{"userapi": apiAddr, "limited": limitedAddr, "static": staticAddr}
+	addrs := map[string]string{"userapi": apiAddr, "limited": limitedAddr, "noauth": openAddr, "static": staticAddr}
 	results := make(map[string][]result)
 	fmt.Printf("wrk -t2 -c%d -d%s, %d rounds, scenarios interleaved; %d users seeded\n", conns, duration, rounds, users)
 	for r := range rounds {
 		for _, sc := range scenarios {
-			res, err := runWrk(dir, sc, addrs[sc.target], duration, conns)
+			res, err := runWrk(dir, sc, addrs[sc.target], key, duration, conns)
 			if err != nil {
 				return err
 			}
@@ -235,8 +252,10 @@ func run(duration time.Duration, rounds, conns int) error {
 	w.Flush()
 	hot := median(results[scenarios[1].name]).rps
 	limitedHot := median(results[scenarios[2].name]).rps
+	noAuthHot := median(results[scenarios[3].name]).rps
 	fmt.Printf("\nhot read / static reference = %.2f (goal: 0.80 or better)\n", hot/ref)
 	fmt.Printf("hot read with rate limiter / without = %.2f (goal: 0.85 or better)\n", limitedHot/hot)
+	fmt.Printf("hot read with API key check / without = %.2f\n", hot/noAuthHot)
 	fmt.Printf("machine: %d CPUs; server logs in %s (kept with BENCH_KEEP_LOGS=1)\n", numCPU(), dir)
 	return nil
 }
@@ -266,12 +285,14 @@ func median(rs []result) result {
 	return m
 }
 
-func runWrk(dir string, sc scenario, addr string, duration time.Duration, conns int) (result, error) {
+// runWrk sends every request with the API key; the static reference ignores it.
+func runWrk(dir string, sc scenario, addr, key string, duration time.Duration, conns int) (result, error) {
 	script := filepath.Join(dir, "scenario.lua")
 	if err := os.WriteFile(script, []byte(sc.script+report), 0o644); err != nil {
 		return result{}, err
 	}
-	cmd := exec.Command("wrk", "-t2", fmt.Sprintf("-c%d", conns), "-d"+duration.String(), "-s", script, "http://"+addr+sc.path)
+	cmd := exec.Command("wrk", "-t2", fmt.Sprintf("-c%d", conns), "-d"+duration.String(), "-H", "Authorization: Bearer "+key,
+		"-s", script, "http://"+addr+sc.path)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return result{}, fmt.Errorf("wrk %s: %v\n%s", sc.name, err, out)

@@ -2,7 +2,8 @@
 import { createUserApiClient, ProblemError } from "../src/index.js";
 
 export async function example(): Promise<void> {
-  const api = createUserApiClient("http://localhost:8080");
+  // The key comes from `userapi keys create` (make run prints a development one).
+  const api = createUserApiClient("http://localhost:8080", { apiKey: process.env.USERAPI_KEY });
 
   // Create a user: typed body, typed answer.
   const { data: ada, response } = await api.POST("/users", {

@@ -54,7 +54,12 @@ export class ProblemError extends Error {
 
 /** Options for {@link createUserApiClient}. */
 export interface UserApiClientOptions {
-  /** Headers sent with every request, such as `Authorization`. */
+  /**
+   * The API key, sent as `Authorization: Bearer <key>`. Every operation under
+   * `/users`, `/jobs` and `/webhooks` needs one with the right scope.
+   */
+  apiKey?: string;
+  /** Headers sent with every request. */
   headers?: Record<string, string>;
   /** A fetch to use instead of the global one. */
   fetch?: (input: Request) => Promise<Response>;
@@ -76,7 +81,9 @@ const problemsAsErrors: Middleware = {
  * `http://localhost:8080`.
  */
 export function createUserApiClient(baseUrl: string, options: UserApiClientOptions = {}): UserApiClient {
-  const client = createClient<paths>({ baseUrl, headers: options.headers, fetch: options.fetch });
+  const headers = { ...options.headers };
+  if (options.apiKey) headers.Authorization = `Bearer ${options.apiKey}`;
+  const client = createClient<paths>({ baseUrl, headers, fetch: options.fetch });
   client.use(problemsAsErrors);
   return client;
 }

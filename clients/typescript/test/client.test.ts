@@ -31,6 +31,21 @@ async function problemOf(call: Promise<unknown>): Promise<ProblemError> {
   assert.fail("the call succeeded; a problem was expected");
 }
 
+describe("authentication", () => {
+  it("answers 401 without a key and 403 without the scope", async () => {
+    const missing = await problemOf(h.anonymous().GET("/users", {}));
+    assert.equal(missing.status, 401);
+    assert.match(missing.response.headers.get("WWW-Authenticate") ?? "", /^Bearer/);
+
+    const reader = h.client("users:read");
+    const list = await reader.GET("/users", { params: { query: { limit: 1 } } });
+    assert.equal(list.response.status, 200);
+    const denied = await problemOf(reader.POST("/users", { body: { name: "Eve", email: email() } }));
+    assert.equal(denied.status, 403);
+    assert.match(denied.problem.detail, /users:write/);
+  });
+});
+
 describe("users", () => {
   it("creates, reads, conditionally reads, replaces, patches and deletes", async () => {
     const api = h.client();

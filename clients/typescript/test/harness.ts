@@ -1,9 +1,10 @@
-// Starts a real userapi for the tests, or uses the one at USERAPI_URL.
+// Starts a real userapi for the tests, or uses the one at USERAPI_URL (with
+// an admin key in USERAPI_KEY).
 //
 // Started here, it runs as a child process (output in a log file, never a
 // pipe) on a fresh database that is dropped afterwards, with limits low
-// enough to test 429s. Each test sends its own X-Forwarded-For address (the
-// server trusts loopback proxies here), so each has its own rate budget.
+// enough to test 429s. Each client gets an API key of its own, made with
+// `userapi keys create`, so each has its own rate budget.
 //
 // With PRISM set to the path of a `prism` binary, the tests talk to a Prism
 // validation proxy in front of the server, which checks every request and
@@ -21,8 +22,12 @@ const repo = resolve(import.meta.dirname, "..", "..", "..", "..");
 
 export interface Harness {
   baseUrl: string;
-  /** A client whose requests come from its own address. */
-  client(): UserApiClient;
+  /** A client with a key of its own, holding scopes (all by default). */
+  client(scopes?: string): UserApiClient;
+  /** A client that sends no API key. */
+  anonymous(): UserApiClient;
+  /** A new API key holding scopes (all by default). */
+  key(scopes?: string): string;
   stop(): Promise<void>;
 }
 
@@ -32,6 +37,7 @@ export async function startHarness(): Promise<Harness> {
   const children: ChildProcess[] = [];
   const cleanups: (() => void)[] = [];
   let baseUrl = process.env.USERAPI_URL ?? "";
+  let newKey = (_scopes: string): string => process.env.USERAPI_KEY ?? "";
 
   if (!baseUrl) {
     const dir = mkdtempSync(join(tmpdir(), "userapi-client-test-"));
@@ -54,21 +60,28 @@ export async function startHarness(): Promise<Harness> {
 
     const port = await freePort();
     const log = join(dir, "userapi.log");
+    const env = {
+      ...process.env,
+      USERAPI_ADDR: `127.0.0.1:${port}`,
+      USERAPI_METRICS_ADDR: "off", // parallel servers must not share the default port
+      DATABASE_URL: dbUrl.toString(),
+      USERAPI_DB_MIN_CONNS: "1",
+      USERAPI_DB_MAX_CONNS: "4",
+      USERAPI_CACHE_PREFIX: `tsclient-${randomBytes(4).toString("hex")}:`,
+      USERAPI_RATE_LIMIT: "100/1m",
+      USERAPI_RATE_LIMIT_WRITES: "10/1m",
+      USERAPI_PROCESS_DELAY: "100ms",
+      USERAPI_WEBHOOK_ALLOW_PRIVATE: "true", // the tests' receiver is on loopback
+    };
+    // `keys create` prints the key alone on stdout.
+    newKey = (scopes) =>
+      execFileSync(bin, ["keys", "create", "--name", `ts-test-${clients}`, "--scopes", scopes], {
+        env,
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+      }).trim();
     const child = spawn(bin, ["serve"], {
-      env: {
-        ...process.env,
-        USERAPI_ADDR: `127.0.0.1:${port}`,
-        USERAPI_METRICS_ADDR: "off", // parallel servers must not share the default port
-        DATABASE_URL: dbUrl.toString(),
-        USERAPI_DB_MIN_CONNS: "1",
-        USERAPI_DB_MAX_CONNS: "4",
-        USERAPI_CACHE_PREFIX: `tsclient-${randomBytes(4).toString("hex")}:`,
-        USERAPI_RATE_LIMIT: "100/1m",
-        USERAPI_RATE_LIMIT_WRITES: "10/1m",
-        USERAPI_TRUSTED_PROXIES: "127.0.0.0/8",
-        USERAPI_PROCESS_DELAY: "100ms",
-        USERAPI_WEBHOOK_ALLOW_PRIVATE: "true", // the tests' receiver is on loopback
-      },
+      env,
       stdio: ["ignore", openSync(log, "a"), openSync(log, "a")],
     });
     children.push(child);
@@ -94,11 +107,16 @@ export async function startHarness(): Promise<Harness> {
   const url = baseUrl;
   return {
     baseUrl: url,
-    client() {
+    client(scopes = "admin") {
       clients++;
-      return createUserApiClient(url, {
-        headers: { "X-Forwarded-For": `198.51.100.${clients % 250}` },
-      });
+      return createUserApiClient(url, { apiKey: newKey(scopes) });
+    },
+    anonymous() {
+      return createUserApiClient(url);
+    },
+    key(scopes = "admin") {
+      clients++;
+      return newKey(scopes);
     },
     async stop() {
       for (const c of children.reverse()) {
