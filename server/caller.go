@@ -104,14 +104,52 @@ func unauthorized(c echo.Context) error {
 		p.header = http.Header{"Www-Authenticate": {`Bearer realm="userapi"`}}
 		return p
 	}
-	refused := false
+	if p := unauthorizedBecause(err); p != nil {
+		p.header = http.Header{"Www-Authenticate": {`Bearer realm="userapi", error="invalid_token"`}}
+		return p
+	}
+	return err
+}
+
+// unauthorizedBecause is the 401 for a key refused for what it is, or nil
+// for another failure (such as the store's), which is not the key's fault.
+func unauthorizedBecause(err error) *problem {
 	for _, why := range []error{errNotBearer, auth.ErrMalformed, auth.ErrUnknown, auth.ErrRevoked, auth.ErrExpired} {
-		refused = refused || errors.Is(err, why)
+		if errors.Is(err, why) {
+			return newProblem(http.StatusUnauthorized, why.Error())
+		}
 	}
-	if !refused {
-		return err
+	return nil
+}
+
+// adminOnly guards the job dashboard, which a browser opens: browsers do not
+// send Bearer tokens, so it takes an admin key as the password of HTTP Basic
+// authentication (any user name), which makes the browser ask for it.
+func adminOnly(keys KeyChecker) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			_, key, ok := c.Request().BasicAuth()
+			if !ok {
+				return adminChallenge("the job dashboard needs an API key with the admin scope, as the password")
+			}
+			k, err := keys.Check(c.Request().Context(), key)
+			if err != nil {
+				if p := unauthorizedBecause(err); p != nil {
+					return adminChallenge(p.Detail)
+				}
+				return err
+			}
+			if !auth.Allows(k.Scopes, auth.ScopeAdmin) {
+				return newProblem(http.StatusForbidden, fmt.Sprintf("the job dashboard needs the admin scope; the key %s has %s", k.Prefix, strings.Join(k.Scopes, ", ")))
+			}
+			c.Set(callerKey, Caller{KeyPrefix: k.Prefix, Scopes: k.Scopes})
+			return next(c)
+		}
 	}
-	p := newProblem(http.StatusUnauthorized, err.Error())
-	p.header = http.Header{"Www-Authenticate": {`Bearer realm="userapi", error="invalid_token"`}}
+}
+
+func adminChallenge(detail string) error {
+	p := newProblem(http.StatusUnauthorized, detail)
+	p.header = http.Header{"Www-Authenticate": {`Basic realm="userapi job dashboard", charset="UTF-8"`}}
 	return p
 }

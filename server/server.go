@@ -47,7 +47,8 @@ type Options struct {
 	// loopback or private address.
 	WebhookAllowPrivate bool
 	// Admin, when set, is mounted at AdminPrefix (the job dashboard). It
-	// sits outside openapi.yaml and its validation.
+	// sits outside openapi.yaml and its validation. With Auth, it needs a
+	// key with the admin scope (see adminOnly).
 	Admin http.Handler
 	// Observer, when set, is told of every answered request and every
 	// rate-limit refusal (metrics).
@@ -96,6 +97,9 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 	addRoutes(e, logger, spec, h, specJSON, opts, labels)
 	if opts.Admin != nil {
 		admin := echo.WrapHandler(opts.Admin)
+		if opts.Auth != nil {
+			admin = adminOnly(opts.Auth)(admin)
+		}
 		e.Any(AdminPrefix, admin)
 		e.Any(AdminPrefix+"/*", admin)
 	}

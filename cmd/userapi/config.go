@@ -307,8 +307,8 @@ Environment (defaults in brackets):
                                  up to 1h [1s]
   USERAPI_JOB_RESCUE_AFTER       a job running this long is presumed lost with its process
                                  and run again; must exceed the longest job [1h]
-  USERAPI_ADMIN_UI               "on" serves the job dashboard at /admin/jobs, which has no
-                                 authentication [off]
+  USERAPI_ADMIN_UI               "on" serves the job dashboard at /admin/jobs; it takes a key
+                                 with the admin scope as its Basic password [off]
   USERAPI_AUTH                   "off" serves every request without an API key: for local
                                  experiments only, never in production [on]
   OTEL_EXPORTER_OTLP_ENDPOINT    OTLP/HTTP collector to send traces to, such as

@@ -133,6 +133,34 @@ func TestRun_AdminUI(t *testing.T) {
 	}
 }
 
+// With API keys on, the dashboard asks the browser for an admin key as the
+// Basic password, and refuses any other.
+func TestRun_AdminUIWithKeys(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": "off", "USERAPI_ADMIN_UI": "on", "USERAPI_AUTH": "on",
+		"USERAPI_DB_MIN_CONNS": "0", "USERAPI_DB_MAX_CONNS": "2"}
+	admin := newKey(t, vars, "--name", "ops", "--scopes", "admin")
+	reader := newKey(t, vars, "--name", "reader", "--scopes", "users:read,jobs:read")
+	base := instance(t, vars)
+	basic := func(password string) []string {
+		req, _ := http.NewRequest("GET", "/", nil)
+		req.SetBasicAuth("ops", password)
+		return []string{"Authorization", req.Header.Get("Authorization")}
+	}
+	if r := call(t, "GET", base+"/admin/jobs/", ""); r.status != http.StatusUnauthorized || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic ") {
+		t.Errorf("dashboard without a key = %d %q, want 401 with a Basic challenge", r.status, r.header.Get("WWW-Authenticate"))
+	}
+	if r := call(t, "GET", base+"/admin/jobs/api/jobs?state=available", "", basic(reader)...); r.status != http.StatusForbidden {
+		t.Errorf("dashboard API with a non-admin key = %d, want 403", r.status)
+	}
+	if r := call(t, "GET", base+"/admin/jobs/api/jobs?state=available", "", basic(forge(admin))...); r.status != http.StatusUnauthorized {
+		t.Errorf("dashboard API with a forged key = %d, want 401", r.status)
+	}
+	if r := call(t, "GET", base+"/admin/jobs/api/jobs?state=available", "", basic(admin)...); r.status != http.StatusOK || !strings.Contains(r.body, `"data"`) {
+		t.Errorf("dashboard API with the admin key = %d %.200s, want 200 and a job list", r.status, r.body)
+	}
+}
+
 // child is userapi running as its own process, logging to a file.
 type child struct {
 	cmd *exec.Cmd

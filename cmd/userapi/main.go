@@ -250,7 +250,11 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.P
 			return fmt.Errorf("job dashboard: %w", err)
 		}
 		opts.Admin = admin
-		logger.Warn("job dashboard on at " + server.AdminPrefix + ": it has no authentication, so keep it off untrusted networks")
+		if cfg.Auth {
+			logger.Info("job dashboard on at " + server.AdminPrefix + ": it asks for a key with the admin scope as the password")
+		} else {
+			logger.Warn("job dashboard on at " + server.AdminPrefix + " with no authentication (USERAPI_AUTH=off): keep it off untrusted networks")
+		}
 	}
 	apiKeys := store.NewAPIKeys(pool)
 	var keyStore auth.KeyStore = apiKeys

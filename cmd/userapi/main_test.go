@@ -145,6 +145,10 @@ func TestRun_GracefulShutdownFinishesInFlight(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("run() = %v", err)
 	}
+	// This instance runs with USERAPI_AUTH=off, which must not go unnoticed.
+	if !strings.Contains(logs.String(), `"level":"WARN","msg":"AUTHENTICATION IS OFF`) {
+		t.Errorf("no warning that authentication is off:\n%s", logs.String())
+	}
 }
 
 type slowBody struct {
