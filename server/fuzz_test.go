@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"userapi/auth"
 	"userapi/jobs"
 	"userapi/server"
 	"userapi/store"
@@ -113,4 +115,50 @@ func checkAnswer(t *testing.T, method, target string, body []byte, rec *httptest
 	if err := json.Unmarshal(raw, &p); err != nil || p.Status != res.StatusCode {
 		t.Fatalf("%s %s %q = %d with problem %s, want a problem with status %d", method, target, body, res.StatusCode, raw, res.StatusCode)
 	}
+}
+
+// Arbitrary Authorization headers, where "{key}" stands for a real admin
+// key: only that key, as a Bearer token, ever gets in; everything else is a
+// 401 problem with a challenge, and nothing is a 5xx.
+func FuzzAuthorization(f *testing.F) {
+	for _, s := range []string{
+		"Bearer {key}", "bearer {key}", "BEARER  {key} ", "Bearer {key}x", "Bearer x{key}", "Bearer {key}{key}",
+		"Basic {key}", "Bearer", "Bearer ", "{key}", "Bearer uak_", "Bearer uak_aaaaaaaa_", "Bearer \x00{key}",
+		"Bearer uak_AAAAAAAA_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "Bearer uak_aaaaaaaa_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	} {
+		f.Add(s)
+	}
+	pool := storetest.Pool(f, storetest.NewDB(f), 4)
+	keys := store.NewAPIKeys(pool)
+	k := auth.Generate()
+	if _, err := keys.Create(context.Background(), store.NewAPIKey{Prefix: k.Prefix, Hash: k.Hash, Name: "fuzz", Scopes: []string{auth.ScopeAdmin}}); err != nil {
+		f.Fatal(err)
+	}
+	h, err := server.New(slog.New(slog.DiscardHandler), store.NewUsers(pool), server.Options{
+		Auth: auth.NewChecker(keys, keys, slog.New(slog.DiscardHandler)),
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		header = strings.ReplaceAll(header, "{key}", k.Key)
+		req := httptest.NewRequest("GET", "/users?limit=1", nil)
+		req.Header["Authorization"] = []string{header}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		scheme, token, _ := strings.Cut(header, " ")
+		exact := strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(token) == k.Key
+		switch {
+		case rec.Code == http.StatusOK && !exact:
+			t.Fatalf("Authorization %q got in", header)
+		case rec.Code == http.StatusOK:
+		case rec.Code == http.StatusUnauthorized && !exact:
+			if rec.Header().Get("WWW-Authenticate") == "" {
+				t.Fatalf("Authorization %q: 401 without WWW-Authenticate", header)
+			}
+			checkAnswer(t, "GET", "/users", nil, rec)
+		default:
+			t.Fatalf("Authorization %q = %d %s", header, rec.Code, rec.Body)
+		}
+	})
 }
