@@ -34,7 +34,7 @@ func addRoutes(e *echo.Echo, logger *slog.Logger, validationSpec *openapi3.T, h 
 	// Every operation in openapi.yaml, each behind the request validator.
 	// The validator runs per route rather than globally so that unknown paths
 	// and methods reach Echo's router, which answers 404, or 405 with Allow.
-	api := validatedRoutes{e: e, v: newValidator(validationSpec)}
+	api := validatedRoutes{e: e, v: newValidator(validationSpec), idempotent: idempotent(opts.Idempotency, opts.IdempotencyTTL)}
 	gen.RegisterHandlers(api, gen.NewStrictHandler(h, nil))
 	refuseOtherMethods(e, validationSpec)
 
@@ -73,36 +73,47 @@ func refuseOtherMethods(e *echo.Echo, spec *openapi3.T) {
 
 var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
-// validatedRoutes registers generated routes with the validator in front.
+// validatedRoutes registers generated routes with the validator in front,
+// and behind it the idempotency middleware for the operations that take an
+// Idempotency-Key.
 type validatedRoutes struct {
-	e *echo.Echo
-	v *validator
+	e          *echo.Echo
+	v          *validator
+	idempotent echo.MiddlewareFunc
+}
+
+func (v validatedRoutes) add(method, p string, h echo.HandlerFunc, m []echo.MiddlewareFunc) *echo.Route {
+	mw := []echo.MiddlewareFunc{v.v.forRoute(method, p)}
+	if takesIdempotencyKey(v.v.operation(method, p)) {
+		mw = append(mw, v.idempotent)
+	}
+	return v.e.Add(method, p, h, append(mw, m...)...)
 }
 
 func (v validatedRoutes) CONNECT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.CONNECT(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodConnect, p)}, m...)...)
+	return v.add(http.MethodConnect, p, h, m)
 }
 func (v validatedRoutes) DELETE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.DELETE(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodDelete, p)}, m...)...)
+	return v.add(http.MethodDelete, p, h, m)
 }
 func (v validatedRoutes) GET(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.GET(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodGet, p)}, m...)...)
+	return v.add(http.MethodGet, p, h, m)
 }
 func (v validatedRoutes) HEAD(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.HEAD(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodHead, p)}, m...)...)
+	return v.add(http.MethodHead, p, h, m)
 }
 func (v validatedRoutes) OPTIONS(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.OPTIONS(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodOptions, p)}, m...)...)
+	return v.add(http.MethodOptions, p, h, m)
 }
 func (v validatedRoutes) PATCH(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.PATCH(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodPatch, p)}, m...)...)
+	return v.add(http.MethodPatch, p, h, m)
 }
 func (v validatedRoutes) POST(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.POST(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodPost, p)}, m...)...)
+	return v.add(http.MethodPost, p, h, m)
 }
 func (v validatedRoutes) PUT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.PUT(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodPut, p)}, m...)...)
+	return v.add(http.MethodPut, p, h, m)
 }
 func (v validatedRoutes) TRACE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.TRACE(p, h, append([]echo.MiddlewareFunc{v.v.forRoute(http.MethodTrace, p)}, m...)...)
+	return v.add(http.MethodTrace, p, h, m)
 }

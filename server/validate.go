@@ -65,10 +65,7 @@ func newValidator(spec *openapi3.T) *validator {
 func (v *validator) forRoute(method, echoPath string) echo.MiddlewareFunc {
 	specPath := echoToSpecPath(echoPath)
 	item := v.spec.Paths.Find(specPath)
-	if item == nil || item.GetOperation(method) == nil {
-		panic(fmt.Sprintf("%s %s is registered but not in openapi.yaml", method, specPath))
-	}
-	route := &routers.Route{Spec: v.spec, Path: specPath, PathItem: item, Method: method, Operation: item.GetOperation(method)}
+	route := &routers.Route{Spec: v.spec, Path: specPath, PathItem: item, Method: method, Operation: v.operation(method, echoPath)}
 	deprecation := deprecationHeaders(route.Operation)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -88,6 +85,17 @@ func (v *validator) forRoute(method, echoPath string) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// operation is the spec's operation for a route in Echo's form; every
+// registered route must have one.
+func (v *validator) operation(method, echoPath string) *openapi3.Operation {
+	specPath := echoToSpecPath(echoPath)
+	item := v.spec.Paths.Find(specPath)
+	if item == nil || item.GetOperation(method) == nil {
+		panic(fmt.Sprintf("%s %s is registered but not in openapi.yaml", method, specPath))
+	}
+	return item.GetOperation(method)
 }
 
 // deprecationHeaders are the headers a deprecated operation answers with:
