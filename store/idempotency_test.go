@@ -18,11 +18,18 @@ func TestIdempotency_LockStoreReplace(t *testing.T) {
 	ctx := context.Background()
 	pool := storetest.Pool(t, storetest.NewDB(t), 4)
 	keys := store.NewIdempotency(pool)
-
-	k, err := keys.Begin(ctx, "scope", "key")
-	if err != nil {
-		t.Fatal(err)
+	begin := func() *store.KeyTx {
+		t.Helper()
+		k, err := keys.Begin(ctx, "scope", "key")
+		if err != nil {
+			t.Fatalf("Begin error = %v", err)
+		}
+		// Left open, it would keep the pool from closing.
+		t.Cleanup(func() { _ = k.Rollback(ctx) })
+		return k
 	}
+
+	k := begin()
 	// Held: another transaction with the key is refused at once; the same
 	// key in another scope is another key.
 	if _, err := keys.Begin(ctx, "scope", "key"); !errors.Is(err, store.ErrInProgress) {
@@ -38,14 +45,11 @@ func TestIdempotency_LockStoreReplace(t *testing.T) {
 	}
 	r := store.Response{Fingerprint: bytes.Repeat([]byte{1}, 32), Status: 201,
 		Header: map[string][]string{"Location": {"/users/1"}}, Body: []byte(`{"id":1}`)}
-	if err := k.Commit(ctx, r, 200*time.Millisecond); err != nil {
+	if err := k.Commit(ctx, r, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 
-	k, err = keys.Begin(ctx, "scope", "key")
-	if err != nil {
-		t.Fatalf("Begin after Commit error = %v", err)
-	}
+	k = begin()
 	got, found, err := k.Stored(ctx)
 	if err != nil || !found || got.Status != 201 || !bytes.Equal(got.Body, r.Body) || got.Header["Location"][0] != "/users/1" ||
 		!bytes.Equal(got.Fingerprint, r.Fingerprint) || !got.ExpiresAt.After(got.CreatedAt) {
@@ -53,11 +57,10 @@ func TestIdempotency_LockStoreReplace(t *testing.T) {
 	}
 	_ = k.Rollback(ctx)
 
-	time.Sleep(300 * time.Millisecond)
-	k, err = keys.Begin(ctx, "scope", "key")
-	if err != nil {
+	if _, err := pool.Exec(ctx, "UPDATE idempotency_keys SET expires_at = now() - interval '1 ms'"); err != nil {
 		t.Fatal(err)
 	}
+	k = begin()
 	if _, found, err := k.Stored(ctx); err != nil || found {
 		t.Fatalf("Stored after expiry = found %v, %v; want nothing", found, err)
 	}
@@ -85,6 +88,7 @@ func TestWithTx(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { _ = k.Rollback(ctx) })
 		txCtx := k.Context(ctx)
 		var after []string
 		store.AfterTx(txCtx, func() { after = append(after, "ran") })
