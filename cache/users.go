@@ -408,27 +408,31 @@ func (u *Users) List(ctx context.Context, f store.UserFilter) (store.UserPage, e
 }
 
 // Create stores a user, then forgets any "no such user" remembered for its id.
+// Inside a caller's transaction (store.WithTx) that waits for its end: a
+// read between the delete and the commit would remember "no such user" again.
 func (u *Users) Create(ctx context.Context, nu store.NewUser) (store.User, error) {
 	user, err := u.next.Create(ctx, nu)
 	if err == nil {
-		u.invalidate(ctx, user.ID)
+		store.AfterTx(ctx, func() { u.invalidate(ctx, user.ID) })
 	}
 	return user, err
 }
 
 // Update changes the user in the store first, then invalidates its entry
-// everywhere. It invalidates after failures too: a refused update may have
-// raced with another instance's write whose invalidation was lost.
+// everywhere (after the caller's transaction, if any). It invalidates after
+// failures too: a refused update may have raced with another instance's
+// write whose invalidation was lost.
 func (u *Users) Update(ctx context.Context, id int64, c store.UserChange) (store.User, error) {
 	user, err := u.next.Update(ctx, id, c)
-	u.invalidate(ctx, id)
+	store.AfterTx(ctx, func() { u.invalidate(ctx, id) })
 	return user, err
 }
 
-// Delete removes the user from the store, then invalidates its entry.
+// Delete removes the user from the store, then invalidates its entry (after
+// the caller's transaction, if any).
 func (u *Users) Delete(ctx context.Context, id int64) error {
 	err := u.next.Delete(ctx, id)
-	u.invalidate(ctx, id)
+	store.AfterTx(ctx, func() { u.invalidate(ctx, id) })
 	return err
 }
 

@@ -455,3 +455,32 @@ func (s *syncBuffer) String() string {
 
 // Count is how many times substr occurs in what was written.
 func (s *syncBuffer) Count(substr string) int { return strings.Count(s.String(), substr) }
+
+// A create inside a caller's transaction forgets "no such user" when the
+// transaction ends, not before: a read between the create and the commit
+// must not leave the new user unreadable.
+func TestNegativeCaching_CreateInTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := storetest.NewPool(t)
+	c := newCache(t, store.NewUsers(pool), cache.Options{URL: cachetest.URL(), Prefix: cachetest.Prefix(t)})
+	k, err := store.NewIdempotency(pool).Begin(ctx, "", "key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := c.Create(k.Context(ctx), store.NewUser{Name: "Ada", Email: "ada@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not committed: outside the transaction there is no such user yet, and
+	// the cache remembers that.
+	if _, err := c.Get(ctx, u.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get(%d) before the commit = %v, want ErrNotFound", u.ID, err)
+	}
+	if err := k.Commit(ctx, store.Response{Fingerprint: make([]byte, 32), Status: 201, Body: []byte("{}")}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Get(ctx, u.ID); err != nil || got != u {
+		t.Errorf("Get(%d) after the commit = %+v, %v; want %+v", u.ID, got, err, u)
+	}
+}

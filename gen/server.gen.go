@@ -46,7 +46,7 @@ type ServerInterface interface {
 	ListUsers(ctx echo.Context, params ListUsersParams) error
 	// CreateUser Create a user
 	// (POST /users)
-	CreateUser(ctx echo.Context) error
+	CreateUser(ctx echo.Context, params CreateUserParams) error
 	// BatchGetUsers Get many users at once
 	// (POST /users/batch-get)
 	BatchGetUsers(ctx echo.Context) error
@@ -64,13 +64,13 @@ type ServerInterface interface {
 	ReplaceUser(ctx echo.Context, id UserID, params ReplaceUserParams) error
 	// ProcessUser Recompute a user's profile in the background
 	// (POST /users/{id}/process)
-	ProcessUser(ctx echo.Context, id UserID) error
+	ProcessUser(ctx echo.Context, id UserID, params ProcessUserParams) error
 	// ListWebhooks List webhook subscriptions
 	// (GET /webhooks)
 	ListWebhooks(ctx echo.Context) error
 	// CreateWebhook Subscribe to user events
 	// (POST /webhooks)
-	CreateWebhook(ctx echo.Context) error
+	CreateWebhook(ctx echo.Context, params CreateWebhookParams) error
 	// DeleteWebhook Unsubscribe
 	// (DELETE /webhooks/{id})
 	DeleteWebhook(ctx echo.Context, id WebhookID) error
@@ -209,8 +209,28 @@ func (w *ServerInterfaceWrapper) ListUsers(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateUser(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateUserParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateUser(ctx)
+	err = w.Handler.CreateUser(ctx, params)
 	return err
 }
 
@@ -358,8 +378,28 @@ func (w *ServerInterfaceWrapper) ProcessUser(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ProcessUserParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ProcessUser(ctx, id)
+	err = w.Handler.ProcessUser(ctx, id, params)
 	return err
 }
 
@@ -376,8 +416,28 @@ func (w *ServerInterfaceWrapper) ListWebhooks(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateWebhook(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateWebhookParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateWebhook(ctx)
+	err = w.Handler.CreateWebhook(ctx, params)
 	return err
 }
 
@@ -511,6 +571,15 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 
 type EmailTakenApplicationProblemPlusJSONResponse Problem
 
+type EmailTakenOrKeyInProgressResponseHeaders struct {
+	RetryAfter *int
+}
+type EmailTakenOrKeyInProgressApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers EmailTakenOrKeyInProgressResponseHeaders
+}
+
 type ErrorResponseHeaders struct {
 	XRequestID *string
 }
@@ -527,6 +596,15 @@ type ForbiddenApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers ForbiddenResponseHeaders
+}
+
+type IdempotencyKeyInProgressResponseHeaders struct {
+	RetryAfter int
+}
+type IdempotencyKeyInProgressApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers IdempotencyKeyInProgressResponseHeaders
 }
 
 type MalformedRequestApplicationProblemPlusJSONResponse Problem
@@ -561,6 +639,8 @@ type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
 type UserNotFoundApplicationProblemPlusJSONResponse Problem
 
 type ValidationFailedApplicationProblemPlusJSONResponse Problem
+
+type ValidationFailedOrKeyReusedApplicationProblemPlusJSONResponse Problem
 
 type WebhookNotFoundApplicationProblemPlusJSONResponse Problem
 
@@ -1181,7 +1261,8 @@ func (response ListUsersdefaultApplicationProblemPlusJSONResponse) VisitListUser
 }
 
 type CreateUserRequestObject struct {
-	Body *CreateUserJSONRequestBody
+	Params CreateUserParams
+	Body   *CreateUserJSONRequestBody
 }
 
 type CreateUserResponseObject interface {
@@ -1190,6 +1271,7 @@ type CreateUserResponseObject interface {
 
 type CreateUser201ResponseHeaders struct {
 	ETag               string
+	IdempotentReplayed *string
 	Location           string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
@@ -1210,6 +1292,9 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -1279,16 +1364,19 @@ func (response CreateUser403ApplicationProblemPlusJSONResponse) VisitCreateUserR
 }
 
 type CreateUser409ApplicationProblemPlusJSONResponse struct {
-	EmailTakenApplicationProblemPlusJSONResponse
+	EmailTakenOrKeyInProgressApplicationProblemPlusJSONResponse
 }
 
 func (response CreateUser409ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1327,7 +1415,7 @@ func (response CreateUser415ApplicationProblemPlusJSONResponse) VisitCreateUserR
 }
 
 type CreateUser422ApplicationProblemPlusJSONResponse struct {
-	ValidationFailedApplicationProblemPlusJSONResponse
+	ValidationFailedOrKeyReusedApplicationProblemPlusJSONResponse
 }
 
 func (response CreateUser422ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
@@ -2400,7 +2488,8 @@ func (response ReplaceUserdefaultApplicationProblemPlusJSONResponse) VisitReplac
 }
 
 type ProcessUserRequestObject struct {
-	Id UserID `json:"id"`
+	Id     UserID `json:"id"`
+	Params ProcessUserParams
 }
 
 type ProcessUserResponseObject interface {
@@ -2408,6 +2497,7 @@ type ProcessUserResponseObject interface {
 }
 
 type ProcessUser202ResponseHeaders struct {
+	IdempotentReplayed *string
 	Location           string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
@@ -2427,6 +2517,9 @@ func (response ProcessUser202JSONResponse) VisitProcessUserResponse(w http.Respo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -2495,8 +2588,25 @@ func (response ProcessUser404ApplicationProblemPlusJSONResponse) VisitProcessUse
 	return err
 }
 
+type ProcessUser409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInProgressApplicationProblemPlusJSONResponse
+}
+
+func (response ProcessUser409ApplicationProblemPlusJSONResponse) VisitProcessUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ProcessUser422ApplicationProblemPlusJSONResponse struct {
-	ValidationFailedApplicationProblemPlusJSONResponse
+	ValidationFailedOrKeyReusedApplicationProblemPlusJSONResponse
 }
 
 func (response ProcessUser422ApplicationProblemPlusJSONResponse) VisitProcessUserResponse(w http.ResponseWriter) error {
@@ -2683,7 +2793,8 @@ func (response ListWebhooksdefaultApplicationProblemPlusJSONResponse) VisitListW
 }
 
 type CreateWebhookRequestObject struct {
-	Body *CreateWebhookJSONRequestBody
+	Params CreateWebhookParams
+	Body   *CreateWebhookJSONRequestBody
 }
 
 type CreateWebhookResponseObject interface {
@@ -2691,6 +2802,7 @@ type CreateWebhookResponseObject interface {
 }
 
 type CreateWebhook201ResponseHeaders struct {
+	IdempotentReplayed *string
 	Location           string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
@@ -2710,6 +2822,9 @@ func (response CreateWebhook201JSONResponse) VisitCreateWebhookResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -2778,6 +2893,23 @@ func (response CreateWebhook403ApplicationProblemPlusJSONResponse) VisitCreateWe
 	return err
 }
 
+type CreateWebhook409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInProgressApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook409ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateWebhook413ApplicationProblemPlusJSONResponse struct {
 	PayloadTooLargeApplicationProblemPlusJSONResponse
 }
@@ -2811,7 +2943,7 @@ func (response CreateWebhook415ApplicationProblemPlusJSONResponse) VisitCreateWe
 }
 
 type CreateWebhook422ApplicationProblemPlusJSONResponse struct {
-	ValidationFailedApplicationProblemPlusJSONResponse
+	ValidationFailedOrKeyReusedApplicationProblemPlusJSONResponse
 }
 
 func (response CreateWebhook422ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
@@ -3628,8 +3760,10 @@ func (sh *strictHandler) ListUsers(ctx echo.Context, params ListUsersParams) err
 }
 
 // CreateUser operation middleware
-func (sh *strictHandler) CreateUser(ctx echo.Context) error {
+func (sh *strictHandler) CreateUser(ctx echo.Context, params CreateUserParams) error {
 	var request CreateUserRequestObject
+
+	request.Params = params
 
 	var body CreateUserJSONRequestBody
 	var err error
@@ -3869,10 +4003,11 @@ func (sh *strictHandler) ReplaceUser(ctx echo.Context, id UserID, params Replace
 }
 
 // ProcessUser operation middleware
-func (sh *strictHandler) ProcessUser(ctx echo.Context, id UserID) error {
+func (sh *strictHandler) ProcessUser(ctx echo.Context, id UserID, params ProcessUserParams) error {
 	var request ProcessUserRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ProcessUser(ctx.Request().Context(), request.(ProcessUserRequestObject))
@@ -3917,8 +4052,10 @@ func (sh *strictHandler) ListWebhooks(ctx echo.Context) error {
 }
 
 // CreateWebhook operation middleware
-func (sh *strictHandler) CreateWebhook(ctx echo.Context) error {
+func (sh *strictHandler) CreateWebhook(ctx echo.Context, params CreateWebhookParams) error {
 	var request CreateWebhookRequestObject
+
+	request.Params = params
 
 	var body CreateWebhookJSONRequestBody
 	var err error

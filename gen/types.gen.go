@@ -509,6 +509,9 @@ type WebhookWithSecret struct {
 // Cursor defines model for Cursor.
 type Cursor = string
 
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
+
 // IfMatch defines model for IfMatch.
 type IfMatch = string
 
@@ -530,11 +533,17 @@ type WebhookID = int64
 // EmailTaken An error, as in RFC 9457.
 type EmailTaken = Problem
 
+// EmailTakenOrKeyInProgress An error, as in RFC 9457.
+type EmailTakenOrKeyInProgress = Problem
+
 // Error An error, as in RFC 9457.
 type Error = Problem
 
 // Forbidden An error, as in RFC 9457.
 type Forbidden = Problem
+
+// IdempotencyKeyInProgress An error, as in RFC 9457.
+type IdempotencyKeyInProgress = Problem
 
 // MalformedRequest An error, as in RFC 9457.
 type MalformedRequest = Problem
@@ -560,6 +569,9 @@ type UserNotFound = Problem
 // ValidationFailed An error, as in RFC 9457.
 type ValidationFailed = Problem
 
+// ValidationFailedOrKeyReused An error, as in RFC 9457.
+type ValidationFailedOrKeyReused = Problem
+
 // WebhookNotFound An error, as in RFC 9457.
 type WebhookNotFound = Problem
 
@@ -578,6 +590,28 @@ type ListUsersParams struct {
 	Email *string `form:"email,omitempty" json:"email,omitempty"`
 }
 
+// CreateUserParams defines parameters for CreateUser.
+type CreateUserParams struct {
+	// IdempotencyKey Makes a retry of this request safe: it takes effect at most once. Choose a
+	// new unique value (a UUID, say) for each new request, and send the same one
+	// when you retry it.
+	//
+	// * A request that succeeded (`2xx`) is remembered with its key for 24 hours.
+	//   The same key with the same request (method, path and body, byte for byte)
+	//   within that time gets the same answer again, status, headers and body, with
+	//   `Idempotent-Replayed: true`, and changes nothing.
+	// * The same key with a different request is refused with `422`.
+	// * While a request with the key is still being handled, another one with it
+	//   is refused with `409` and `Retry-After`.
+	// * Answers other than `2xx` are not remembered: a retry after an error (a
+	//   `409` for a taken email, a `503`, a timeout) runs the request again.
+	// * Keys belong to the API key that sent them; other API keys never see them.
+	// * The value is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
+	//   quoted string (`"abc"`, with `\"` and `\\` escaped, as in RFC 9651); both
+	//   name the same key. Anything else is `422`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // GetUserParams defines parameters for GetUser.
 type GetUserParams struct {
 	// IfNoneMatch An `ETag` you hold; when it still matches, the answer is `304` with no body.
@@ -594,6 +628,50 @@ type UpdateUserParams struct {
 type ReplaceUserParams struct {
 	// IfMatch Change the user only if its current `ETag` is this one; otherwise the answer is `412`.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ProcessUserParams defines parameters for ProcessUser.
+type ProcessUserParams struct {
+	// IdempotencyKey Makes a retry of this request safe: it takes effect at most once. Choose a
+	// new unique value (a UUID, say) for each new request, and send the same one
+	// when you retry it.
+	//
+	// * A request that succeeded (`2xx`) is remembered with its key for 24 hours.
+	//   The same key with the same request (method, path and body, byte for byte)
+	//   within that time gets the same answer again, status, headers and body, with
+	//   `Idempotent-Replayed: true`, and changes nothing.
+	// * The same key with a different request is refused with `422`.
+	// * While a request with the key is still being handled, another one with it
+	//   is refused with `409` and `Retry-After`.
+	// * Answers other than `2xx` are not remembered: a retry after an error (a
+	//   `409` for a taken email, a `503`, a timeout) runs the request again.
+	// * Keys belong to the API key that sent them; other API keys never see them.
+	// * The value is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
+	//   quoted string (`"abc"`, with `\"` and `\\` escaped, as in RFC 9651); both
+	//   name the same key. Anything else is `422`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// CreateWebhookParams defines parameters for CreateWebhook.
+type CreateWebhookParams struct {
+	// IdempotencyKey Makes a retry of this request safe: it takes effect at most once. Choose a
+	// new unique value (a UUID, say) for each new request, and send the same one
+	// when you retry it.
+	//
+	// * A request that succeeded (`2xx`) is remembered with its key for 24 hours.
+	//   The same key with the same request (method, path and body, byte for byte)
+	//   within that time gets the same answer again, status, headers and body, with
+	//   `Idempotent-Replayed: true`, and changes nothing.
+	// * The same key with a different request is refused with `422`.
+	// * While a request with the key is still being handled, another one with it
+	//   is refused with `409` and `Retry-After`.
+	// * Answers other than `2xx` are not remembered: a retry after an error (a
+	//   `409` for a taken email, a `503`, a timeout) runs the request again.
+	// * Keys belong to the API key that sent them; other API keys never see them.
+	// * The value is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
+	//   quoted string (`"abc"`, with `\"` and `\\` escaped, as in RFC 9651); both
+	//   name the same key. Anything else is `422`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListWebhookDeliveriesParams defines parameters for ListWebhookDeliveries.

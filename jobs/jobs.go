@@ -114,6 +114,9 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 	if err := river.AddWorkerSafely(workers, deliver); err != nil {
 		return nil, err
 	}
+	if err := river.AddWorkerSafely(workers, &cleanupWorker{keys: store.NewIdempotency(pool)}); err != nil {
+		return nil, err
+	}
 	cfg := &river.Config{
 		Logger:      opts.Logger,
 		Workers:     workers,
@@ -131,6 +134,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 			QueueDefault:  {MaxWorkers: opts.Workers},
 			QueueWebhooks: {MaxWorkers: opts.WebhookConcurrency},
 		}
+		cfg.PeriodicJobs = []*river.PeriodicJob{cleanupJob()}
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), cfg)
 	if err != nil {

@@ -25,20 +25,22 @@ func (ProcessUserArgs) Kind() string { return "process_user" }
 // InsertOpts make the job unique per user while one is pending: asking again
 // before it finished returns the job already queued.
 func (ProcessUserArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{
-		ByArgs: true,
-		ByState: []rivertype.JobState{
-			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
-			rivertype.JobStateRunning, rivertype.JobStateScheduled,
-		},
-	}}
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}
+}
+
+// pendingStates are the states of a job that has not finished.
+var pendingStates = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+	rivertype.JobStateRunning, rivertype.JobStateScheduled,
 }
 
 // ProcessUser queues a recomputation of the user's profile and returns the
 // job, or the one already pending for this user. Returns store.ErrNotFound
 // if there is no such user.
 func (q *Queue) ProcessUser(ctx context.Context, userID int64) (Job, error) {
-	tx, err := q.pool.Begin(ctx)
+	// A savepoint when ctx carries a transaction (an idempotent request):
+	// then the job commits with the request's record, or not at all.
+	tx, err := store.Begin(ctx, q.pool)
 	if err != nil {
 		return Job{}, unavailable(err)
 	}

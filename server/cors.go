@@ -10,7 +10,8 @@ import (
 // cors lets browser apps on the given origins call the API: preflights are
 // answered for them with the methods and headers the API uses, and the
 // response headers a client needs (ETag for If-Match, Location after a
-// create, the rate limit, the request id) are exposed to their scripts.
+// create, the rate limit, the request id, whether an answer is a replay)
+// are exposed to their scripts.
 // Other origins get no CORS headers, so browsers keep them out.
 func cors(origins []string) echo.MiddlewareFunc {
 	return middleware.CORSWithConfig(middleware.CORSConfig{
@@ -20,7 +21,7 @@ func cors(origins []string) echo.MiddlewareFunc {
 		ExposeHeaders: []string{
 			"ETag", "Location", "Retry-After", "X-Request-ID",
 			"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
-			"Deprecation", "Sunset", "WWW-Authenticate",
+			"Deprecation", "Sunset", "WWW-Authenticate", "Idempotent-Replayed",
 		},
 		MaxAge: 600,
 	})

@@ -39,7 +39,7 @@ func TestCORS(t *testing.T) {
 	t.Run("ExposesHeaders", func(t *testing.T) {
 		res := s.do("GET", "/livez", nil, "Origin", "https://app.example.com")
 		exposed := strings.ToLower(res.header.Get("Access-Control-Expose-Headers"))
-		for _, want := range []string{"etag", "location", "ratelimit-remaining", "retry-after", "x-request-id"} {
+		for _, want := range []string{"etag", "location", "ratelimit-remaining", "retry-after", "x-request-id", "idempotent-replayed"} {
 			if !strings.Contains(exposed, want) {
 				t.Errorf("Access-Control-Expose-Headers = %q, lacks %s", exposed, want)
 			}

@@ -162,3 +162,65 @@ func FuzzAuthorization(f *testing.F) {
 		}
 	})
 }
+
+// Any Idempotency-Key and body sent twice to POST /users get no 5xx other
+// than 503, a problem for every error, and the same answer both times: a
+// success is replayed byte for byte, an error is an error again.
+func FuzzIdempotencyKey(f *testing.F) {
+	seeds := []struct{ key, body string }{
+		{"abc", `{"name":"Ada","email":"ada@example.com"}`},
+		{`"abc"`, `{"name":"Ada","email":"ada@example.com"}`},
+		{"abc", `{"name":"Bob","email":"bob@example.com"}`},
+		{`"a\"b"`, `{"name":"Cy","email":"cy@example.com"}`},
+		{`"unterminated`, `{"name":"Di","email":"di@example.com"}`},
+		{"", `{"name":"Ed","email":"ed@example.com"}`},
+		{"\x00\r\n", `{"name":"Fay","email":"fay@example.com"}`},
+		{"ключ", `{"name":"Gus","email":"gus@example.com"}`},
+		{strings.Repeat("k", 256), `{"name":"Hal","email":"hal@example.com"}`},
+		{"bad-body", `{"name":`},
+		{"extra-field", `{"name":"Ida","email":"ida@example.com","x":1}`},
+		{"nul-name", `{"name":"\u0000","email":"nul@example.com"}`},
+	}
+	for _, s := range seeds {
+		f.Add(s.key, []byte(s.body))
+	}
+	pool := storetest.Pool(f, storetest.NewDB(f), 4)
+	q, err := jobs.New(pool, jobs.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	h, err := server.New(slog.New(slog.DiscardHandler), store.NewUsers(pool).WithHook(q.UserHook()), server.Options{
+		Jobs: q, Webhooks: store.NewWebhooks(pool), Idempotency: store.NewIdempotency(pool),
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	send := func(t *testing.T, key string, body []byte) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", "http://userapi/users", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header["Idempotency-Key"] = []string{key} // as sent, unchecked by a client
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		checkAnswer(t, "POST", "/users", body, rec)
+		return rec
+	}
+	f.Fuzz(func(t *testing.T, key string, body []byte) {
+		first, again := send(t, key, body), send(t, key, body)
+		if again.Code != first.Code {
+			t.Fatalf("key %q body %q: %d then %d, want the same answer", key, body, first.Code, again.Code)
+		}
+		if first.Code >= 200 && first.Code < 300 {
+			if !bytes.Equal(again.Body.Bytes(), first.Body.Bytes()) || again.Header().Get("Idempotent-Replayed") != "true" {
+				t.Fatalf("key %q body %q: replay %s (Idempotent-Replayed %q), want %s again",
+					key, body, again.Body, again.Header().Get("Idempotent-Replayed"), first.Body)
+			}
+			return
+		}
+		var p1, p2 struct{ Detail string }
+		_ = json.Unmarshal(first.Body.Bytes(), &p1)
+		_ = json.Unmarshal(again.Body.Bytes(), &p2)
+		if p1.Detail != p2.Detail {
+			t.Fatalf("key %q body %q: %q then %q, want the same error", key, body, p1.Detail, p2.Detail)
+		}
+	})
+}

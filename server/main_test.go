@@ -52,6 +52,12 @@ func newServerWith(t *testing.T, users store.UserService, opts server.Options) *
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveEcho(t, e)
+}
+
+// serveEcho serves e on a loopback port, checking every answer.
+func serveEcho(t *testing.T, e http.Handler) *testServer {
+	t.Helper()
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 

@@ -22,13 +22,15 @@ var statusOf = []struct {
 	err    error
 	status int
 	detail string // said when the handler gave no detail of its own
+	retry  bool   // answer with Retry-After: 1
 }{
-	{store.ErrNotFound, http.StatusNotFound, "the resource does not exist"},
-	{store.ErrConflict, http.StatusConflict, "the change conflicts with another resource"},
-	{store.ErrPrecondition, http.StatusPreconditionFailed, "the resource has changed since the ETag given in If-Match"},
-	{store.ErrInvalidText, http.StatusUnprocessableEntity, "a text value is not valid UTF-8 or contains a NUL character"},
-	{store.ErrUnavailable, http.StatusServiceUnavailable, "the database is unavailable; retry shortly"},
-	{context.DeadlineExceeded, http.StatusServiceUnavailable, "the request took too long; retry shortly"},
+	{store.ErrNotFound, http.StatusNotFound, "the resource does not exist", false},
+	{store.ErrConflict, http.StatusConflict, "the change conflicts with another resource", false},
+	{store.ErrInProgress, http.StatusConflict, "a request with this Idempotency-Key is still being handled; retry after it has finished", true},
+	{store.ErrPrecondition, http.StatusPreconditionFailed, "the resource has changed since the ETag given in If-Match", false},
+	{store.ErrInvalidText, http.StatusUnprocessableEntity, "a text value is not valid UTF-8 or contains a NUL character", false},
+	{store.ErrUnavailable, http.StatusServiceUnavailable, "the database is unavailable; retry shortly", true},
+	{context.DeadlineExceeded, http.StatusServiceUnavailable, "the request took too long; retry shortly", true},
 }
 
 // publicError gives an error a detail that is safe to show to clients.
@@ -84,7 +86,7 @@ func toProblem(err error) *problem {
 				detail = pe.detail
 			}
 			p := newProblem(row.status, detail)
-			if row.status == http.StatusServiceUnavailable {
+			if row.retry {
 				p.header = http.Header{"Retry-After": {"1"}}
 			}
 			p.cause = err

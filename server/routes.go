@@ -37,7 +37,7 @@ func addRoutes(e *echo.Echo, logger *slog.Logger, validationSpec *openapi3.T, h 
 	// Every operation in openapi.yaml, each behind the request validator.
 	// The validator runs per route rather than globally so that unknown paths
 	// and methods reach Echo's router, which answers 404, or 405 with Allow.
-	api := validatedRoutes{e: e, v: newValidator(validationSpec), auth: opts.Auth != nil}
+	api := validatedRoutes{e: e, v: newValidator(validationSpec), auth: opts.Auth != nil, idempotent: idempotent(opts.Idempotency, opts.IdempotencyTTL)}
 	gen.RegisterHandlers(api, gen.NewStrictHandler(h, nil))
 	refuseOtherMethods(e, validationSpec)
 
@@ -76,49 +76,56 @@ func refuseOtherMethods(e *echo.Echo, spec *openapi3.T) {
 
 var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
-// validatedRoutes registers generated routes with the authorization check
-// (when auth is on) and the validator in front, in that order: a caller
-// without a key learns nothing about what a valid request looks like.
+// validatedRoutes registers generated routes with, in front: the
+// authorization check (when auth is on), the validator, and for the
+// operations that take an Idempotency-Key, the idempotency middleware. A
+// caller without a key learns nothing about what a valid request looks like.
 type validatedRoutes struct {
-	e    *echo.Echo
-	v    *validator
-	auth bool
+	e          *echo.Echo
+	v          *validator
+	auth       bool
+	idempotent echo.MiddlewareFunc
 }
 
-func (v validatedRoutes) before(method, path string, m []echo.MiddlewareFunc) []echo.MiddlewareFunc {
-	var chain []echo.MiddlewareFunc
+func (v validatedRoutes) add(method, p string, h echo.HandlerFunc, m []echo.MiddlewareFunc) *echo.Route {
+	op := v.v.operation(method, p)
+	var mw []echo.MiddlewareFunc
 	if v.auth {
-		if a := authorize(v.v.operation(method, path)); a != nil {
-			chain = append(chain, a)
+		if a := authorize(op); a != nil {
+			mw = append(mw, a)
 		}
 	}
-	return append(append(chain, v.v.forRoute(method, path)), m...)
+	mw = append(mw, v.v.forRoute(method, p))
+	if takesIdempotencyKey(op) {
+		mw = append(mw, v.idempotent)
+	}
+	return v.e.Add(method, p, h, append(mw, m...)...)
 }
 
 func (v validatedRoutes) CONNECT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.CONNECT(p, h, v.before(http.MethodConnect, p, m)...)
+	return v.add(http.MethodConnect, p, h, m)
 }
 func (v validatedRoutes) DELETE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.DELETE(p, h, v.before(http.MethodDelete, p, m)...)
+	return v.add(http.MethodDelete, p, h, m)
 }
 func (v validatedRoutes) GET(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.GET(p, h, v.before(http.MethodGet, p, m)...)
+	return v.add(http.MethodGet, p, h, m)
 }
 func (v validatedRoutes) HEAD(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.HEAD(p, h, v.before(http.MethodHead, p, m)...)
+	return v.add(http.MethodHead, p, h, m)
 }
 func (v validatedRoutes) OPTIONS(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.OPTIONS(p, h, v.before(http.MethodOptions, p, m)...)
+	return v.add(http.MethodOptions, p, h, m)
 }
 func (v validatedRoutes) PATCH(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.PATCH(p, h, v.before(http.MethodPatch, p, m)...)
+	return v.add(http.MethodPatch, p, h, m)
 }
 func (v validatedRoutes) POST(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.POST(p, h, v.before(http.MethodPost, p, m)...)
+	return v.add(http.MethodPost, p, h, m)
 }
 func (v validatedRoutes) PUT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.PUT(p, h, v.before(http.MethodPut, p, m)...)
+	return v.add(http.MethodPut, p, h, m)
 }
 func (v validatedRoutes) TRACE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	return v.e.TRACE(p, h, v.before(http.MethodTrace, p, m)...)
+	return v.add(http.MethodTrace, p, h, m)
 }

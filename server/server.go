@@ -53,6 +53,12 @@ type Options struct {
 	// Observer, when set, is told of every answered request and every
 	// rate-limit refusal (metrics).
 	Observer Observer
+	// Idempotency stores the answers to requests sent with an
+	// Idempotency-Key; nil answers 500 to those requests.
+	Idempotency *store.Idempotency
+	// IdempotencyTTL is how long such an answer is replayed
+	// (DefaultIdempotencyTTL when zero).
+	IdempotencyTTL time.Duration
 }
 
 // Observer is told what the server did, for metrics.

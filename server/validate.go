@@ -66,7 +66,8 @@ func newValidator(spec *openapi3.T) *validator {
 // paths again with regular expressions on every request.
 func (v *validator) forRoute(method, echoPath string) echo.MiddlewareFunc {
 	specPath := echoToSpecPath(echoPath)
-	route := &routers.Route{Spec: v.spec, Path: specPath, PathItem: v.spec.Paths.Find(specPath), Method: method, Operation: v.operation(method, echoPath)}
+	item := v.spec.Paths.Find(specPath)
+	route := &routers.Route{Spec: v.spec, Path: specPath, PathItem: item, Method: method, Operation: v.operation(method, echoPath)}
 	deprecation := deprecationHeaders(route.Operation)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -88,7 +89,8 @@ func (v *validator) forRoute(method, echoPath string) echo.MiddlewareFunc {
 	}
 }
 
-// operation returns the spec's operation for a route in Echo's form.
+// operation is the spec's operation for a route in Echo's form; every
+// registered route must have one.
 func (v *validator) operation(method, echoPath string) *openapi3.Operation {
 	specPath := echoToSpecPath(echoPath)
 	item := v.spec.Paths.Find(specPath)

@@ -158,14 +158,14 @@ func (s *Users) Create(ctx context.Context, u NewUser) (_ User, err error) {
 // Get returns the user with this id. Returns ErrNotFound if there is none.
 func (s *Users) Get(ctx context.Context, id int64) (_ User, err error) {
 	defer wrap(&err, "Users.Get(%d)", id)
-	row, err := s.q.UserGet(ctx, id)
+	row, err := s.queries(ctx).UserGet(ctx, id)
 	return fromRow(row), translate(err)
 }
 
 // GetMany returns the users with these ids, in id order, with one query.
 func (s *Users) GetMany(ctx context.Context, ids []int64) (_ []User, err error) {
 	defer wrap(&err, "Users.GetMany(%d ids)", len(ids))
-	rows, err := s.q.UserGetMany(ctx, ids)
+	rows, err := s.queries(ctx).UserGetMany(ctx, ids)
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -187,9 +187,9 @@ func (s *Users) List(ctx context.Context, f UserFilter) (_ UserPage, err error) 
 	limit := int64(f.Limit) + 1
 	var rows []dbsqlc.User
 	if f.AfterID > 0 || f.Offset == 0 {
-		rows, err = s.q.UserListAfter(ctx, dbsqlc.UserListAfterParams{AfterID: f.AfterID, Email: email, RowLimit: limit})
+		rows, err = s.queries(ctx).UserListAfter(ctx, dbsqlc.UserListAfterParams{AfterID: f.AfterID, Email: email, RowLimit: limit})
 	} else {
-		rows, err = s.q.UserListOffset(ctx, dbsqlc.UserListOffsetParams{RowOffset: f.Offset, Email: email, RowLimit: limit})
+		rows, err = s.queries(ctx).UserListOffset(ctx, dbsqlc.UserListOffsetParams{RowOffset: f.Offset, Email: email, RowLimit: limit})
 	}
 	if err != nil {
 		return UserPage{}, translate(err)
@@ -266,7 +266,7 @@ func (s *Users) SetProfile(ctx context.Context, id int64, compute func(User) Pro
 // computed yet. Returns ErrNotFound if there is no such user.
 func (s *Users) GetProfile(ctx context.Context, id int64) (_ Profile, computed bool, err error) {
 	defer wrap(&err, "Users.GetProfile(%d)", id)
-	row, err := s.q.UserGet(ctx, id)
+	row, err := s.queries(ctx).UserGet(ctx, id)
 	if err != nil {
 		return Profile{}, false, translate(err)
 	}
@@ -285,7 +285,7 @@ func (s *Users) GetProfile(ctx context.Context, id int64) (_ Profile, computed b
 // transaction of its own, and skips the two round trips one costs.
 func (s *Users) change(ctx context.Context, singleStatement bool, fn func(q *dbsqlc.Queries) (UserEvent, error)) error {
 	if singleStatement && s.hook == nil {
-		_, err := fn(s.q)
+		_, err := fn(s.queries(ctx))
 		return err
 	}
 	return s.inTx(ctx, func(tx pgx.Tx, q *dbsqlc.Queries) error {
@@ -297,10 +297,10 @@ func (s *Users) change(ctx context.Context, singleStatement bool, fn func(q *dbs
 	})
 }
 
-// inTx runs fn in a transaction (a savepoint when s already runs in one) and
-// commits when fn returns nil.
+// inTx runs fn in a transaction (a savepoint when s already runs in one, or
+// ctx carries one) and commits when fn returns nil.
 func (s *Users) inTx(ctx context.Context, fn func(tx pgx.Tx, q *dbsqlc.Queries) error) error {
-	tx, err := s.db.Begin(ctx)
+	tx, err := Begin(ctx, s.db)
 	if err != nil {
 		return err
 	}
@@ -309,6 +309,14 @@ func (s *Users) inTx(ctx context.Context, fn func(tx pgx.Tx, q *dbsqlc.Queries) 
 		return err
 	}
 	return tx.Commit(ctx)
+}
+
+// queries runs statements in the context's transaction, if any (see WithTx).
+func (s *Users) queries(ctx context.Context) *dbsqlc.Queries {
+	if c := conn(ctx, s.db); c != s.db {
+		return dbsqlc.New(c)
+	}
+	return s.q
 }
 
 func fromRow(r dbsqlc.User) User {

@@ -75,21 +75,21 @@ func NewWebhooks(db DB) *Webhooks {
 // Create stores a subscription.
 func (s *Webhooks) Create(ctx context.Context, w NewWebhook) (_ Webhook, err error) {
 	defer wrap(&err, "Webhooks.Create")
-	row, err := s.q.WebhookCreate(ctx, dbsqlc.WebhookCreateParams{Url: w.URL, Events: w.Events, Secret: w.Secret})
+	row, err := s.queries(ctx).WebhookCreate(ctx, dbsqlc.WebhookCreateParams{Url: w.URL, Events: w.Events, Secret: w.Secret})
 	return webhookFromRow(row), translate(err)
 }
 
 // Get returns one subscription. Returns ErrNotFound if there is none.
 func (s *Webhooks) Get(ctx context.Context, id int64) (_ Webhook, err error) {
 	defer wrap(&err, "Webhooks.Get(%d)", id)
-	row, err := s.q.WebhookGet(ctx, id)
+	row, err := s.queries(ctx).WebhookGet(ctx, id)
 	return webhookFromRow(row), translate(err)
 }
 
 // List returns every subscription in id order.
 func (s *Webhooks) List(ctx context.Context) (_ []Webhook, err error) {
 	defer wrap(&err, "Webhooks.List")
-	rows, err := s.q.WebhookList(ctx)
+	rows, err := s.queries(ctx).WebhookList(ctx)
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -104,7 +104,7 @@ func (s *Webhooks) List(ctx context.Context) (_ []Webhook, err error) {
 // there is none. Deliveries already queued for it find it gone and stop.
 func (s *Webhooks) Delete(ctx context.Context, id int64) (err error) {
 	defer wrap(&err, "Webhooks.Delete(%d)", id)
-	n, err := s.q.WebhookDelete(ctx, id)
+	n, err := s.queries(ctx).WebhookDelete(ctx, id)
 	if err != nil {
 		return translate(err)
 	}
@@ -117,14 +117,14 @@ func (s *Webhooks) Delete(ctx context.Context, id int64) (err error) {
 // Subscribers returns the ids of the subscriptions to an event type.
 func (s *Webhooks) Subscribers(ctx context.Context, eventType string) (_ []int64, err error) {
 	defer wrap(&err, "Webhooks.Subscribers(%q)", eventType)
-	ids, err := s.q.WebhookListForEvent(ctx, eventType)
+	ids, err := s.queries(ctx).WebhookListForEvent(ctx, eventType)
 	return ids, translate(err)
 }
 
 // RecordDelivery logs one delivery attempt.
 func (s *Webhooks) RecordDelivery(ctx context.Context, d Delivery) (err error) {
 	defer wrap(&err, "Webhooks.RecordDelivery(%d)", d.WebhookID)
-	return translate(s.q.WebhookDeliveryCreate(ctx, dbsqlc.WebhookDeliveryCreateParams{
+	return translate(s.queries(ctx).WebhookDeliveryCreate(ctx, dbsqlc.WebhookDeliveryCreateParams{
 		WebhookID:  d.WebhookID,
 		EventID:    d.EventID,
 		EventType:  d.EventType,
@@ -139,10 +139,10 @@ func (s *Webhooks) RecordDelivery(ctx context.Context, d Delivery) (err error) {
 // first. Returns ErrNotFound if there is no such subscription.
 func (s *Webhooks) Deliveries(ctx context.Context, id int64, limit int) (_ []Delivery, err error) {
 	defer wrap(&err, "Webhooks.Deliveries(%d)", id)
-	if _, err := s.q.WebhookGet(ctx, id); err != nil {
+	if _, err := s.queries(ctx).WebhookGet(ctx, id); err != nil {
 		return nil, translate(err)
 	}
-	rows, err := s.q.WebhookDeliveryList(ctx, dbsqlc.WebhookDeliveryListParams{WebhookID: id, RowLimit: int64(limit)})
+	rows, err := s.queries(ctx).WebhookDeliveryList(ctx, dbsqlc.WebhookDeliveryListParams{WebhookID: id, RowLimit: int64(limit)})
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -161,6 +161,14 @@ func (s *Webhooks) Deliveries(ctx context.Context, id int64, limit int) (_ []Del
 		}
 	}
 	return out, nil
+}
+
+// queries runs statements in the context's transaction, if any (see WithTx).
+func (s *Webhooks) queries(ctx context.Context) *dbsqlc.Queries {
+	if c := conn(ctx, s.db); c != s.db {
+		return dbsqlc.New(c)
+	}
+	return s.q
 }
 
 func webhookFromRow(r dbsqlc.Webhook) Webhook {

@@ -38,6 +38,7 @@ type config struct {
 
 	ShutdownTimeout   time.Duration
 	ReadHeaderTimeout time.Duration
+	IdempotencyTTL    time.Duration
 
 	Workers             int32
 	ProcessDelay        time.Duration
@@ -157,6 +158,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}},
 		{"USERAPI_SHUTDOWN_TIMEOUT", "25s", duration(&c.ShutdownTimeout)},
 		{"USERAPI_READ_HEADER_TIMEOUT", "5s", positiveDuration(&c.ReadHeaderTimeout)},
+		{"USERAPI_IDEMPOTENCY_TTL", "24h", func(v string) error {
+			// Shorter than a minute would turn client retries into repeats.
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Minute || d > 24*time.Hour {
+				return errors.New("must be a duration from 1m to 24h, such as 1h")
+			}
+			c.IdempotencyTTL = d
+			return nil
+		}},
 		{"USERAPI_WORKERS", "10", intIn(&c.Workers, 0, 1000)},
 		{"USERAPI_PROCESS_DELAY", "2s", duration(&c.ProcessDelay)},
 		{"USERAPI_WEBHOOK_CONCURRENCY", "16", intIn(&c.WebhookConcurrency, 1, 1000)},
@@ -296,6 +306,8 @@ Environment (defaults in brackets):
   USERAPI_SHUTDOWN_TIMEOUT       how long in-flight requests and running jobs get on shutdown [25s]
   USERAPI_READ_HEADER_TIMEOUT    longest a client may take to send a request's headers;
                                  slower connections are closed [5s]
+  USERAPI_IDEMPOTENCY_TTL        how long a successful answer to a request with an
+                                 Idempotency-Key is replayed, from 1m to 24h [24h]
   USERAPI_WORKERS                profile jobs run at once by this process; 0 runs no jobs
                                  here (an API-only instance) [10]
   USERAPI_PROCESS_DELAY          extra time each profile job takes, standing in for slow work [2s]

@@ -233,3 +233,31 @@ func TestKeys_CommandLineErrors(t *testing.T) {
 		}
 	}
 }
+
+// Idempotency keys belong to the API key that sent them: two callers who
+// happen to pick the same Idempotency-Key do not see each other's answers.
+func TestKeys_IdempotencyKeysPerAPIKey(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{
+		"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": "off", "USERAPI_AUTH": "on",
+		"USERAPI_DB_MIN_CONNS": "0", "USERAPI_DB_MAX_CONNS": "2",
+	}
+	alice := newKey(t, vars, "--name", "alice", "--scopes", "users:write")
+	bob := newKey(t, vars, "--name", "bob", "--scopes", "users:write")
+	base := instance(t, vars)
+	post := func(key, body string) reply {
+		return call(t, "POST", base+"/users", body, append(bearer(key), "Idempotency-Key", "order-42")...)
+	}
+	first := post(alice, `{"name":"Ada","email":"ada@example.com"}`)
+	other := post(bob, `{"name":"Bob","email":"bob@example.com"}`)
+	if first.status != http.StatusCreated || other.status != http.StatusCreated || other.body == first.body {
+		t.Fatalf("same Idempotency-Key from two API keys = %d %s and %d %s, want two creates", first.status, first.body, other.status, other.body)
+	}
+	again := post(alice, `{"name":"Ada","email":"ada@example.com"}`)
+	if again.status != http.StatusCreated || again.body != first.body || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("retry by the same API key = %d %s (replayed %q), want the first answer replayed", again.status, again.body, again.header.Get("Idempotent-Replayed"))
+	}
+	if r := post(bob, `{"name":"Ada","email":"ada@example.com"}`); r.status != http.StatusUnprocessableEntity {
+		t.Errorf("bob reusing his key with another body = %d %s, want 422", r.status, r.body)
+	}
+}

@@ -236,6 +236,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.P
 		Webhooks:            store.NewWebhooks(pool),
 		WebhookAllowPrivate: cfg.WebhookAllowPrivate,
 		Observer:            metrics.NewRequests(reg),
+		Idempotency:         store.NewIdempotency(pool),
+		IdempotencyTTL:      cfg.IdempotencyTTL,
 	}
 	if cfg.AdminUI {
 		admin, err := riverui.NewHandler(&riverui.HandlerOpts{

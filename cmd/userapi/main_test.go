@@ -195,7 +195,7 @@ func TestRun_Migrate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run(migrate) = %v\n%s", err, out.String())
 	}
-	for _, want := range []string{`"migrations_applied":["0001_users.sql",`, `"0003_webhooks.sql"`, `"river/001_`} {
+	for _, want := range []string{`"migrations_applied":["0001_users.sql",`, `"0003_webhooks.sql"`, `"0005_idempotency.sql"`, `"river/001_`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("migrate log = %s, want %s applied", out.String(), want)
 		}
@@ -222,6 +222,8 @@ func TestRun_BadConfig(t *testing.T) {
 		{map[string]string{"USERAPI_ADMIN_UI": "yes"}, "USERAPI_ADMIN_UI"},
 		{map[string]string{"USERAPI_JOB_RESCUE_AFTER": "0s"}, "USERAPI_JOB_RESCUE_AFTER"},
 		{map[string]string{"USERAPI_READ_HEADER_TIMEOUT": "0s"}, "USERAPI_READ_HEADER_TIMEOUT"},
+		{map[string]string{"USERAPI_IDEMPOTENCY_TTL": "10s"}, "USERAPI_IDEMPOTENCY_TTL"},
+		{map[string]string{"USERAPI_IDEMPOTENCY_TTL": "48h"}, "USERAPI_IDEMPOTENCY_TTL"},
 	}
 	for _, tt := range tests {
 		err := run(context.Background(), []string{"serve"}, env(tt.env), &bytes.Buffer{}, &bytes.Buffer{})
@@ -237,7 +239,7 @@ func TestRun_Help(t *testing.T) {
 	if err := run(context.Background(), []string{"--help"}, env(nil), &out, &out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"serve", "worker", "migrate", "DATABASE_URL", "USERAPI_ADDR", "USERAPI_WORKERS", "USERAPI_WEBHOOK_ALLOW_PRIVATE", "USERAPI_ADMIN_UI", "USERAPI_METRICS_ADDR", "USERAPI_READ_HEADER_TIMEOUT", "keys create", "keys revoke", "USERAPI_AUTH"} {
+	for _, want := range []string{"serve", "worker", "migrate", "DATABASE_URL", "USERAPI_ADDR", "USERAPI_WORKERS", "USERAPI_WEBHOOK_ALLOW_PRIVATE", "USERAPI_ADMIN_UI", "USERAPI_METRICS_ADDR", "USERAPI_READ_HEADER_TIMEOUT", "keys create", "keys revoke", "USERAPI_AUTH", "USERAPI_IDEMPOTENCY_TTL"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help lacks %s", want)
 		}

@@ -25,6 +25,8 @@ export interface paths {
         /**
          * Create a user
          * @description Creates a user. Email addresses are unique, compared case-insensitively.
+         *
+         *     Send an `Idempotency-Key` to retry safely: the user is created at most once.
          */
         post: operations["createUser"];
         delete?: never;
@@ -115,6 +117,9 @@ export interface paths {
          *     at once with `202` and the job; poll `Location` until its `state` is
          *     `completed`. While a job for this user is still pending (not yet
          *     finished), asking again returns that job instead of queuing another.
+         *
+         *     With an `Idempotency-Key`, a retry gets the first answer again (the job as
+         *     it was then); poll `Location` for its current state.
          */
         post: operations["processUser"];
         delete?: never;
@@ -175,6 +180,9 @@ export interface paths {
          *     addresses (`USERAPI_WEBHOOK_ALLOW_PRIVATE`), a URL whose host is a loopback,
          *     private or link-local address is refused here, and deliveries to host names
          *     that resolve to one fail without being sent.
+         *
+         *     With an `Idempotency-Key`, a retry gets the first answer again, secret
+         *     included, and creates no second subscription.
          */
         post: operations["createWebhook"];
         delete?: never;
@@ -920,6 +928,55 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /**
+         * @description Another user already has this email address; or a request with the same
+         *     `Idempotency-Key` is still being handled, and then `Retry-After` says when to
+         *     try again.
+         */
+        EmailTakenOrKeyInProgress: {
+            headers: {
+                /**
+                 * @description Seconds to wait before retrying; sent when the key is in use.
+                 * @example 1
+                 */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description A request with the same `Idempotency-Key` is still being handled. Retry after `Retry-After` seconds. */
+        IdempotencyKeyInProgress: {
+            headers: {
+                "Retry-After": components["headers"]["Retry-After"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "about:blank",
+                 *       "title": "Conflict",
+                 *       "status": 409,
+                 *       "detail": "a request with this Idempotency-Key is still being handled; retry after it has finished"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description A parameter or the body breaks this document's rules, or the
+         *     `Idempotency-Key` was already used with a different request; `errors` names
+         *     each bad field.
+         */
+        ValidationFailedOrKeyReused: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description The user changed since the `ETag` given in `If-Match`. */
         PreconditionFailed: {
             headers: {
@@ -1018,6 +1075,27 @@ export interface components {
          */
         IfNoneMatch: string;
         /**
+         * @description Makes a retry of this request safe: it takes effect at most once. Choose a
+         *     new unique value (a UUID, say) for each new request, and send the same one
+         *     when you retry it.
+         *
+         *     * A request that succeeded (`2xx`) is remembered with its key for 24 hours.
+         *       The same key with the same request (method, path and body, byte for byte)
+         *       within that time gets the same answer again, status, headers and body, with
+         *       `Idempotent-Replayed: true`, and changes nothing.
+         *     * The same key with a different request is refused with `422`.
+         *     * While a request with the key is still being handled, another one with it
+         *       is refused with `409` and `Retry-After`.
+         *     * Answers other than `2xx` are not remembered: a retry after an error (a
+         *       `409` for a taken email, a `503`, a timeout) runs the request again.
+         *     * Keys belong to the API key that sent them; other API keys never see them.
+         *     * The value is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
+         *       quoted string (`"abc"`, with `\"` and `\\` escaped, as in RFC 9651); both
+         *       name the same key. Anything else is `422`.
+         * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+         */
+        IdempotencyKey: string;
+        /**
          * @description Change the user only if its current `ETag` is this one; otherwise the answer is `412`.
          * @example "1"
          */
@@ -1050,6 +1128,11 @@ export interface components {
          * @example "1"
          */
         ETag: string;
+        /**
+         * @description `true` when this is the stored answer to an earlier request with the same `Idempotency-Key`, sent again; absent otherwise.
+         * @example true
+         */
+        "Idempotent-Replayed": "true";
         /**
          * @description The id of this request, as sent in `X-Request-ID` or made up by the server. It appears in the server's logs.
          * @example 3f1c2b7e-9d64-4d0e-9e0f-2a4b5c6d7e8f
@@ -1118,7 +1201,29 @@ export interface operations {
     createUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry of this request safe: it takes effect at most once. Choose a
+                 *     new unique value (a UUID, say) for each new request, and send the same one
+                 *     when you retry it.
+                 *
+                 *     * A request that succeeded (`2xx`) is remembered with its key for 24 hours.
+                 *       The same key with the same request (method, path and body, byte for byte)
+                 *       within that time gets the same answer again, status, headers and body, with
+                 *       `Idempotent-Replayed: true`, and changes nothing.
+                 *     * The same key with a different request is refused with `422`.
+                 *     * While a request with the key is still being handled, another one with it
+                 *       is refused with `409` and `Retry-After`.
+                 *     * Answers other than `2xx` are not remembered: a retry after an error (a
+                 *       `409` for a taken email, a `503`, a timeout) runs the request again.
+                 *     * Keys belong to the API key that sent them; other API keys never see them.
+                 *     * The value is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
+                 *       quoted string (`"abc"`, with `\"` and `\\` escaped, as in RFC 9651); both
+                 *       name the same key. Anything else is `422`.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1147,6 +1252,7 @@ export interface operations {
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1156,10 +1262,10 @@ export interface operations {
             400: components["responses"]["MalformedRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            409: components["responses"]["EmailTaken"];
+            409: components["responses"]["EmailTakenOrKeyInProgress"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
-            422: components["responses"]["ValidationFailed"];
+            422: components["responses"]["ValidationFailedOrKeyReused"];
             429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Error"];
         };
@@ -1432,7 +1538,29 @@ export interface operations {
     processUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry of this request safe: it takes effect at most once. Choose a
+                 *     new unique value (a UUID, say) for each new request, and send the same one
+                 *     when you retry it.
+                 *
+                 *     * A request that succeeded (`2xx`) is remembered with its key for 24 hours.
+                 *       The same key with the same request (method, path and body, byte for byte)
+                 *       within that time gets the same answer again, status, headers and body, with
+                 *       `Idempotent-Replayed: true`, and changes nothing.
+                 *     * The same key with a different request is refused with `422`.
+                 *     * While a request with the key is still being handled, another one with it
+                 *       is refused with `409` and `Retry-After`.
+                 *     * Answers other than `2xx` are not remembered: a retry after an error (a
+                 *       `409` for a taken email, a `503`, a timeout) runs the request again.
+                 *     * Keys belong to the API key that sent them; other API keys never see them.
+                 *     * The value is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
+                 *       quoted string (`"abc"`, with `\"` and `\\` escaped, as in RFC 9651); both
+                 *       name the same key. Anything else is `422`.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 /**
                  * @description The user's id.
@@ -1456,6 +1584,7 @@ export interface operations {
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1465,7 +1594,8 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["UserNotFound"];
-            422: components["responses"]["ValidationFailed"];
+            409: components["responses"]["IdempotencyKeyInProgress"];
+            422: components["responses"]["ValidationFailedOrKeyReused"];
             429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Error"];
         };
@@ -1553,7 +1683,29 @@ export interface operations {
     createWebhook: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry of this request safe: it takes effect at most once. Choose a
+                 *     new unique value (a UUID, say) for each new request, and send the same one
+                 *     when you retry it.
+                 *
+                 *     * A request that succeeded (`2xx`) is remembered with its key for 24 hours.
+                 *       The same key with the same request (method, path and body, byte for byte)
+                 *       within that time gets the same answer again, status, headers and body, with
+                 *       `Idempotent-Replayed: true`, and changes nothing.
+                 *     * The same key with a different request is refused with `422`.
+                 *     * While a request with the key is still being handled, another one with it
+                 *       is refused with `409` and `Retry-After`.
+                 *     * Answers other than `2xx` are not remembered: a retry after an error (a
+                 *       `409` for a taken email, a `503`, a timeout) runs the request again.
+                 *     * Keys belong to the API key that sent them; other API keys never see them.
+                 *     * The value is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
+                 *       quoted string (`"abc"`, with `\"` and `\\` escaped, as in RFC 9651); both
+                 *       name the same key. Anything else is `422`.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1584,6 +1736,7 @@ export interface operations {
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1593,9 +1746,10 @@ export interface operations {
             400: components["responses"]["MalformedRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["IdempotencyKeyInProgress"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
-            422: components["responses"]["ValidationFailed"];
+            422: components["responses"]["ValidationFailedOrKeyReused"];
             429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Error"];
         };

@@ -172,3 +172,26 @@ describe("errors", () => {
     assert.equal(refused.response.headers.get("RateLimit-Remaining"), "0");
   });
 });
+
+describe("idempotency keys", () => {
+  it("replays a create sent again with its key, and refuses the key for another request", async () => {
+    const api = h.client();
+    const key = `client-key-${Date.now()}`;
+    const body = { name: "Ada", email: email() };
+    const first = await api.POST("/users", { params: { header: { "Idempotency-Key": key } }, body });
+    assert.equal(first.response.status, 201);
+    assert.equal(first.response.headers.get("Idempotent-Replayed"), null);
+
+    const again = await api.POST("/users", { params: { header: { "Idempotency-Key": key } }, body });
+    assert.equal(again.response.status, 201);
+    assert.equal(again.response.headers.get("Idempotent-Replayed"), "true");
+    assert.deepEqual(again.data, first.data);
+    assert.equal(again.response.headers.get("Location"), first.response.headers.get("Location"));
+
+    const reused = await problemOf(
+      api.POST("/users", { params: { header: { "Idempotency-Key": key } }, body: { name: "Bob", email: email() } }),
+    );
+    assert.equal(reused.status, 422);
+    assert.equal(reused.problem.errors?.[0]?.location, "header.Idempotency-Key");
+  });
+});

@@ -22,6 +22,17 @@ type ApiKey struct {
 	RevokedAt  pgtype.Timestamptz
 }
 
+type IdempotencyKey struct {
+	Scope       string
+	Key         string
+	Fingerprint []byte
+	Status      int16
+	Headers     []byte
+	Body        []byte
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+}
+
 type User struct {
 	ID                int64
 	Name              string

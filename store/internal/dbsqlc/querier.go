@@ -19,6 +19,16 @@ type Querier interface {
 	APIKeyRevoke(ctx context.Context, prefix string) (ApiKey, error)
 	// APIKeyTouch records that a key was used.
 	APIKeyTouch(ctx context.Context, prefix string) error
+	// IdempotencyDeleteExpired deletes up to row_limit expired records.
+	IdempotencyDeleteExpired(ctx context.Context, rowLimit int64) (int64, error)
+	// IdempotencyGet returns the key's record unless it has expired.
+	IdempotencyGet(ctx context.Context, arg IdempotencyGetParams) (IdempotencyKey, error)
+	// IdempotencyLock takes the key's lock until the transaction ends, or
+	// returns false at once when another transaction holds it.
+	IdempotencyLock(ctx context.Context, lockKey int64) (bool, error)
+	// IdempotencyPut stores the key's record, replacing an expired one. It
+	// changes no row when an unexpired record exists.
+	IdempotencyPut(ctx context.Context, arg IdempotencyPutParams) (int64, error)
 	// UserCreate inserts a user and returns it with its id and timestamps.
 	UserCreate(ctx context.Context, arg UserCreateParams) (User, error)
 	// UserDelete deletes the user with this id and returns the row it deleted.

@@ -1,0 +1,58 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"userapi/store"
+)
+
+// CleanupInterval is how often expired idempotency records are deleted.
+// Expired records are ignored and replaced anyway; this only frees space.
+const CleanupInterval = 10 * time.Minute
+
+// cleanupBatch bounds the rows one statement deletes, so that no statement
+// runs long or holds many row locks.
+const cleanupBatch = 5000
+
+// CleanupArgs asks for expired idempotency records to be deleted.
+type CleanupArgs struct{}
+
+// Kind names the job in River's table.
+func (CleanupArgs) Kind() string { return "idempotency_cleanup" }
+
+// InsertOpts keep at most one pending clean-up: a new leader runs one at
+// start, and may do so while the previous leader's is still queued.
+func (CleanupArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}
+}
+
+type cleanupWorker struct {
+	river.WorkerDefaults[CleanupArgs]
+	keys *store.Idempotency
+}
+
+func (w *cleanupWorker) Timeout(*river.Job[CleanupArgs]) time.Duration { return time.Minute }
+
+func (w *cleanupWorker) Work(ctx context.Context, _ *river.Job[CleanupArgs]) error {
+	for {
+		n, err := w.keys.DeleteExpired(ctx, cleanupBatch)
+		if err != nil {
+			return fmt.Errorf("delete expired idempotency records: %w", err)
+		}
+		if n < cleanupBatch {
+			return nil
+		}
+	}
+}
+
+// cleanupJob runs the clean-up every CleanupInterval on the leader, and once
+// when it is elected.
+func cleanupJob() *river.PeriodicJob {
+	return river.NewPeriodicJob(river.PeriodicInterval(CleanupInterval),
+		func() (river.JobArgs, *river.InsertOpts) { return CleanupArgs{}, nil },
+		&river.PeriodicJobOpts{ID: "idempotency_cleanup", RunOnStart: true})
+}

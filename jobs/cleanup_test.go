@@ -1,0 +1,37 @@
+package jobs_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"userapi/jobs"
+	"userapi/jobs/jobstest"
+	"userapi/store/storetest"
+)
+
+// The leader deletes expired idempotency records when it starts, and keeps
+// the others.
+func TestCleanup_DeletesExpiredRecords(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := storetest.Pool(t, storetest.NewDB(t), 5)
+	if _, err := pool.Exec(ctx, `INSERT INTO idempotency_keys (scope, key, fingerprint, status, headers, body, expires_at)
+		SELECT '', 'k' || i, decode(repeat('00', 32), 'hex'), 201, '{}', '', now() + CASE WHEN i <= 6000 THEN interval '-1 s' ELSE interval '1 h' END
+		FROM generate_series(1, 6010) i`); err != nil {
+		t.Fatal(err)
+	}
+	jobstest.Start(t, pool, jobs.Options{Workers: 1})
+	deadline := time.Now().Add(20 * time.Second)
+	var left int
+	for time.Now().Before(deadline) {
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM idempotency_keys").Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left == 10 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%d records left after the clean-up, want the 10 unexpired", left)
+}
