@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -146,6 +148,10 @@ func TestFault_SIGTERMUnderLoad(t *testing.T) {
 
 // SIGKILL during writes: whatever the process answered 201 before it died is
 // in the database, and a new process on the same database serves at once.
+// Every request carries an Idempotency-Key, and the ones whose answer was
+// lost are retried with it afterwards: each gets its 201 (replayed when the
+// create had committed) and none a 409, so no effect committed without the
+// record that makes its retry safe.
 func TestFault_SIGKILLDuringWrites(t *testing.T) {
 	t.Parallel()
 	bin := buildBinary(t)
@@ -158,6 +164,7 @@ func TestFault_SIGKILLDuringWrites(t *testing.T) {
 	c, base := startChild(t, bin, vars)
 
 	l := newLoad(base, 8)
+	l.idempotent = true
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() { l.run(stop); close(done) }()
@@ -190,10 +197,21 @@ func TestFault_SIGKILLDuringWrites(t *testing.T) {
 	if missing := missingUsers(t, dbURL, outcomes); len(missing) > 0 {
 		t.Errorf("users answered 201 but lost with the process: %v", missing)
 	}
-	if len(unanswered) > 0 {
-		// Committed before the kill, answered never: allowed, since the
-		// client cannot tell; the count shows how often it happens.
-		t.Logf("%d requests unanswered at the kill; %d of them committed", len(unanswered), len(existingEmails(t, dbURL, unanswered)))
+	committed := existingEmails(t, dbURL, unanswered)
+	t.Logf("%d requests unanswered at the kill; %d of them committed", len(unanswered), len(committed))
+	replayed := 0
+	for _, email := range unanswered {
+		n := strings.TrimSuffix(strings.TrimPrefix(email, "load"), "@example.com")
+		r := call(t, "POST", base+"/users", fmt.Sprintf(`{"name":"Load %s","email":"%s"}`, n, email), "Idempotency-Key", email)
+		if r.status != http.StatusCreated {
+			t.Errorf("retry of %s with its Idempotency-Key = %d %s, want 201", email, r.status, r.body)
+		}
+		if r.header.Get("Idempotent-Replayed") == "true" {
+			replayed++
+		}
+	}
+	if replayed != len(committed) {
+		t.Errorf("%d retries replayed, want %d (the creates that had committed)", replayed, len(committed))
 	}
 	if r := call(t, "POST", base+"/users", `{"name":"After","email":"after-kill@example.com"}`); r.status != http.StatusCreated {
 		t.Errorf("POST /users after the restart = %d %s, want 201", r.status, r.body)

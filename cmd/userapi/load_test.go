@@ -44,6 +44,8 @@ type load struct {
 	// slow, when set, uploads each body in two parts this far apart, so that
 	// requests are always in flight.
 	slow time.Duration
+	// idempotent sends each request with its email as Idempotency-Key.
+	idempotent bool
 
 	mu       sync.Mutex
 	outcomes []outcome
@@ -117,6 +119,9 @@ func (l *load) create() outcome {
 		panic(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if l.idempotent {
+		req.Header.Set("Idempotency-Key", o.email)
+	}
 	start := time.Now()
 	res, err := l.client.Do(req)
 	o.at = time.Now()
