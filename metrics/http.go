@@ -11,10 +11,11 @@ import (
 // Requests counts HTTP requests and their latency. It implements
 // server.Observer.
 type Requests struct {
-	total     *prometheus.CounterVec
-	duration  *prometheus.HistogramVec
-	refusals  *prometheus.CounterVec
-	statusStr [600]string // strconv.Itoa without an allocation per request
+	total        *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	refusals     *prometheus.CounterVec
+	authRefusals *prometheus.CounterVec
+	statusStr    [600]string // strconv.Itoa without an allocation per request
 
 	// series caches each label set's counter and histogram: the label
 	// values are few, and looking them up in the vectors (hashing every
@@ -50,6 +51,10 @@ func NewRequests(reg prometheus.Registerer) *Requests {
 			Name: "userapi_rate_limit_refusals_total",
 			Help: "Requests refused with 429 by the rate limiter, by budget (reads or writes).",
 		}, []string{"budget"}),
+		authRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "userapi_auth_refusals_total",
+			Help: "Requests refused for their API key, by reason: missing, invalid, revoked, expired (401) or scope (403).",
+		}, []string{"reason"}),
 	}
 	for i := range r.statusStr {
 		r.statusStr[i] = strconv.Itoa(i)
@@ -57,7 +62,10 @@ func NewRequests(reg prometheus.Registerer) *Requests {
 	// Both budgets show from the start, so a rate() over them is defined.
 	r.refusals.WithLabelValues("reads")
 	r.refusals.WithLabelValues("writes")
-	reg.MustRegister(r.total, r.duration, r.refusals)
+	for _, reason := range AuthReasons {
+		r.authRefusals.WithLabelValues(reason)
+	}
+	reg.MustRegister(r.total, r.duration, r.refusals, r.authRefusals)
 	return r
 }
 
@@ -80,6 +88,15 @@ func (r *Requests) ObserveRequest(route, method string, status int, d time.Durat
 	p := v.(seriesPair)
 	p.total.Inc()
 	p.duration.Observe(d.Seconds())
+}
+
+// AuthReasons are the reasons a request is refused for its API key.
+var AuthReasons = []string{"missing", "invalid", "revoked", "expired", "scope"}
+
+// AuthRefused records one request refused for its API key; reason is one of
+// AuthReasons.
+func (r *Requests) AuthRefused(reason string) {
+	r.authRefusals.WithLabelValues(reason).Inc()
 }
 
 // RateLimited records one refusal from the given budget, "reads" or

@@ -70,7 +70,7 @@ func identify(keys KeyChecker) echo.MiddlewareFunc {
 
 // authorize refuses a request to an operation that needs a scope (its
 // x-scope in openapi.yaml) unless identify found a key that holds it.
-func authorize(op *openapi3.Operation) echo.MiddlewareFunc {
+func authorize(op *openapi3.Operation, obs Observer) echo.MiddlewareFunc {
 	needs, _ := op.Extensions["x-scope"].(string)
 	if op.Security == nil || len(*op.Security) == 0 {
 		return nil // public
@@ -82,9 +82,12 @@ func authorize(op *openapi3.Operation) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			who := caller(c)
 			if who.KeyPrefix == "" {
-				return unauthorized(c)
+				return unauthorized(c, obs)
 			}
 			if !auth.Allows(who.Scopes, needs) {
+				if obs != nil {
+					obs.AuthRefused("scope")
+				}
 				p := newProblem(http.StatusForbidden, fmt.Sprintf("this operation needs the scope %s; the key %s has %s",
 					needs, who.KeyPrefix, strings.Join(who.Scopes, ", ")))
 				p.header = http.Header{"Www-Authenticate": {fmt.Sprintf(`Bearer realm="userapi", error="insufficient_scope", scope=%q`, needs)}}
@@ -95,20 +98,34 @@ func authorize(op *openapi3.Operation) echo.MiddlewareFunc {
 	}
 }
 
-// unauthorized is the 401 for a request without a usable key. A store
-// failure while checking the key is the store's error (503), not a 401.
-func unauthorized(c echo.Context) error {
+// unauthorized is the 401 for a request without a usable key, which obs
+// (when set) is told of. A store failure while checking the key is the
+// store's error (503), not a 401.
+func unauthorized(c echo.Context, obs Observer) error {
 	err, _ := c.Get(authErrorKey).(error)
+	var p *problem
+	reason := "missing"
 	if err == nil {
-		p := newProblem(http.StatusUnauthorized, `this operation needs an API key: send it as "Authorization: Bearer <key>"`)
+		p = newProblem(http.StatusUnauthorized, `this operation needs an API key: send it as "Authorization: Bearer <key>"`)
 		p.header = http.Header{"Www-Authenticate": {`Bearer realm="userapi"`}}
-		return p
-	}
-	if p := unauthorizedBecause(err); p != nil {
+	} else {
+		if p = unauthorizedBecause(err); p == nil {
+			return err
+		}
 		p.header = http.Header{"Www-Authenticate": {`Bearer realm="userapi", error="invalid_token"`}}
-		return p
+		switch {
+		case errors.Is(err, auth.ErrRevoked):
+			reason = "revoked"
+		case errors.Is(err, auth.ErrExpired):
+			reason = "expired"
+		default:
+			reason = "invalid"
+		}
 	}
-	return err
+	if obs != nil {
+		obs.AuthRefused(reason)
+	}
+	return p
 }
 
 // unauthorizedBecause is the 401 for a key refused for what it is, or nil

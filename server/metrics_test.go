@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
 	"slices"
 	"testing"
@@ -8,8 +10,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"userapi/auth"
 	"userapi/metrics"
 	"userapi/server"
+	"userapi/store"
+	"userapi/store/storetest"
 )
 
 // Requests are counted by route template, method and status; unknown paths
@@ -142,4 +147,31 @@ func labelValues(t *testing.T, reg *prometheus.Registry, name, label string) []s
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Refusals for the API key are counted by reason, so an on-call engineer
+// can tell a client with a revoked key from a scan with made-up ones.
+func TestMetrics_AuthRefusals(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	pool := storetest.Pool(t, storetest.NewDB(t), 3)
+	keys := store.NewAPIKeys(pool)
+	s := newServerWith(t, store.NewUsers(pool), server.Options{
+		Observer: metrics.NewRequests(reg),
+		Auth:     auth.NewChecker(keys, keys, slog.New(slog.DiscardHandler)),
+	})
+	reader := auth.Generate()
+	if _, err := keys.Create(context.Background(), store.NewAPIKey{Prefix: reader.Prefix, Hash: reader.Hash, Name: "r", Scopes: []string{auth.ScopeUsersRead}}); err != nil {
+		t.Fatal(err)
+	}
+	s.do("GET", "/users", nil).wantStatus(t, http.StatusUnauthorized)
+	s.do("GET", "/users", nil, "Authorization", "Bearer "+auth.Generate().Key).wantStatus(t, http.StatusUnauthorized)
+	s.do("GET", "/users", nil, "Authorization", "Bearer nonsense").wantStatus(t, http.StatusUnauthorized)
+	s.do("DELETE", "/users/1", nil, "Authorization", "Bearer "+reader.Key).wantStatus(t, http.StatusForbidden)
+	s.do("GET", "/users", nil, "Authorization", "Bearer "+reader.Key).wantStatus(t, http.StatusOK)
+	for reason, want := range map[string]float64{"missing": 1, "invalid": 2, "scope": 1, "revoked": 0, "expired": 0} {
+		if got := value(t, reg, "userapi_auth_refusals_total", map[string]string{"reason": reason}); got != want {
+			t.Errorf("userapi_auth_refusals_total{reason=%q} = %v, want %v", reason, got, want)
+		}
+	}
 }

@@ -37,7 +37,7 @@ func addRoutes(e *echo.Echo, logger *slog.Logger, validationSpec *openapi3.T, h 
 	// Every operation in openapi.yaml, each behind the request validator.
 	// The validator runs per route rather than globally so that unknown paths
 	// and methods reach Echo's router, which answers 404, or 405 with Allow.
-	api := validatedRoutes{e: e, v: newValidator(validationSpec), auth: opts.Auth != nil, idempotent: idempotent(opts.Idempotency, opts.IdempotencyTTL)}
+	api := validatedRoutes{e: e, v: newValidator(validationSpec), auth: opts.Auth != nil, obs: opts.Observer, idempotent: idempotent(opts.Idempotency, opts.IdempotencyTTL)}
 	gen.RegisterHandlers(api, gen.NewStrictHandler(h, nil))
 	refuseOtherMethods(e, validationSpec)
 
@@ -84,6 +84,7 @@ type validatedRoutes struct {
 	e          *echo.Echo
 	v          *validator
 	auth       bool
+	obs        Observer
 	idempotent echo.MiddlewareFunc
 }
 
@@ -91,7 +92,7 @@ func (v validatedRoutes) add(method, p string, h echo.HandlerFunc, m []echo.Midd
 	op := v.v.operation(method, p)
 	var mw []echo.MiddlewareFunc
 	if v.auth {
-		if a := authorize(op); a != nil {
+		if a := authorize(op, v.obs); a != nil {
 			mw = append(mw, a)
 		}
 	}

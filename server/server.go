@@ -67,6 +67,9 @@ type Observer interface {
 	// route template, such as /users/:id, or UnmatchedRoute; method is one
 	// of the standard methods or "OTHER"; both have few possible values.
 	ObserveRequest(route, method string, status int, latency time.Duration)
+	// AuthRefused is called for each request refused for its API key, with
+	// why: "missing", "invalid", "revoked", "expired" (401) or "scope" (403).
+	AuthRefused(reason string)
 	// RateLimited is called for each refusal, with the budget spent:
 	// "reads" or "writes".
 	RateLimited(budget string)
