@@ -11,13 +11,9 @@ import (
 	"github.com/redis/rueidis"
 	"github.com/redis/rueidis/rueidisaside"
 
+	"userapi/auth"
 	"userapi/store"
 )
-
-// KeyStore is where API keys live.
-type KeyStore interface {
-	Get(ctx context.Context, prefix string) (store.APIKey, error)
-}
 
 // keyTTL bounds how long a key's record is held. Revocation invalidates it
 // everywhere at once; the TTL only matters when that invalidation is lost.
@@ -28,7 +24,7 @@ const keyTTL = time.Minute
 // and a revocation reaches every instance through Redis's invalidation push.
 type Keys struct {
 	conn    *Users
-	next    KeyStore
+	next    auth.KeyStore
 	decoded sync.Map // prefix -> *decodedKey
 }
 
@@ -38,7 +34,7 @@ type decodedKey struct {
 }
 
 // NewKeys caches next's keys in the Redis conn is connected to.
-func NewKeys(conn *Users, next KeyStore) *Keys {
+func NewKeys(conn *Users, next auth.KeyStore) *Keys {
 	return &Keys{conn: conn, next: next}
 }
 

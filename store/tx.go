@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+
+	"userapi/store/internal/dbsqlc"
 )
 
 // A context may carry a transaction that every repository made on a pool
@@ -58,18 +60,21 @@ func AfterTx(ctx context.Context, fn func()) {
 	a.mu.Unlock()
 }
 
-// InTx reports whether ctx carries a transaction.
-func InTx(ctx context.Context) bool {
-	a, _ := ctx.Value(ambientKey{}).(*ambient)
-	return a != nil
-}
-
 // Begin starts a transaction on db, or a savepoint when ctx carries a
 // transaction and db is not one already (see WithTx). Code that commits
 // writes of its own, such as the job queue, begins through here so that it
 // joins the caller's transaction.
 func Begin(ctx context.Context, db DB) (pgx.Tx, error) {
 	return conn(ctx, db).Begin(ctx)
+}
+
+// queries are q, the queries of a repository on db, unless ctx carries a
+// transaction that the repository joins (see conn).
+func queries(ctx context.Context, db DB, q *dbsqlc.Queries) *dbsqlc.Queries {
+	if c := conn(ctx, db); c != db {
+		return dbsqlc.New(c)
+	}
+	return q
 }
 
 // conn is what a repository on db runs a statement on: the context's

@@ -311,13 +311,8 @@ func (s *Users) inTx(ctx context.Context, fn func(tx pgx.Tx, q *dbsqlc.Queries) 
 	return tx.Commit(ctx)
 }
 
-// queries runs statements in the context's transaction, if any (see WithTx).
-func (s *Users) queries(ctx context.Context) *dbsqlc.Queries {
-	if c := conn(ctx, s.db); c != s.db {
-		return dbsqlc.New(c)
-	}
-	return s.q
-}
+// queries run in the context's transaction when there is one to join.
+func (s *Users) queries(ctx context.Context) *dbsqlc.Queries { return queries(ctx, s.db, s.q) }
 
 func fromRow(r dbsqlc.User) User {
 	return User{

@@ -163,13 +163,8 @@ func (s *Webhooks) Deliveries(ctx context.Context, id int64, limit int) (_ []Del
 	return out, nil
 }
 
-// queries runs statements in the context's transaction, if any (see WithTx).
-func (s *Webhooks) queries(ctx context.Context) *dbsqlc.Queries {
-	if c := conn(ctx, s.db); c != s.db {
-		return dbsqlc.New(c)
-	}
-	return s.q
-}
+// queries run in the context's transaction when there is one to join.
+func (s *Webhooks) queries(ctx context.Context) *dbsqlc.Queries { return queries(ctx, s.db, s.q) }
 
 func webhookFromRow(r dbsqlc.Webhook) Webhook {
 	return Webhook{ID: r.ID, URL: r.Url, Events: r.Events, Secret: r.Secret, CreatedAt: r.CreatedAt.UTC()}
