@@ -45,6 +45,10 @@ vet: ## Run go vet, and fail on Go files gofmt would change.
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 		if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 
+.PHONY: lint
+lint: ## Run staticcheck (pinned in tools/go.mod) over every package.
+	$(GO) tool -modfile=tools/go.mod staticcheck ./...
+
 .PHONY: stop
 stop: ## Stop the project-local PostgreSQL and Redis started by run or test.
 	@scripts/dev-env.sh stop

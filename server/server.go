@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/ghodss/yaml"
 	"github.com/labstack/echo/v4"
+	"sigs.k8s.io/yaml"
 
 	"userapi"
 	"userapi/store"

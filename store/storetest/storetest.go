@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
 
 	"userapi/store"
 )
@@ -41,6 +42,14 @@ func Main(m *testing.M) {
 	code := m.Run()
 	if err := dropDatabase(context.Background(), name); err != nil {
 		fmt.Fprintln(os.Stderr, "storetest: drop template:", err)
+	}
+	// A background loop that outlives its test (a pool, a Redis client, a
+	// ticker nobody stops) shows up here, after every test has cleaned up.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "storetest: goroutines left running after the tests:", err)
+			code = 1
+		}
 	}
 	os.Exit(code)
 }
