@@ -3,13 +3,10 @@ package cache
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
-	"github.com/redis/rueidis/rueidisaside"
 
 	"userapi/auth"
 	"userapi/store"
@@ -22,20 +19,19 @@ const keyTTL = time.Minute
 // Keys caches API key lookups like Users caches users, on the same Redis
 // connection: every authenticated request reads its key from process memory,
 // and a revocation reaches every instance through Redis's invalidation push.
+// Unknown prefixes are remembered for the negative TTL, so a stream of
+// requests with one made-up key costs one database lookup.
 type Keys struct {
-	conn    *Users
-	next    auth.KeyStore
-	decoded sync.Map // prefix -> *decodedKey
+	next   auth.KeyStore
+	prefix string
+	read   *reader[store.APIKey]
 }
 
-type decodedKey struct {
-	raw string
-	key store.APIKey
-}
+var _ auth.KeyStore = (*Keys)(nil)
 
-// NewKeys caches next's keys in the Redis conn is connected to.
-func NewKeys(conn *Users, next auth.KeyStore) *Keys {
-	return &Keys{conn: conn, next: next}
+// NewKeys caches next's keys through client.
+func NewKeys(client *Client, next auth.KeyStore) *Keys {
+	return &Keys{next: next, prefix: client.opts.Prefix, read: newReader(client, keyTTL, encodeKey, decodeKey)}
 }
 
 // KeyName is the Redis key holding the record of the API key with this
@@ -47,47 +43,20 @@ func KeyName(cachePrefix, prefix string) string {
 // Get returns the key with this prefix from memory, Redis or the store.
 // Returns store.ErrNotFound if there is none.
 func (k *Keys) Get(ctx context.Context, prefix string) (store.APIKey, error) {
-	c := k.conn.available(ctx)
-	if c == nil {
-		return k.next.Get(ctx, prefix)
+	return k.read.get(ctx, KeyName(k.prefix, prefix), func(ctx context.Context) (store.APIKey, error) { return k.next.Get(ctx, prefix) })
+}
+
+func encodeKey(k store.APIKey) (string, error) {
+	b, err := json.Marshal(k)
+	return string(b), err
+}
+
+func decodeKey(s string) (store.APIKey, error) {
+	var k store.APIKey
+	if err := json.Unmarshal([]byte(s), &k); err != nil {
+		return store.APIKey{}, fmt.Errorf("cache: decode API key: %w", err)
 	}
-	val, _, err := lookup(ctx, c, KeyName(k.conn.opts.Prefix, prefix), keyTTL, func(ctx context.Context) (string, error) {
-		key, err := k.next.Get(ctx, prefix)
-		if errors.Is(err, store.ErrNotFound) {
-			rueidisaside.OverrideCacheTTL(ctx, k.conn.opts.NegativeTTL)
-			return negative, nil
-		}
-		if err != nil {
-			return "", err
-		}
-		b, err := json.Marshal(key)
-		return string(b), err
-	})
-	var le *loadError
-	if errors.As(err, &le) {
-		return store.APIKey{}, le.err
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return store.APIKey{}, ctx.Err()
-		}
-		k.conn.failed(err)
-		return k.next.Get(ctx, prefix)
-	}
-	if val == negative {
-		return store.APIKey{}, fmt.Errorf("cache: API key %s: %w", prefix, store.ErrNotFound)
-	}
-	if d, ok := k.decoded.Load(prefix); ok && d.(*decodedKey).raw == val {
-		return d.(*decodedKey).key, nil
-	}
-	var key store.APIKey
-	if err := json.Unmarshal([]byte(val), &key); err != nil {
-		k.conn.invalidateKey(ctx, KeyName(k.conn.opts.Prefix, prefix))
-		return k.next.Get(ctx, prefix)
-	}
-	// Keys are few (people make them), so this map stays small.
-	k.decoded.Store(prefix, &decodedKey{raw: val, key: key})
-	return key, nil
+	return k, nil
 }
 
 // Forget drops the cached record of a key on every instance: the userapi

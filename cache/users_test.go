@@ -52,27 +52,27 @@ func setup(t *testing.T) bundle {
 
 // instance is one service instance's cache: its own Redis connection and
 // memory, over the shared database.
-func (b bundle) instance(t *testing.T, url string) *cache.Users {
+type instance struct {
+	*cache.Users
+	*cache.Client
+}
+
+func (b bundle) instance(t *testing.T, url string) instance {
 	t.Helper()
 	return newCache(t, b.db, cache.Options{URL: url, Prefix: b.prefix})
 }
 
-func newCache(t *testing.T, next store.UserService, opts cache.Options) *cache.Users {
+func newCache(t *testing.T, next store.UserService, opts cache.Options) instance {
 	t.Helper()
-	u, err := cache.NewUsers(next, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(u.Close)
-	waitFor(t, "the cache to connect", func() bool { return u.Ping(context.Background()) == nil })
-	return u
+	c := cachetest.NewClient(t, opts)
+	return instance{cache.NewUsers(c, next), c}
 }
 
 // readUntil reads the user through c until it equals want, and returns how
 // many reads were stale and how long it took. It fails the test after a
 // second: entries live for minutes, so only an invalidation makes a read
 // fresh that soon.
-func readUntil(t *testing.T, c *cache.Users, want store.User) (stale int, took time.Duration) {
+func readUntil(t *testing.T, c instance, want store.User) (stale int, took time.Duration) {
 	t.Helper()
 	start := time.Now()
 	for {
@@ -148,7 +148,7 @@ func TestGet_Stampede(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	instances := []*cache.Users{b.instance(t, cachetest.URL()), b.instance(t, cachetest.URL())}
+	instances := []instance{b.instance(t, cachetest.URL()), b.instance(t, cachetest.URL())}
 	u := create(t, instances[0], "ada@example.com")
 	before := b.db.gets.Load()
 
@@ -225,7 +225,7 @@ func TestInvalidation_RaceLeavesNoStaleEntry(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	instances := []*cache.Users{b.instance(t, cachetest.URL()), b.instance(t, cachetest.URL())}
+	instances := []instance{b.instance(t, cachetest.URL()), b.instance(t, cachetest.URL())}
 	u := create(t, instances[0], "ada@example.com")
 
 	var wg sync.WaitGroup
@@ -408,14 +408,15 @@ func TestStartWithoutRedis(t *testing.T) {
 	b := setup(t)
 	port := cachetest.FreePort(t)
 	var logs syncBuffer
-	c, err := cache.NewUsers(b.db, cache.Options{
+	client, err := cache.NewClient(cache.Options{
 		URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), Prefix: b.prefix,
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
+	t.Cleanup(client.Close)
+	c := instance{cache.NewUsers(client, b.db), client}
 	u := create(t, c, "ada@example.com")
 	if got, err := c.Get(ctx, u.ID); err != nil || got != u {
 		t.Fatalf("Get with no Redis = %+v, %v; want %+v", got, err, u)

@@ -1,12 +1,17 @@
 package ratelimit_test
 
 import (
-	"io"
-	"log/slog"
+	"testing"
+	"time"
 
-	"github.com/redis/rueidis"
+	"userapi/cache"
+	"userapi/cache/cachetest"
 )
 
-func fixed(c rueidis.Client) func() rueidis.Client { return func() rueidis.Client { return c } }
-
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// conn is a connected cache.Client of the Redis at url. Its deadline is
+// generous: these tests send hundreds of calls at once on a busy machine,
+// and are about the limiter, not about a slow Redis.
+func conn(t *testing.T, url string) *cache.Client {
+	t.Helper()
+	return cachetest.NewClient(t, cache.Options{URL: url, Timeout: 5 * time.Second})
+}

@@ -37,7 +37,7 @@ func TestParsePolicy(t *testing.T) {
 
 func redisLimiter(t *testing.T, url string) *ratelimit.Redis {
 	t.Helper()
-	return ratelimit.NewRedis(fixed(cachetest.Client(t, url)), cachetest.Prefix(t))
+	return ratelimit.NewRedis(conn(t, url), cachetest.Prefix(t))
 }
 
 // Both limiters: the shared one in Redis and the per-process fallback.
@@ -137,8 +137,8 @@ func TestAllow_NoBurstAcrossEdge(t *testing.T) {
 func TestAllow_SharedAcrossInstances(t *testing.T) {
 	t.Parallel()
 	prefix := cachetest.Prefix(t)
-	a := ratelimit.NewRedis(fixed(cachetest.Client(t, cachetest.URL())), prefix)
-	b := ratelimit.NewRedis(fixed(cachetest.Client(t, cachetest.URL())), prefix)
+	a := ratelimit.NewRedis(conn(t, cachetest.URL()), prefix)
+	b := ratelimit.NewRedis(conn(t, cachetest.URL()), prefix)
 	p := ratelimit.Policy{Limit: 10, Period: time.Hour}
 	allowed := 0
 	for i := range 30 {
@@ -180,9 +180,8 @@ func TestFallback(t *testing.T) {
 	ctx := context.Background()
 	redis := cachetest.NewServer(t)
 	f := &ratelimit.Fallback{
-		Primary:   ratelimit.NewRedis(fixed(cachetest.Client(t, redis.URL())), "rl:"),
+		Primary:   ratelimit.NewRedis(conn(t, redis.URL()), "rl:"),
 		Secondary: ratelimit.NewMemory(100),
-		Logger:    discardLogger(),
 	}
 	p := ratelimit.Policy{Limit: 3, Period: time.Hour}
 	redis.Stop()

@@ -2,7 +2,6 @@ package ratelimit
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"time"
 
@@ -33,35 +32,39 @@ redis.call("SET", KEYS[1], string.format("%.0f", new_tat), "PX", math.ceil((new_
 return {1, math.floor((now - allow_at) / interval), new_tat - now, 0}
 `)
 
+// Conn is a connection to Redis shared with others, such as cache.Client.
+// Do runs call with a short deadline, and fails at once while Redis is known
+// to be down (not connected yet, failing, or hung), so that a Fallback
+// decides from memory without waiting.
+type Conn interface {
+	Do(ctx context.Context, call func(ctx context.Context, c rueidis.Client) error) error
+}
+
 // Redis is a Limiter whose state all instances share.
 type Redis struct {
-	client func() rueidis.Client
+	conn   Conn
 	prefix string
 }
 
-// NewRedis returns a Limiter on the client that client returns, its keys
-// starting with prefix. client may return nil while there is no connection
-// yet; Allow then fails, and a Fallback decides from memory.
-func NewRedis(client func() rueidis.Client, prefix string) *Redis {
-	return &Redis{client: client, prefix: prefix}
+// NewRedis returns a Limiter on conn, its keys starting with prefix.
+func NewRedis(conn Conn, prefix string) *Redis {
+	return &Redis{conn: conn, prefix: prefix}
 }
-
-var errNotConnected = errors.New("not connected to Redis")
 
 // Allow decides for key under p, in one round trip.
 func (r *Redis) Allow(ctx context.Context, key string, p Policy) (Decision, error) {
-	client := r.client()
-	if client == nil {
-		return Decision{}, errNotConnected
-	}
 	interval := p.interval().Microseconds()
 	if interval < 1 {
 		interval = 1
 	}
-	vals, err := gcraScript.Exec(ctx, client,
-		[]string{r.prefix + key},
-		[]string{strconv.FormatInt(interval, 10), strconv.Itoa(p.Limit)},
-	).AsIntSlice()
+	var vals []int64
+	err := r.conn.Do(ctx, func(ctx context.Context, c rueidis.Client) (err error) {
+		vals, err = gcraScript.Exec(ctx, c,
+			[]string{r.prefix + key},
+			[]string{strconv.FormatInt(interval, 10), strconv.Itoa(p.Limit)},
+		).AsIntSlice()
+		return err
+	})
 	if err != nil {
 		return Decision{}, err
 	}

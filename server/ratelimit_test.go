@@ -8,8 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/rueidis"
-
+	"userapi/cache"
 	"userapi/cache/cachetest"
 	"userapi/ratelimit"
 	"userapi/server"
@@ -33,9 +32,9 @@ func limitedServer(t *testing.T, reads, writes string, trusted ...string) *testS
 // limitedServerWith is limitedServer with other options besides.
 func limitedServerWith(t *testing.T, reads, writes string, opts server.Options) *testServer {
 	t.Helper()
-	client := cachetest.Client(t, cachetest.URL())
 	rl := &server.RateLimit{
-		Limiter: ratelimit.NewRedis(func() rueidis.Client { return client }, cachetest.Prefix(t)),
+		// A generous deadline: these tests send hundreds of requests at once.
+		Limiter: ratelimit.NewRedis(cachetest.NewClient(t, cache.Options{URL: cachetest.URL(), Timeout: 5 * time.Second}), cachetest.Prefix(t)),
 		Reads:   mustPolicy(t, reads),
 		Writes:  mustPolicy(t, writes),
 	}

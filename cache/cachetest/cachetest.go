@@ -12,10 +12,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"userapi/cache"
 )
 
 // URL is the shared Redis: REDIS_URL when set, else 127.0.0.1:6379.
@@ -67,6 +70,25 @@ func Client(t testing.TB, url string) rueidis.Client {
 	}
 	t.Cleanup(client.Close)
 	return client
+}
+
+// NewClient is a cache.Client for opts, connected (it fails the test after
+// 15 s otherwise) and closed when the test ends.
+func NewClient(t testing.TB, opts cache.Options) *cache.Client {
+	t.Helper()
+	c, err := cache.NewClient(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	deadline := time.Now().Add(15 * time.Second)
+	for c.Ping(context.Background()) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("cache client for %s did not connect", opts.URL)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return c
 }
 
 // Server is a private redis-server, a child process of the test, that the
@@ -128,6 +150,26 @@ func (s *Server) Stop() {
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
 	s.cmd = nil
+}
+
+// Freeze stops the server with SIGSTOP: its connections stay open but
+// nothing answers, as when Redis hangs. Thaw (SIGCONT) resumes it; the test's
+// cleanup thaws it too.
+func (s *Server) Freeze() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatal(err)
+	}
+	proc := s.cmd.Process
+	s.t.Cleanup(func() { _ = proc.Signal(syscall.SIGCONT) })
+}
+
+// Thaw resumes a frozen server.
+func (s *Server) Thaw() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
 // FreePort returns a TCP port nothing listens on right now.

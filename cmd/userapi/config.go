@@ -29,6 +29,7 @@ type config struct {
 	CacheTTL         time.Duration
 	CacheNegativeTTL time.Duration
 	CachePrefix      string
+	RedisTimeout     time.Duration
 
 	RateLimit       ratelimit.Policy
 	RateLimitWrites ratelimit.Policy
@@ -109,6 +110,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}},
 		{"USERAPI_CACHE_TTL", "5m", positiveDuration(&c.CacheTTL)},
 		{"USERAPI_CACHE_NEGATIVE_TTL", "10s", positiveDuration(&c.CacheNegativeTTL)},
+		{"USERAPI_REDIS_TIMEOUT", "50ms", positiveDuration(&c.RedisTimeout)},
 		{"USERAPI_CACHE_PREFIX", "userapi:", func(v string) error {
 			if len(v) > 100 || strings.ContainsAny(v, " \t\r\n") {
 				return errors.New("must be at most 100 characters, without spaces")
@@ -296,6 +298,8 @@ Environment (defaults in brackets):
                                  when unreachable the service serves from the database
   USERAPI_CACHE_TTL              longest a cached user lives (writes invalidate at once) [5m]
   USERAPI_CACHE_NEGATIVE_TTL     how long "no such user" is remembered [10s]
+  USERAPI_REDIS_TIMEOUT          longest wait for one Redis call; slower counts as Redis
+                                 down, bypassed for a second [50ms]
   USERAPI_CACHE_PREFIX           start of every Redis key, to share one Redis [userapi:]
   USERAPI_RATE_LIMIT             requests per client and period, or "off" [100/1m]
   USERAPI_RATE_LIMIT_WRITES      POST/PUT/PATCH/DELETE per client and period, or "off" [20/1m]

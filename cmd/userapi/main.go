@@ -263,21 +263,22 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.P
 	// Per-instance limits until (or unless) Redis holds the shared budget.
 	var limiter ratelimit.Limiter = ratelimit.NewMemory(rateLimitClients)
 	if cfg.RedisURL != "" {
-		cached, err := cache.NewUsers(users, cache.Options{
-			URL: cfg.RedisURL, Prefix: cfg.CachePrefix, TTL: cfg.CacheTTL, NegativeTTL: cfg.CacheNegativeTTL, Logger: logger,
+		redis, err := cache.NewClient(cache.Options{
+			URL: cfg.RedisURL, Prefix: cfg.CachePrefix, TTL: cfg.CacheTTL, NegativeTTL: cfg.CacheNegativeTTL,
+			Timeout: cfg.RedisTimeout, Logger: logger,
 		})
 		if err != nil {
 			return fmt.Errorf("REDIS_URL: %w", err)
 		}
-		defer cached.Close()
+		defer redis.Close()
+		cached := cache.NewUsers(redis, users)
 		users = cached
-		keyStore = cache.NewKeys(cached, apiKeys)
+		keyStore = cache.NewKeys(redis, apiKeys)
 		metrics.NewCacheCollector(reg, func() metrics.CacheHits { return metrics.CacheHits(cached.Stats()) })
-		opts.Checks = append(opts.Checks, server.Check{Name: "cache", Probe: cached.Ping})
+		opts.Checks = append(opts.Checks, server.Check{Name: "cache", Probe: redis.Ping})
 		limiter = &ratelimit.Fallback{
-			Primary:   ratelimit.NewRedis(cached.RedisClient, cfg.CachePrefix+"ratelimit:"),
+			Primary:   ratelimit.NewRedis(redis, cfg.CachePrefix+"ratelimit:"),
 			Secondary: limiter,
-			Logger:    logger,
 		}
 	} else {
 		logger.Info("cache off (REDIS_URL=off): every read goes to the database, and rate limits are per instance")

@@ -1,0 +1,215 @@
+// Package cache serves users and API keys from process memory, then Redis,
+// then the store it wraps. Reads use rueidis client-side caching: Redis
+// tracks what each instance holds and tells it when a key changes, so a hot
+// read costs no network round trip and a write through any instance is seen
+// by all at once. Misses go through rueidisaside, whose per-key lock in Redis
+// lets one caller in the whole fleet load a key while the others wait for it,
+// and whose conditional SET refuses to store a row that a writer invalidated
+// while it was being loaded.
+//
+// Client owns the connection: connecting, noticing Redis failing or hanging,
+// replaying invalidations it missed, and the invalidation round trip. Users
+// and Keys are thin decorators of their stores over one generic read path.
+//
+// Redis is optional: when it is unreachable, or does not answer within
+// Options.Timeout, every call goes to the store, and the cache comes back by
+// itself.
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+	"github.com/redis/rueidis/rueidisaside"
+)
+
+// Options configures the connection to Redis and the entries kept in it.
+type Options struct {
+	// URL is the Redis URL (redis://, rediss:// or unix://).
+	URL string
+	// Prefix starts every key, so that deployments (or tests) sharing a
+	// Redis do not see each other's entries. Defaults to "userapi:".
+	Prefix string
+	// TTL bounds how long a user's entry lives. Writes invalidate entries at
+	// once; the TTL only limits memory held by users nobody reads. Defaults
+	// to 5m.
+	TTL time.Duration
+	// NegativeTTL is how long "no such user" (or key) is remembered.
+	// Defaults to 10s.
+	NegativeTTL time.Duration
+	// Timeout bounds each Redis round trip. A call that takes longer counts
+	// as Redis failing: it is bypassed for a second. Defaults to 50ms.
+	Timeout time.Duration
+	// Logger receives one line per change of the cache's state.
+	Logger *slog.Logger
+}
+
+// ErrUnavailable is Client.Do's answer while Redis is known to be down.
+var ErrUnavailable = errors.New("cache: Redis unavailable")
+
+// Client is the connection to Redis that the caches and the rate limiter
+// share.
+type Client struct {
+	opts   Options
+	logger *slog.Logger
+	aside  atomic.Pointer[rueidisaside.CacheAsideClient] // nil until connected
+	outage *outage
+	inv    invalidations
+
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// NewClient connects to the Redis at opts.URL. It never fails on Redis being
+// unreachable: it logs one line and keeps trying in the background, and
+// meanwhile every call bypasses Redis. It fails only on a URL it cannot parse.
+func NewClient(opts Options) (*Client, error) {
+	if opts.Prefix == "" {
+		opts.Prefix = "userapi:"
+	}
+	if opts.TTL <= 0 {
+		opts.TTL = 5 * time.Minute
+	}
+	if opts.NegativeTTL <= 0 {
+		opts.NegativeTTL = 10 * time.Second
+	}
+	opts.NegativeTTL = min(opts.NegativeTTL, opts.TTL)
+	if opts.Timeout <= 0 {
+		opts.Timeout = 50 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	clientOpt, err := rueidis.ParseURL(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parse Redis URL: %w", err)
+	}
+	// Fail fast on a dead or unreachable Redis: the store answers meanwhile.
+	// ConnWriteTimeout also closes a connection whose Redis stops answering
+	// pings (hung, not gone), which releases any call still waiting on it.
+	clientOpt.Dialer.Timeout = retryInterval
+	clientOpt.ConnWriteTimeout = retryInterval
+	clientOpt.DisableRetry = true
+
+	logger := opts.Logger.With("component", "cache")
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		opts:   opts,
+		logger: logger,
+		outage: newOutage(logger),
+		inv:    invalidations{pending: make(map[string]struct{}), waiters: make(map[string][]chan struct{})},
+		stop:   cancel,
+		done:   make(chan struct{}),
+	}
+	go c.connect(ctx, clientOpt)
+	return c, nil
+}
+
+// connect makes the Redis client, retrying until it works or Close is called.
+func (c *Client) connect(ctx context.Context, opt rueidis.ClientOption) {
+	defer close(c.done)
+	for attempt := 0; ; attempt++ {
+		a, err := rueidisaside.NewClient(rueidisaside.ClientOption{
+			ClientOption: opt,
+			ClientBuilder: func(opt rueidis.ClientOption) (rueidis.Client, error) {
+				// Also hear invalidations ourselves: writers wait for theirs.
+				asides := opt.OnInvalidations
+				opt.OnInvalidations = func(msgs []rueidis.RedisMessage) {
+					asides(msgs)
+					c.inv.heard(msgs)
+				}
+				return rueidis.NewClient(opt)
+			},
+		})
+		if err == nil {
+			c.outage.connected() // the first call replays what was missed before this
+			c.aside.Store(&a)
+			c.logger.Info("cache connected", "redis", strings.Join(opt.InitAddress, ","))
+			return
+		}
+		if attempt == 0 {
+			c.logger.Warn("cache unavailable: Redis is unreachable; serving from the database and retrying in the background",
+				"redis", strings.Join(opt.InitAddress, ","), "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(retryInterval):
+		}
+	}
+}
+
+// Close stops the background work and closes the Redis connection.
+func (c *Client) Close() {
+	c.stop()
+	<-c.done
+	if a := c.aside.Load(); a != nil {
+		(*a).Close()
+	}
+}
+
+// Ping reports whether Redis answers within the deadline; /health shows it.
+func (c *Client) Ping(ctx context.Context) error {
+	a := c.aside.Load()
+	if a == nil {
+		return errors.New("not connected")
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	rc := (*a).Client()
+	return rc.Do(ctx, rc.B().Ping().Build()).Error()
+}
+
+// Do runs call on the connection with the deadline, or returns
+// ErrUnavailable at once while Redis is known to be down. An error of call,
+// unless the caller's context ended, counts as Redis failing.
+func (c *Client) Do(ctx context.Context, call func(ctx context.Context, rc rueidis.Client) error) error {
+	a := c.available(ctx)
+	if a == nil {
+		return ErrUnavailable
+	}
+	return c.do(ctx, a.Client(), call)
+}
+
+// do runs one round trip with the deadline. A failure or timeout of Redis
+// (not a nil reply, not the caller leaving) starts an outage.
+func (c *Client) do(ctx context.Context, rc rueidis.Client, call func(ctx context.Context, rc rueidis.Client) error) error {
+	tctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	err := call(tctx, rc)
+	if err == nil || rueidis.IsRedisNil(err) || ctx.Err() != nil {
+		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("no answer within %s: %w", c.opts.Timeout, err)
+	}
+	c.failed(err)
+	return err
+}
+
+// failed records that Redis failed: calls bypass it for a while.
+func (c *Client) failed(err error) { c.outage.fail(err) }
+
+// available returns the connection unless Redis is absent or failed within
+// the last retryInterval. The first call after an outage first deletes the
+// keys whose invalidation failed meanwhile, so that no entry written before
+// the outage is trusted while a newer row exists.
+func (c *Client) available(ctx context.Context) rueidisaside.CacheAsideClient {
+	a := c.aside.Load()
+	if a == nil || c.outage.bypassing() {
+		return nil
+	}
+	if c.outage.needsReplay() {
+		if err := c.replay(ctx, (*a).Client()); err != nil {
+			return nil
+		}
+		c.outage.replayed()
+	}
+	return *a
+}

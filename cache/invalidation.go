@@ -1,0 +1,165 @@
+package cache
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// invalidationWait bounds how long a writer waits to hear its own
+// invalidation come back from Redis.
+const invalidationWait = 100 * time.Millisecond
+
+// maxPendingInvalidations bounds the keys remembered while Redis is down, to
+// be deleted when it returns.
+const maxPendingInvalidations = 10000
+
+// invalidations are the keys whose deletion could not reach Redis, and the
+// writers waiting to hear theirs.
+type invalidations struct {
+	mu       sync.Mutex
+	pending  map[string]struct{}
+	overflow bool // pending lost keys: entries may be stale until their TTL
+
+	waitMu  sync.Mutex
+	waiters map[string][]chan struct{}
+}
+
+// invalidate deletes key in Redis, which makes Redis push an invalidation to
+// every instance holding it in memory. When Redis is unavailable the key is
+// kept, to be deleted when it returns.
+//
+// Redis pushes the invalidation to all tracking connections, this one
+// included, in the same pass; the writer returns once its own has arrived
+// (or after invalidationWait), so that by the time its client hears of the
+// write, the other instances have been told too. That makes a read through
+// another instance right after the write very likely to see it, but not
+// certain: each instance drops its entry when its own process gets to the
+// message, usually within a millisecond.
+func (c *Client) invalidate(ctx context.Context, key string) {
+	// The write has committed: finish the invalidation even if the client
+	// has gone away.
+	ctx = context.WithoutCancel(ctx)
+	if a := c.available(ctx); a != nil {
+		heard := c.inv.await(key)
+		defer c.inv.stopAwaiting(key, heard)
+		rc := a.Client()
+		// Track the key on this connection, so that Redis tells us too.
+		err := c.do(ctx, rc, func(ctx context.Context, rc rueidis.Client) error {
+			return rc.DoCache(ctx, rc.B().Get().Key(key).Cache(), c.opts.TTL).Error()
+		})
+		var n int64
+		if err == nil || rueidis.IsRedisNil(err) {
+			err = c.do(ctx, rc, func(ctx context.Context, rc rueidis.Client) (err error) {
+				n, err = rc.Do(ctx, rc.B().Del().Key(key).Build()).AsInt64()
+				return err
+			})
+		}
+		if err == nil {
+			if n > 0 {
+				select {
+				case <-heard:
+				case <-time.After(invalidationWait):
+				}
+			}
+			return
+		}
+	}
+	c.keep(key)
+}
+
+// keep remembers key for replay.
+func (c *Client) keep(key string) {
+	inv := &c.inv
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	if len(inv.pending) >= maxPendingInvalidations {
+		if !inv.overflow {
+			c.logger.Error("cache invalidations lost while Redis was down; some entries may be stale until their TTL", "ttl", c.opts.TTL.String())
+		}
+		inv.overflow = true
+		return
+	}
+	inv.pending[key] = struct{}{}
+}
+
+// replay deletes the keys whose invalidation failed while Redis was down.
+// On failure the keys stay pending.
+func (c *Client) replay(ctx context.Context, rc rueidis.Client) error {
+	inv := &c.inv
+	inv.mu.Lock()
+	keys := make([]string, 0, len(inv.pending))
+	for k := range inv.pending {
+		keys = append(keys, k)
+	}
+	inv.pending = make(map[string]struct{})
+	inv.overflow = false
+	inv.mu.Unlock()
+	if len(keys) == 0 {
+		return nil
+	}
+	err := c.do(context.WithoutCancel(ctx), rc, func(ctx context.Context, rc rueidis.Client) error {
+		return rc.Do(ctx, rc.B().Del().Key(keys...).Build()).Error()
+	})
+	if err != nil {
+		inv.mu.Lock()
+		for _, k := range keys {
+			inv.pending[k] = struct{}{}
+		}
+		inv.mu.Unlock()
+		return err
+	}
+	c.logger.Info("cache caught up on invalidations missed while Redis was down", "keys", len(keys))
+	return nil
+}
+
+// await returns a channel closed when Redis next says key changed.
+func (inv *invalidations) await(key string) chan struct{} {
+	ch := make(chan struct{})
+	inv.waitMu.Lock()
+	inv.waiters[key] = append(inv.waiters[key], ch)
+	inv.waitMu.Unlock()
+	return ch
+}
+
+func (inv *invalidations) stopAwaiting(key string, ch chan struct{}) {
+	inv.waitMu.Lock()
+	defer inv.waitMu.Unlock()
+	list := inv.waiters[key]
+	for i, c := range list {
+		if c == ch {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(inv.waiters, key)
+	} else {
+		inv.waiters[key] = list
+	}
+}
+
+// heard wakes the writers waiting for these keys; nil means the connection
+// was lost, which invalidates everything.
+func (inv *invalidations) heard(msgs []rueidis.RedisMessage) {
+	inv.waitMu.Lock()
+	defer inv.waitMu.Unlock()
+	if msgs == nil {
+		for key, list := range inv.waiters {
+			for _, ch := range list {
+				close(ch)
+			}
+			delete(inv.waiters, key)
+		}
+		return
+	}
+	for _, m := range msgs {
+		key, _ := m.ToString()
+		for _, ch := range inv.waiters[key] {
+			close(ch)
+		}
+		delete(inv.waiters, key)
+	}
+}
