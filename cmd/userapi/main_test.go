@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"userapi/cache/cachetest"
+	"userapi/internal/freeport"
 	"userapi/store/storetest"
 )
 
@@ -40,20 +40,10 @@ func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // The whole program: serve on a port, answer, stop cleanly on cancel.
 func TestRun_ServeAndShutdown(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
+	addr := freeport.Addr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var logs syncBuffer
@@ -109,7 +99,7 @@ func TestRun_ServeAndShutdown(t *testing.T) {
 // In-flight requests finish when shutdown starts.
 func TestRun_GracefulShutdownFinishesInFlight(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
+	addr := freeport.Addr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var logs syncBuffer
@@ -253,7 +243,7 @@ func TestRun_Help(t *testing.T) {
 // ends, and returns its base URL.
 func instance(t *testing.T, vars map[string]string) string {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := freeport.Addr(t)
 	all := map[string]string{
 		"USERAPI_ADDR": addr, "USERAPI_DB_MIN_CONNS": "1", "USERAPI_DB_MAX_CONNS": "4",
 		"USERAPI_RATE_LIMIT": "off", "USERAPI_RATE_LIMIT_WRITES": "off",
