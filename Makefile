@@ -14,9 +14,8 @@ help: ## List the targets.
 
 .PHONY: run
 run: ## Run the service on :8080 (docs at /docs), starting PostgreSQL if needed; prints a development API key.
-	@$(DEV_ENV) && $(GO) build -o bin/userapi ./cmd/userapi \
-		&& if [ "$${USERAPI_AUTH:-on}" != off ]; then bin/userapi keys dev --file .data/dev-api-key; fi \
-		&& exec bin/userapi serve
+	@$(DEV_ENV) && echo "building bin/userapi" && $(GO) build -o bin/userapi ./cmd/userapi \
+		&& exec bin/userapi serve --dev-key-file .data/dev-api-key
 
 .PHONY: test
 test: ## Run every test against real PostgreSQL, starting it if needed.
