@@ -5,7 +5,8 @@ SHELL := /bin/bash
 GO ?= go
 # Local services (PostgreSQL, Redis) come from scripts/dev-env.sh, which
 # prints the environment to use: the caller's, the machine's, or a
-# project-local cluster under .data/ that it starts on demand.
+# project-local cluster under .data/ that it starts on demand, installing
+# PostgreSQL and Redis with apt-get first when it may.
 DEV_ENV := eval "$$(scripts/dev-env.sh start)"
 
 .PHONY: help
@@ -19,7 +20,8 @@ run: ## Run the service on :8080 (docs at /docs), starting PostgreSQL if needed;
 
 .PHONY: test
 test: ## Run every test against real PostgreSQL, starting it if needed.
-	@$(DEV_ENV) && $(GO) test -race -count=1 ./...
+	@$(DEV_ENV) && echo "go test -race ./...: compiling with the race detector, then one line per package as it finishes (a few minutes in all)" \
+		&& $(GO) test -race -count=1 ./...
 
 .PHONY: generate
 generate: ## Regenerate gen/ and clients/typescript (from openapi.yaml) and store/internal/dbsqlc (from SQL).
