@@ -28,6 +28,10 @@ generate: ## Regenerate gen/ and clients/typescript (from openapi.yaml) and stor
 	$(GO) generate ./api/... ./store/...
 	cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent generate
 
+.PHONY: docs
+docs: ## Rewrite the settings table in docs/operations.md from cmd/userapi/config.go (a test fails when they differ).
+	@$(DEV_ENV) && $(GO) test -count=1 -run '^TestSettingsDoc$$' ./cmd/userapi -update
+
 GENERATED := gen store/internal clients/typescript/src/schema.ts
 
 .PHONY: verify
