@@ -5,7 +5,8 @@ SHELL := /bin/bash
 GO ?= go
 # Local services (PostgreSQL, Redis) come from scripts/dev-env.sh, which
 # prints the environment to use: the caller's, the machine's, or a
-# project-local cluster under .data/ that it starts on demand.
+# project-local cluster under .data/ that it starts on demand, installing
+# PostgreSQL and Redis with apt-get first when it may.
 DEV_ENV := eval "$$(scripts/dev-env.sh start)"
 
 .PHONY: help
@@ -14,18 +15,22 @@ help: ## List the targets.
 
 .PHONY: run
 run: ## Run the service on :8080 (docs at /docs), starting PostgreSQL if needed; prints a development API key.
-	@$(DEV_ENV) && $(GO) build -o bin/userapi ./cmd/userapi \
-		&& if [ "$${USERAPI_AUTH:-on}" != off ]; then bin/userapi keys dev --file .data/dev-api-key; fi \
-		&& exec bin/userapi serve
+	@$(DEV_ENV) && echo "building bin/userapi" && $(GO) build -o bin/userapi ./cmd/userapi \
+		&& exec bin/userapi serve --dev-key-file .data/dev-api-key
 
 .PHONY: test
 test: ## Run every test against real PostgreSQL, starting it if needed.
-	@$(DEV_ENV) && $(GO) test -race -count=1 ./...
+	@$(DEV_ENV) && echo "go test -race ./...: compiling with the race detector, then one line per package as it finishes (a few minutes in all)" \
+		&& $(GO) test -race -count=1 ./...
 
 .PHONY: generate
 generate: ## Regenerate gen/ and clients/typescript (from openapi.yaml) and store/internal/dbsqlc (from SQL).
 	$(GO) generate ./api/... ./store/...
 	cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent generate
+
+.PHONY: docs
+docs: ## Rewrite the settings table in docs/operations.md from cmd/userapi/config.go (a test fails when they differ).
+	@$(DEV_ENV) && $(GO) test -count=1 -run '^TestSettingsDoc$$' ./cmd/userapi -update
 
 GENERATED := gen store/internal clients/typescript/src/schema.ts
 

@@ -14,6 +14,7 @@ import (
 
 	"userapi/cache"
 	"userapi/cache/cachetest"
+	"userapi/internal/freeport"
 	"userapi/store"
 	"userapi/store/storetest"
 )
@@ -406,7 +407,7 @@ func TestStartWithoutRedis(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	port := cachetest.FreePort(t)
+	port := freeport.Port(t)
 	var logs syncBuffer
 	client, err := cache.NewClient(cache.Options{
 		URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), Prefix: b.prefix,

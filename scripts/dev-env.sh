@@ -9,9 +9,13 @@
 # answers; else a project-local cluster in .data/postgres on port 55432, made
 # with the installed initdb. Redis: likewise with REDIS_URL, 127.0.0.1:6379,
 # and a local redis-server on port 56379 (optional: without it the service
-# runs without a cache).
+# runs without a cache). What is not installed is installed with apt-get when
+# this user may (root, or sudo without a password); otherwise one line says
+# what to install.
+#
+# Only `export` lines go to stdout; everything said goes to stderr.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 data=$root/.data
 pg_port=55432
@@ -28,6 +32,21 @@ pg_bin() {
   return 1
 }
 
+# apt_install installs Debian packages, after apt-get update, when this user
+# may without being asked for a password; it fails quietly otherwise.
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || return 1
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    sudo -n true 2>/dev/null || return 1
+    sudo="sudo -n"
+  fi
+  mkdir -p "$data"
+  say "installing $* (apt-get update && apt-get install $*; output in .data/apt-get.log)"
+  { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"; } \
+    >"$data/apt-get.log" 2>&1 || { say "apt-get failed; see .data/apt-get.log"; return 1; }
+}
+
 # as_owner runs a command as the user that owns the local cluster: PostgreSQL
 # refuses to run as root.
 as_owner() {
@@ -36,8 +55,13 @@ as_owner() {
 
 start_postgres() {
   if [ -n "${DATABASE_URL:-}" ]; then return; fi
-  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return; fi
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then say "PostgreSQL: the one on 127.0.0.1:5432"; return; fi
   local initdb pg_ctl
+  if ! pg_bin initdb >/dev/null && apt_install postgresql \
+    && pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    say "PostgreSQL: installed, and answering on 127.0.0.1:5432"
+    return
+  fi
   if ! initdb=$(pg_bin initdb) || ! pg_ctl=$(pg_bin pg_ctl); then
     say "PostgreSQL is not installed and none answers on 127.0.0.1:5432."
     say "Install it (Debian/Ubuntu: sudo apt-get install postgresql), or set DATABASE_URL."
@@ -68,7 +92,12 @@ start_postgres() {
 
 start_redis() {
   if [ -n "${REDIS_URL:-}" ]; then return; fi
-  if [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]; then return; fi
+  if [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]; then say "Redis: the one on 127.0.0.1:6379"; return; fi
+  if ! command -v redis-server >/dev/null 2>&1 && apt_install redis-server \
+    && [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]; then
+    say "Redis: installed, and answering on 127.0.0.1:6379"
+    return
+  fi
   if ! command -v redis-server >/dev/null 2>&1; then
     say "Redis is not installed and none answers on 127.0.0.1:6379: the service runs without a cache."
     say "Install it (Debian/Ubuntu: sudo apt-get install redis-server) to use one."
@@ -93,6 +122,9 @@ stop_all() {
     say "stopped the local Redis"
   fi
 }
+
+# Sourced (for trying a function alone), it only defines them.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
 case "${1:-}" in
   start)

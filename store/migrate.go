@@ -5,6 +5,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 
@@ -109,4 +110,33 @@ func applyOnce(ctx context.Context, conn *pgx.Conn, name, sql string) (bool, err
 		return false, err
 	}
 	return true, tx.Commit(ctx)
+}
+
+// Pending returns the names of the embedded migrations not yet applied to
+// pool's database: all of them when it has no schema at all. It changes
+// nothing, so commands that must not migrate can refuse to run instead.
+func Pending(ctx context.Context, pool *pgxpool.Pool) (pending []string, err error) {
+	defer wrap(&err, "pending migrations")
+	var applied []string
+	var exists bool
+	if err := pool.QueryRow(ctx, "SELECT to_regclass('schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
+		return nil, translate(err)
+	}
+	// The table is named in a query of its own: PostgreSQL resolves names
+	// before it runs anything, so a missing table fails any query naming it.
+	if exists {
+		if err := pool.QueryRow(ctx, "SELECT coalesce(array_agg(name), '{}') FROM schema_migrations").Scan(&applied); err != nil {
+			return nil, translate(err)
+		}
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	for _, path := range names {
+		if name := strings.TrimPrefix(path, "migrations/"); !slices.Contains(applied, name) {
+			pending = append(pending, name)
+		}
+	}
+	return pending, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"userapi/cache"
+	"userapi/internal/freeport"
 )
 
 // URL is the shared Redis: REDIS_URL when set, else 127.0.0.1:6379.
@@ -104,7 +105,7 @@ type Server struct {
 // the test ends.
 func NewServer(t testing.TB) *Server {
 	t.Helper()
-	return NewServerOnPort(t, FreePort(t))
+	return NewServerOnPort(t, freeport.Port(t))
 }
 
 // NewServerOnPort starts a private redis-server on the given port.
@@ -170,15 +171,4 @@ func (s *Server) Thaw() {
 	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		s.t.Fatal(err)
 	}
-}
-
-// FreePort returns a TCP port nothing listens on right now.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -20,7 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
+	"log"
 	"net/http"
 	"net/url"
 	"os"
@@ -33,6 +33,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
+
+	"userapi/internal/freeport"
 )
 
 const users = 10000
@@ -157,7 +159,7 @@ func run(duration time.Duration, rounds, conns int) error {
 		}
 	}
 
-	apiAddr, staticAddr := freeAddr(), freeAddr()
+	apiAddr, staticAddr := freeport.Addr(log.Default()), freeport.Addr(log.Default())
 	redisURL := os.Getenv("REDIS_URL")
 	if redisURL == "" {
 		redisURL = "redis://127.0.0.1:6379/0"
@@ -168,24 +170,24 @@ func run(duration time.Duration, rounds, conns int) error {
 	prefix := "USERAPI_CACHE_PREFIX=bench-" + randomHex() + ":"
 	api, err := start(dir, "userapi", userapiBin, []string{"serve"},
 		"USERAPI_ADDR="+apiAddr, "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL, prefix,
-		"USERAPI_RATE_LIMIT=off", "USERAPI_RATE_LIMIT_WRITES=off", "USERAPI_METRICS_ADDR="+freeAddr())
+		"USERAPI_RATE_LIMIT=off", "USERAPI_RATE_LIMIT_WRITES=off", "USERAPI_METRICS_ADDR="+freeport.Addr(log.Default()))
 	if err != nil {
 		return err
 	}
 	defer stop(api)
-	limitedAddr := freeAddr()
+	limitedAddr := freeport.Addr(log.Default())
 	limited, err := start(dir, "userapi-limited", userapiBin, []string{"serve"},
 		"USERAPI_ADDR="+limitedAddr, "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL, prefix,
-		"USERAPI_RATE_LIMIT=1000000000/1s", "USERAPI_RATE_LIMIT_WRITES=1000000000/1s", "USERAPI_METRICS_ADDR="+freeAddr())
+		"USERAPI_RATE_LIMIT=1000000000/1s", "USERAPI_RATE_LIMIT_WRITES=1000000000/1s", "USERAPI_METRICS_ADDR="+freeport.Addr(log.Default()))
 	if err != nil {
 		return err
 	}
 	defer stop(limited)
 	// A third without API keys, to show what checking them costs.
-	openAddr := freeAddr()
+	openAddr := freeport.Addr(log.Default())
 	open, err := start(dir, "userapi-noauth", userapiBin, []string{"serve"},
 		"USERAPI_ADDR="+openAddr, "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL, prefix, "USERAPI_AUTH=off",
-		"USERAPI_RATE_LIMIT=off", "USERAPI_RATE_LIMIT_WRITES=off", "USERAPI_METRICS_ADDR="+freeAddr())
+		"USERAPI_RATE_LIMIT=off", "USERAPI_RATE_LIMIT_WRITES=off", "USERAPI_METRICS_ADDR="+freeport.Addr(log.Default()))
 	if err != nil {
 		return err
 	}
@@ -406,15 +408,6 @@ func waitReady(u string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("%s did not answer", u)
-}
-
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func randomHex() string {

@@ -53,26 +53,28 @@ type config struct {
 	Auth bool // false only for local experiments
 }
 
-// setting is one environment variable: its name, default and parser.
+// setting is one environment variable: its name, its default, what it
+// means (Markdown: --help drops the backticks) and its parser. The table in
+// settings is the one place each fact lives; --help and the configuration
+// table in docs/operations.md are made from it.
 type setting struct {
 	name  string
 	def   string
+	help  string
 	parse func(string) error
 }
 
-// loadConfig reads the environment through getenv. A bad value stops with an
-// error naming the variable and what is wrong with it.
-func loadConfig(getenv func(string) string) (config, error) {
-	var c config
-	settings := []setting{
-		{"USERAPI_ADDR", ":8080", func(v string) error {
+// settings returns every setting, parsing into c.
+func settings(c *config) []setting {
+	return []setting{
+		{"USERAPI_ADDR", ":8080", "Listen address of the API", func(v string) error {
 			if _, _, err := net.SplitHostPort(v); err != nil {
 				return errors.New("must be host:port or :port")
 			}
 			c.Addr = v
 			return nil
 		}},
-		{"USERAPI_METRICS_ADDR", "127.0.0.1:9090", func(v string) error {
+		{"USERAPI_METRICS_ADDR", "127.0.0.1:9090", "Listen address of `GET /metrics` (Prometheus), apart from the API; `off` for none. Must differ from `USERAPI_ADDR`", func(v string) error {
 			if v == "off" {
 				return nil
 			}
@@ -82,10 +84,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 			c.MetricsAddr = v
 			return nil
 		}},
-		{"USERAPI_LOG_LEVEL", "info", func(v string) error {
-			return c.LogLevel.UnmarshalText([]byte(v))
+		{"USERAPI_LOG_LEVEL", "info", "`debug`, `info`, `warn` or `error`", func(v string) error {
+			levels := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
+			l, ok := levels[strings.ToLower(v)]
+			if !ok {
+				return errors.New("must be debug, info, warn or error")
+			}
+			c.LogLevel = l
+			return nil
 		}},
-		{"DATABASE_URL", "postgres://postgres@127.0.0.1:5432/userapi?sslmode=disable", func(v string) error {
+		{"DATABASE_URL", "postgres://postgres@127.0.0.1:5432/userapi?sslmode=disable", "PostgreSQL; the database is created if missing", func(v string) error {
 			u, err := url.Parse(v)
 			if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 				return errors.New("must be a postgres:// URL")
@@ -93,11 +101,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 			c.DatabaseURL = v
 			return nil
 		}},
-		{"USERAPI_DB_MIN_CONNS", "10", intIn(&c.DBMinConns, 0, 1000)},
-		{"USERAPI_DB_MAX_CONNS", "50", intIn(&c.DBMaxConns, 1, 1000)},
-		{"USERAPI_DB_STATEMENT_TIMEOUT", "30s", duration(&c.StatementTimeout)},
-		{"USERAPI_DB_IDLE_IN_TX_TIMEOUT", "10s", duration(&c.IdleInTxTimeout)},
-		{"REDIS_URL", "redis://127.0.0.1:6379/0", func(v string) error {
+		{"USERAPI_DB_MIN_CONNS", "10", "Database connections kept open", intIn(&c.DBMinConns, 0, 1000)},
+		{"USERAPI_DB_MAX_CONNS", "50", "Most database connections opened", intIn(&c.DBMaxConns, 1, 1000)},
+		{"USERAPI_DB_STATEMENT_TIMEOUT", "30s", "Longest a statement may run", duration(&c.StatementTimeout)},
+		{"USERAPI_DB_IDLE_IN_TX_TIMEOUT", "10s", "Longest a session may idle inside a transaction", duration(&c.IdleInTxTimeout)},
+		{"REDIS_URL", "redis://127.0.0.1:6379/0", "Redis for the cache and the shared rate limits; `off` for none. Unreachable is fine: reads go to PostgreSQL until it answers", func(v string) error {
 			if v == "off" {
 				return nil
 			}
@@ -108,19 +116,19 @@ func loadConfig(getenv func(string) string) (config, error) {
 			c.RedisURL = v
 			return nil
 		}},
-		{"USERAPI_CACHE_TTL", "5m", positiveDuration(&c.CacheTTL)},
-		{"USERAPI_CACHE_NEGATIVE_TTL", "10s", positiveDuration(&c.CacheNegativeTTL)},
-		{"USERAPI_REDIS_TIMEOUT", "50ms", positiveDuration(&c.RedisTimeout)},
-		{"USERAPI_CACHE_PREFIX", "userapi:", func(v string) error {
+		{"USERAPI_CACHE_TTL", "5m", "Longest a cached user lives; writes invalidate at once, so this only bounds memory", positiveDuration(&c.CacheTTL)},
+		{"USERAPI_CACHE_NEGATIVE_TTL", "10s", `How long "no such user" or "no such key" is remembered`, positiveDuration(&c.CacheNegativeTTL)},
+		{"USERAPI_REDIS_TIMEOUT", "50ms", "Longest wait for one Redis call; a slower answer counts as Redis being down, and Redis is bypassed for a second", positiveDuration(&c.RedisTimeout)},
+		{"USERAPI_CACHE_PREFIX", "userapi:", "Start of every Redis key, for sharing one Redis", func(v string) error {
 			if len(v) > 100 || strings.ContainsAny(v, " \t\r\n") {
 				return errors.New("must be at most 100 characters, without spaces")
 			}
 			c.CachePrefix = v
 			return nil
 		}},
-		{"USERAPI_RATE_LIMIT", "100/1m", policy(&c.RateLimit)},
-		{"USERAPI_RATE_LIMIT_WRITES", "20/1m", policy(&c.RateLimitWrites)},
-		{"USERAPI_TRUSTED_PROXIES", "none", func(v string) error {
+		{"USERAPI_RATE_LIMIT", "100/1m", "Reads per client and period (`N/DURATION`), or `off`", policy(&c.RateLimit)},
+		{"USERAPI_RATE_LIMIT_WRITES", "20/1m", "Writes (`POST`, `PUT`, `PATCH`, `DELETE`) per client and period, or `off`", policy(&c.RateLimitWrites)},
+		{"USERAPI_TRUSTED_PROXIES", "none", "Comma-separated CIDR ranges of proxies whose `X-Forwarded-For` / `X-Real-IP` name the client, or `none`", func(v string) error {
 			if v == "none" {
 				return nil
 			}
@@ -133,7 +141,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 			}
 			return nil
 		}},
-		{"USERAPI_CORS_ORIGINS", "none", func(v string) error {
+		{"USERAPI_CORS_ORIGINS", "none", "Browser origins allowed to call the API (comma-separated, such as `https://app.example.com`), or `none` for no CORS headers", func(v string) error {
 			if v == "none" {
 				return nil
 			}
@@ -147,7 +155,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 			}
 			return nil
 		}},
-		{"OTEL_EXPORTER_OTLP_ENDPOINT", "none", func(v string) error {
+		{"OTEL_EXPORTER_OTLP_ENDPOINT", "none", "OTLP/HTTP collector (base URL, such as `http://localhost:4318`) to send traces to, or `none`: tracing is off without it", func(v string) error {
 			if v == "none" {
 				return nil
 			}
@@ -158,9 +166,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 			c.OTLPEndpoint = v
 			return nil
 		}},
-		{"USERAPI_SHUTDOWN_TIMEOUT", "25s", duration(&c.ShutdownTimeout)},
-		{"USERAPI_READ_HEADER_TIMEOUT", "5s", positiveDuration(&c.ReadHeaderTimeout)},
-		{"USERAPI_IDEMPOTENCY_TTL", "24h", func(v string) error {
+		{"USERAPI_SHUTDOWN_TIMEOUT", "25s", "Grace period for in-flight requests and running jobs on SIGTERM", duration(&c.ShutdownTimeout)},
+		{"USERAPI_READ_HEADER_TIMEOUT", "5s", "Longest a client may take to send a request's headers; slower connections are closed. Headers over 64 KiB get `431`", positiveDuration(&c.ReadHeaderTimeout)},
+		{"USERAPI_IDEMPOTENCY_TTL", "24h", "How long a successful answer to a request with an `Idempotency-Key` is replayed, from 1m to 24h", func(v string) error {
 			// Shorter than a minute would turn client retries into repeats.
 			d, err := time.ParseDuration(v)
 			if err != nil || d < time.Minute || d > 24*time.Hour {
@@ -169,17 +177,23 @@ func loadConfig(getenv func(string) string) (config, error) {
 			c.IdempotencyTTL = d
 			return nil
 		}},
-		{"USERAPI_WORKERS", "10", intIn(&c.Workers, 0, 1000)},
-		{"USERAPI_PROCESS_DELAY", "2s", duration(&c.ProcessDelay)},
-		{"USERAPI_WEBHOOK_CONCURRENCY", "16", intIn(&c.WebhookConcurrency, 1, 1000)},
-		{"USERAPI_WEBHOOK_TIMEOUT", "5s", positiveDuration(&c.WebhookTimeout)},
-		{"USERAPI_WEBHOOK_ALLOW_PRIVATE", "false", boolean(&c.WebhookAllowPrivate)},
-		{"USERAPI_JOB_RETRY_BACKOFF", "1s", positiveDuration(&c.JobRetryBackoff)},
-		{"USERAPI_JOB_RESCUE_AFTER", "1h", positiveDuration(&c.JobRescueAfter)},
-		{"USERAPI_ADMIN_UI", "off", onOff(&c.AdminUI)},
-		{"USERAPI_AUTH", "on", onOff(&c.Auth)},
+		{"USERAPI_WORKERS", "10", "Profile jobs this process runs at once; `0` runs no jobs here (an API-only instance)", intIn(&c.Workers, 0, 1000)},
+		{"USERAPI_PROCESS_DELAY", "2s", "Extra time each profile job takes, standing in for slow work", duration(&c.ProcessDelay)},
+		{"USERAPI_WEBHOOK_CONCURRENCY", "16", "Webhook deliveries this process makes at once", intIn(&c.WebhookConcurrency, 1, 1000)},
+		{"USERAPI_WEBHOOK_TIMEOUT", "5s", "Longest one delivery attempt may take, connecting included", positiveDuration(&c.WebhookTimeout)},
+		{"USERAPI_WEBHOOK_ALLOW_PRIVATE", "off", "`on` lets webhooks reach loopback, private and link-local addresses. Keep it `off` in production: otherwise anyone who can subscribe can make the service call into its own network", onOff(&c.WebhookAllowPrivate)},
+		{"USERAPI_JOB_RETRY_BACKOFF", "1s", "Wait before a failed job's first retry; it doubles with each attempt, up to 1h, ±10%", positiveDuration(&c.JobRetryBackoff)},
+		{"USERAPI_JOB_RESCUE_AFTER", "1h", "A job running this long (and longer than its own time limit) is presumed lost with its process and run again; must exceed the longest job", positiveDuration(&c.JobRescueAfter)},
+		{"USERAPI_ADMIN_UI", "off", "`on` serves the River job dashboard at `/admin/jobs`. With API keys on, the browser asks for a password: give a key with the `admin` scope (any user name)", onOff(&c.AdminUI)},
+		{"USERAPI_AUTH", "on", "`off` serves every request without an API key, with a warning at start-up: for local experiments only, never in production", onOff(&c.Auth)},
 	}
-	for _, s := range settings {
+}
+
+// loadConfig reads the environment through getenv. A bad value stops with an
+// error naming the variable and what is wrong with it.
+func loadConfig(getenv func(string) string) (config, error) {
+	var c config
+	for _, s := range settings(&c) {
 		v := strings.TrimSpace(getenv(s.name))
 		if v == "" {
 			v = s.def
@@ -228,26 +242,17 @@ func policy(dst *ratelimit.Policy) func(string) error {
 	}
 }
 
-func boolean(dst *bool) func(string) error {
-	return func(v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return errors.New("must be true or false")
-		}
-		*dst = b
-		return nil
-	}
-}
-
+// onOff is the one parser of switches: on/off, and true/false or 1/0 for
+// those used to them, in any case.
 func onOff(dst *bool) func(string) error {
 	return func(v string) error {
-		switch v {
-		case "on":
+		switch strings.ToLower(v) {
+		case "on", "true", "1":
 			*dst = true
-		case "off":
+		case "off", "false", "0":
 			*dst = false
 		default:
-			return errors.New(`must be "on" or "off"`)
+			return errors.New("must be on or off (or true/false, 1/0)")
 		}
 		return nil
 	}
@@ -263,71 +268,3 @@ func positiveDuration(dst *time.Duration) func(string) error {
 		return nil
 	}
 }
-
-// usage lists the settings for --help.
-const usage = `userapi: user management over HTTP.
-
-Usage:
-  userapi serve     apply migrations, then serve HTTP and run background jobs
-                    until SIGINT or SIGTERM
-  userapi worker    apply migrations, then run background jobs only (no HTTP)
-  userapi migrate   apply migrations (the service's and the job queue's) and exit
-  userapi keys create --name NAME --scopes SCOPE[,SCOPE...] [--expires 90d]
-                    make an API key and print it, once, on stdout; the scopes are
-                    users:read, users:write, jobs:read, webhooks:admin and admin
-  userapi keys list
-                    list the keys: prefix, name, scopes, created, last used, expiry
-  userapi keys revoke PREFIX
-                    revoke a key at once, on every instance
-  userapi keys dev --file PATH
-                    print the development key kept in PATH, making it (admin scope)
-                    when PATH is missing or its key no longer works (make run uses it)
-  userapi --help    show this text
-
-Environment (defaults in brackets):
-  USERAPI_ADDR                   listen address [:8080]
-  USERAPI_METRICS_ADDR           listen address of GET /metrics (Prometheus), kept apart
-                                 from the API; "off" for none [127.0.0.1:9090]
-  DATABASE_URL                   PostgreSQL URL; the database is created if missing
-                                 [postgres://postgres@127.0.0.1:5432/userapi?sslmode=disable]
-  USERAPI_DB_MIN_CONNS           connections kept open [10]
-  USERAPI_DB_MAX_CONNS           most connections opened [50]
-  USERAPI_DB_STATEMENT_TIMEOUT   longest a statement may run [30s]
-  USERAPI_DB_IDLE_IN_TX_TIMEOUT  longest a transaction may sit idle [10s]
-  REDIS_URL                      Redis for the cache, or "off" [redis://127.0.0.1:6379/0];
-                                 when unreachable the service serves from the database
-  USERAPI_CACHE_TTL              longest a cached user lives (writes invalidate at once) [5m]
-  USERAPI_CACHE_NEGATIVE_TTL     how long "no such user" is remembered [10s]
-  USERAPI_REDIS_TIMEOUT          longest wait for one Redis call; slower counts as Redis
-                                 down, bypassed for a second [50ms]
-  USERAPI_CACHE_PREFIX           start of every Redis key, to share one Redis [userapi:]
-  USERAPI_RATE_LIMIT             requests per client and period, or "off" [100/1m]
-  USERAPI_RATE_LIMIT_WRITES      POST/PUT/PATCH/DELETE per client and period, or "off" [20/1m]
-  USERAPI_TRUSTED_PROXIES        CIDR ranges of proxies whose X-Forwarded-For is believed
-                                 (comma-separated, or "none") [none]
-  USERAPI_CORS_ORIGINS           browser origins allowed to call the API, comma-separated,
-                                 or "none" for no CORS headers [none]
-  USERAPI_SHUTDOWN_TIMEOUT       how long in-flight requests and running jobs get on shutdown [25s]
-  USERAPI_READ_HEADER_TIMEOUT    longest a client may take to send a request's headers;
-                                 slower connections are closed [5s]
-  USERAPI_IDEMPOTENCY_TTL        how long a successful answer to a request with an
-                                 Idempotency-Key is replayed, from 1m to 24h [24h]
-  USERAPI_WORKERS                profile jobs run at once by this process; 0 runs no jobs
-                                 here (an API-only instance) [10]
-  USERAPI_PROCESS_DELAY          extra time each profile job takes, standing in for slow work [2s]
-  USERAPI_WEBHOOK_CONCURRENCY    webhook deliveries made at once by this process [16]
-  USERAPI_WEBHOOK_TIMEOUT        longest one delivery attempt may take [5s]
-  USERAPI_WEBHOOK_ALLOW_PRIVATE  let webhooks reach loopback and private addresses;
-                                 keep false in production [false]
-  USERAPI_JOB_RETRY_BACKOFF      wait before a failed job's first retry; doubles each time,
-                                 up to 1h [1s]
-  USERAPI_JOB_RESCUE_AFTER       a job running this long is presumed lost with its process
-                                 and run again; must exceed the longest job [1h]
-  USERAPI_ADMIN_UI               "on" serves the job dashboard at /admin/jobs; it takes a key
-                                 with the admin scope as its Basic password [off]
-  USERAPI_AUTH                   "off" serves every request without an API key: for local
-                                 experiments only, never in production [on]
-  OTEL_EXPORTER_OTLP_ENDPOINT    OTLP/HTTP collector to send traces to, such as
-                                 http://localhost:4318, or "none" [none]
-  USERAPI_LOG_LEVEL              debug, info, warn or error [info]
-`

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"userapi/internal/freeport"
 	"userapi/store/storetest"
 	"userapi/webhook"
 )
@@ -83,7 +84,7 @@ func TestRun_WorkerRunsJobsForAPIOnlyInstance(t *testing.T) {
 func TestRun_ShutdownLetsRunningJobFinish(t *testing.T) {
 	t.Parallel()
 	db := storetest.NewDB(t)
-	addr := freeAddr(t)
+	addr := freeport.Addr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var logs syncBuffer
@@ -169,7 +170,7 @@ type child struct {
 
 func startChild(t *testing.T, bin string, vars map[string]string) (*child, string) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := freeport.Addr(t)
 	logPath := filepath.Join(t.TempDir(), "userapi.log")
 	out, err := os.Create(logPath)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,116 +12,127 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"userapi/auth"
 	"userapi/cache"
 	"userapi/store"
 )
 
-// keys runs `userapi keys ...`: the operator's way to make, list and revoke
-// API keys. Keys are never shown again after create prints them.
-func keys(ctx context.Context, cfg config, pool *pgxpool.Pool, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintf(stderr, "userapi keys: say create, list, revoke or dev\n\n%s", usage)
-		return errUsage
+// The keys commands are the operator's way to make, list and revoke API
+// keys. Keys are never shown again after create prints them.
+
+// keyStore connects for a keys command. It never migrates: an operator's
+// command must not change the schema behind a running fleet's back.
+func keyStore(ctx context.Context, a *app) (*store.APIKeys, func(), error) {
+	pool, err := connect(ctx, a.cfg)
+	if err != nil {
+		return nil, nil, err
 	}
-	repo := store.NewAPIKeys(pool)
-	switch args[0] {
-	case "create":
-		fs := newFlags("keys create", stderr)
-		name := fs.String("name", "", "what the key is for, such as billing-service")
-		scopes := fs.String("scopes", "", "comma-separated scopes: "+strings.Join(auth.Scopes, ", "))
-		expires := fs.String("expires", "", "lifetime, such as 90d or 12h; none by default")
-		if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
-			return errUsage
-		}
-		if *name == "" || len(*name) > 100 {
-			return errors.New("keys create: --name is required, at most 100 characters")
-		}
-		if *scopes == "" {
-			return errors.New("keys create: --scopes is required: " + strings.Join(auth.Scopes, ", "))
-		}
-		sc, err := auth.ParseScopes(*scopes)
-		if err != nil {
-			return fmt.Errorf("keys create: --scopes: %w", err)
-		}
-		var expiresAt time.Time
-		if *expires != "" {
-			d, err := lifetime(*expires)
-			if err != nil {
-				return fmt.Errorf("keys create: --expires: %w", err)
-			}
-			expiresAt = time.Now().Add(d)
-		}
-		key, err := createKey(ctx, cfg, repo, *name, sc, expiresAt)
-		if err != nil {
-			return err
-		}
-		prefix, _ := auth.PrefixOf(key)
-		fmt.Fprintln(stdout, key)
-		fmt.Fprintf(stderr, "Made API key %s (%s) with scopes %s. It is printed above and never shown again: store it now.\n",
-			prefix, *name, strings.Join(sc, ","))
-		return nil
-
-	case "list":
-		if len(args) > 1 {
-			return errUsage
-		}
-		list, err := repo.List(ctx)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "PREFIX\tNAME\tSCOPES\tCREATED\tLAST USED\tEXPIRES\tSTATE")
-		now := time.Now()
-		for _, k := range list {
-			state := "active"
-			switch {
-			case !k.RevokedAt.IsZero():
-				state = "revoked " + k.RevokedAt.Format(time.RFC3339)
-			case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
-				state = "expired"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.Prefix, k.Name, strings.Join(k.Scopes, ","),
-				k.CreatedAt.Format(time.RFC3339), orNever(k.LastUsedAt), orNever(k.ExpiresAt), state)
-		}
-		return tw.Flush()
-
-	case "revoke":
-		if len(args) != 2 || !auth.ValidPrefix(args[1]) {
-			return errors.New("keys revoke: give the key's prefix, such as uak_3kq7zt2m (see userapi keys list)")
-		}
-		k, err := repo.Revoke(ctx, args[1])
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("keys revoke: no key has the prefix %s", args[1])
-		}
-		if err != nil {
-			return err
-		}
-		if err := forget(ctx, cfg, k.Prefix); err != nil {
-			fmt.Fprintf(stderr, "Revoked %s in the database, but could not tell the instances through Redis (%v): they may accept it for up to a minute more.\n", k.Prefix, err)
-			return nil
-		}
-		fmt.Fprintf(stderr, "Revoked %s (%s): every instance refuses it from now on.\n", k.Prefix, k.Name)
-		return nil
-
-	case "dev":
-		fs := newFlags("keys dev", stderr)
-		file := fs.String("file", "", "where the development key is kept")
-		if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 || *file == "" {
-			return errors.New("keys dev: --file is required")
-		}
-		return devKey(ctx, cfg, repo, *file, stdout)
+	pending, err := store.Pending(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
 	}
-	fmt.Fprintf(stderr, "userapi keys: unknown subcommand %q\n\n%s", args[0], usage)
-	return errUsage
+	if len(pending) > 0 {
+		pool.Close()
+		return nil, nil, fmt.Errorf("the database's schema is missing or out of date (%d migrations pending): run `userapi migrate` first", len(pending))
+	}
+	return store.NewAPIKeys(pool), pool.Close, nil
 }
 
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+func keysCreate(ctx context.Context, a *app, args []string) error {
+	fs := newFlags("keys create", a.stderr)
+	name := fs.String("name", "", "what the key is for, such as billing-service")
+	scopes := fs.String("scopes", "", "comma-separated scopes: "+strings.Join(auth.Scopes, ", "))
+	expires := fs.String("expires", "", "lifetime, such as 90d or 12h; none by default")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return errUsage
+	}
+	if *name == "" || len(*name) > 100 {
+		return errors.New("keys create: --name is required, at most 100 characters")
+	}
+	if *scopes == "" {
+		return errors.New("keys create: --scopes is required: " + strings.Join(auth.Scopes, ", "))
+	}
+	sc, err := auth.ParseScopes(*scopes)
+	if err != nil {
+		return fmt.Errorf("keys create: --scopes: %w", err)
+	}
+	var expiresAt time.Time
+	if *expires != "" {
+		d, err := lifetime(*expires)
+		if err != nil {
+			return fmt.Errorf("keys create: --expires: %w", err)
+		}
+		expiresAt = time.Now().Add(d)
+	}
+	repo, done, err := keyStore(ctx, a)
+	if err != nil {
+		return err
+	}
+	defer done()
+	key, err := createKey(ctx, a.cfg, repo, *name, sc, expiresAt)
+	if err != nil {
+		return err
+	}
+	prefix, _ := auth.PrefixOf(key)
+	fmt.Fprintln(a.stdout, key)
+	fmt.Fprintf(a.stderr, "Made API key %s (%s) with scopes %s. It is printed above and never shown again: store it now.\n",
+		prefix, *name, strings.Join(sc, ","))
+	return nil
+}
+
+func keysList(ctx context.Context, a *app, args []string) error {
+	if len(args) > 0 {
+		return errUsage
+	}
+	repo, done, err := keyStore(ctx, a)
+	if err != nil {
+		return err
+	}
+	defer done()
+	list, err := repo.List(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PREFIX\tNAME\tSCOPES\tCREATED\tLAST USED\tEXPIRES\tSTATE")
+	now := time.Now()
+	for _, k := range list {
+		state := "active"
+		switch {
+		case !k.RevokedAt.IsZero():
+			state = "revoked " + k.RevokedAt.Format(time.RFC3339)
+		case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
+			state = "expired"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.Prefix, k.Name, strings.Join(k.Scopes, ","),
+			k.CreatedAt.Format(time.RFC3339), orNever(k.LastUsedAt), orNever(k.ExpiresAt), state)
+	}
+	return tw.Flush()
+}
+
+func keysRevoke(ctx context.Context, a *app, args []string) error {
+	if len(args) != 1 || !auth.ValidPrefix(args[0]) {
+		return errors.New("keys revoke: give the key's prefix, such as uak_3kq7zt2m (see userapi keys list)")
+	}
+	repo, done, err := keyStore(ctx, a)
+	if err != nil {
+		return err
+	}
+	defer done()
+	k, err := repo.Revoke(ctx, args[0])
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("keys revoke: no key has the prefix %s", args[0])
+	}
+	if err != nil {
+		return err
+	}
+	if err := forget(ctx, a.cfg, k.Prefix); err != nil {
+		fmt.Fprintf(a.stderr, "Revoked %s in the database, but could not tell the instances through Redis (%v): they may accept it for up to a minute more.\n", k.Prefix, err)
+		return nil
+	}
+	fmt.Fprintf(a.stderr, "Revoked %s (%s): every instance refuses it from now on.\n", k.Prefix, k.Name)
+	return nil
 }
 
 // createKey makes a key, stores its hash, and returns the key.

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"userapi/cache/cachetest"
+	"userapi/internal/freeport"
 	"userapi/store/storetest"
 )
 
@@ -183,36 +187,102 @@ func TestKeys_RateLimitPerKey(t *testing.T) {
 	}
 }
 
+// serveOnce runs `userapi serve args...` until it answers, stops it, and
+// returns what it wrote on stderr.
+func serveOnce(t *testing.T, vars map[string]string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"serve"}, args...), env(vars), &stdout, &stderr) }()
+	waitReady(t, "http://"+vars["USERAPI_ADDR"]+"/livez", done)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve %v = %v\n%s", args, err, stdout.String())
+	}
+	return stderr.String()
+}
+
 // make run's development key: made once, then reused; made again when it
 // stops working.
-func TestKeys_DevKey(t *testing.T) {
+func TestServe_DevKey(t *testing.T) {
 	t.Parallel()
-	vars := map[string]string{"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": "off", "USERAPI_ADDR": ":8080"}
+	addr := freeport.Addr(t)
+	vars := map[string]string{"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": "off", "USERAPI_ADDR": addr,
+		"USERAPI_METRICS_ADDR": "off", "USERAPI_DB_MIN_CONNS": "0", "USERAPI_DB_MAX_CONNS": "4"}
 	file := filepath.Join(t.TempDir(), "data", "dev-api-key")
-	out, err := keysCmd(t, vars, "dev", "--file", file)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := serveOnce(t, vars, "--dev-key-file", file)
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	key := strings.TrimSpace(string(b))
-	if !strings.Contains(out, key) || !strings.Contains(out, "curl -H \"Authorization: Bearer "+key+"\" http://localhost:8080/users") {
-		t.Errorf("keys dev output lacks the key and a curl example:\n%s", out)
+	if !strings.Contains(out, key) || !strings.Contains(out, "curl -H \"Authorization: Bearer "+key+"\" http://"+addr+"/users") {
+		t.Errorf("serve --dev-key-file output lacks the key and a curl example:\n%s", out)
 	}
 	if st, _ := os.Stat(file); st.Mode().Perm() != 0o600 {
 		t.Errorf("key file mode = %v, want 0600", st.Mode().Perm())
 	}
-	if out, _ := keysCmd(t, vars, "dev", "--file", file); !strings.Contains(out, key) {
-		t.Errorf("second keys dev did not reuse the key:\n%s", out)
+	if out := serveOnce(t, vars, "--dev-key-file", file); !strings.Contains(out, key) {
+		t.Errorf("second serve did not reuse the key:\n%s", out)
 	}
 	if _, err := keysCmd(t, vars, "revoke", key[:12]); err != nil {
 		t.Fatal(err)
 	}
-	out, _ = keysCmd(t, vars, "dev", "--file", file)
+	out = serveOnce(t, vars, "--dev-key-file", file)
 	if strings.Contains(out, key) || !strings.Contains(out, "uak_") {
-		t.Errorf("keys dev reused a revoked key:\n%s", out)
+		t.Errorf("serve reused a revoked development key:\n%s", out)
+	}
+}
+
+// A busy address stops serve with one line naming USERAPI_ADDR, before it
+// prints a curl line that would reach the other process.
+func TestServe_BusyAddr(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	vars := map[string]string{"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": "off", "USERAPI_ADDR": ln.Addr().String(),
+		"USERAPI_METRICS_ADDR": "off", "USERAPI_DB_MIN_CONNS": "0", "USERAPI_DB_MAX_CONNS": "2"}
+	file := filepath.Join(t.TempDir(), "dev-api-key")
+	var stdout, stderr bytes.Buffer
+	err = run(context.Background(), []string{"serve", "--dev-key-file", file}, env(vars), &stdout, &stderr)
+	want := fmt.Sprintf("USERAPI_ADDR=%q: another process listens there", ln.Addr().String())
+	if err == nil || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("serve on a busy address = %v, want one line starting %s", err, want)
+	}
+	if strings.Contains(stderr.String(), "curl") {
+		t.Errorf("serve on a busy address printed a curl line:\n%s", stderr.String())
+	}
+}
+
+// The keys commands never change the schema: on a database without one they
+// say, in one line, to run migrate.
+func TestKeys_NeverMigrate(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{"DATABASE_URL": storetest.UnusedDB(t), "REDIS_URL": "off"}
+	for _, args := range [][]string{{"list"}, {"create", "--name", "x", "--scopes", "admin"}, {"revoke", "uak_3kq7zt2m"}} {
+		_, err := keysCmd(t, vars, args...)
+		if err == nil || !strings.Contains(err.Error(), "run `userapi migrate` first") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("keys %v on an empty database = %v, want one line saying to run userapi migrate", args, err)
+		}
+	}
+	pool := storetest.Pool(t, vars["DATABASE_URL"], 1)
+	var tables int
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	if tables != 0 {
+		t.Errorf("the keys commands made %d tables, want none", tables)
+	}
+	if err := run(context.Background(), []string{"migrate"}, env(vars), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keysCmd(t, vars, "list"); err != nil {
+		t.Errorf("keys list after migrate = %v", err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -48,23 +49,28 @@ const maxHeaderBytes = 64 << 10
 // logFlushInterval bounds how long a log line waits in memory.
 const logFlushInterval = 100 * time.Millisecond
 
-// errUsage marks a command line that makes no sense; run has printed usage.
-var errUsage = errors.New("see userapi --help")
-
-// run is the whole program. It returns when ctx is cancelled (serve) or the
-// command is done.
+// run is the whole program. It returns when ctx is cancelled (serve, worker)
+// or the command is done.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cmd := "serve"
-	if len(args) > 0 {
-		cmd = args[0]
-	}
-	switch cmd {
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, usage)
+	cmd, rest, group, help := findCommand(args)
+	switch {
+	case help && cmd != nil:
+		fmt.Fprint(stdout, commandUsage([]command{*cmd}))
 		return nil
-	case "serve", "worker", "migrate", "keys":
-	default:
-		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
+	case help && group != "":
+		fmt.Fprint(stdout, commandUsage(inGroup(group)))
+		return nil
+	case help:
+		fmt.Fprint(stdout, usage())
+		return nil
+	case group != "" && len(args) == 1:
+		fmt.Fprintf(stderr, "userapi %s: say which\n\n%s", group, commandUsage(inGroup(group)))
+		return errUsage
+	case group != "":
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", strings.Join(args, " "), commandUsage(inGroup(group)))
+		return errUsage
+	case cmd == nil:
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage())
 		return errUsage
 	}
 
@@ -73,10 +79,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	logDst := stdout
-	if cmd == "keys" {
-		// stdout is the command's answer, such as a new key for a script.
+	if cmd.short {
 		logDst = stderr
 		cfg.LogLevel = max(cfg.LogLevel, slog.LevelWarn)
+		cfg.DBMinConns, cfg.DBMaxConns = 0, 2
 	}
 	// Lines reach their writer within logFlushInterval; a crash loses at most that.
 	logOut := newLogWriter(logDst, logFlushInterval)
@@ -97,27 +103,45 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}()
 		logger.Info("tracing on", "otlp_endpoint", cfg.OTLPEndpoint)
 	}
+	return cmd.run(ctx, &app{cfg: cfg, logger: logger, stdout: stdout, stderr: stderr}, rest)
+}
 
-	if cmd == "keys" {
-		// A short-lived command needs few connections.
-		cfg.DBMinConns, cfg.DBMaxConns = 0, 2
+func serveCmd(ctx context.Context, a *app, args []string) error {
+	fs := newFlags("serve", a.stderr)
+	devKeyFile := fs.String("dev-key-file", "", "print the development key kept in this file")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return errUsage
 	}
-	pool, err := openDatabase(ctx, cfg, logger)
+	pool, err := openDatabase(ctx, a.cfg, a.logger)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if cmd == "keys" {
-		return keys(ctx, cfg, pool, args[1:], stdout, stderr)
+	return serve(ctx, a, pool, newRegistry(pool), *devKeyFile)
+}
+
+func workerCmd(ctx context.Context, a *app, args []string) error {
+	if len(args) > 0 {
+		return errUsage
 	}
-	if cmd == "migrate" {
-		return nil
+	pool, err := openDatabase(ctx, a.cfg, a.logger)
+	if err != nil {
+		return err
 	}
-	reg := newRegistry(pool)
-	if cmd == "worker" {
-		return work(ctx, cfg, logger, pool, reg)
+	defer pool.Close()
+	return work(ctx, a.cfg, a.logger, pool, newRegistry(pool))
+}
+
+func migrateCmd(ctx context.Context, a *app, args []string) error {
+	if len(args) > 0 {
+		return errUsage
 	}
-	return serve(ctx, cfg, logger, pool, reg)
+	pool, err := openDatabase(ctx, a.cfg, a.logger)
+	if err != nil {
+		return err
+	}
+	pool.Close()
+	return nil
 }
 
 // queryTracer traces SQL statements when tracing is on.
@@ -194,9 +218,9 @@ func work(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.Po
 	return nil
 }
 
-// openDatabase connects and migrates; several instances may do so at once.
-func openDatabase(ctx context.Context, cfg config, logger *slog.Logger) (*pgxpool.Pool, error) {
-	pool, err := store.Open(ctx, store.PoolConfig{
+// connect opens the pool, creating the database when it is missing.
+func connect(ctx context.Context, cfg config) (*pgxpool.Pool, error) {
+	return store.Open(ctx, store.PoolConfig{
 		URL:              cfg.DatabaseURL,
 		MinConns:         cfg.DBMinConns,
 		MaxConns:         cfg.DBMaxConns,
@@ -204,6 +228,11 @@ func openDatabase(ctx context.Context, cfg config, logger *slog.Logger) (*pgxpoo
 		IdleInTxTimeout:  cfg.IdleInTxTimeout,
 		Tracer:           queryTracer(cfg),
 	})
+}
+
+// openDatabase connects and migrates; several instances may do so at once.
+func openDatabase(ctx context.Context, cfg config, logger *slog.Logger) (*pgxpool.Pool, error) {
+	pool, err := connect(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +246,10 @@ func openDatabase(ctx context.Context, cfg config, logger *slog.Logger) (*pgxpoo
 }
 
 // serve answers HTTP until ctx ends, then lets in-flight requests finish.
-func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.Pool, reg *prometheus.Registry) error {
+// With devKeyFile, it prints the development key once the address is open,
+// so that a busy port fails before any curl line aims at another process.
+func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Registry, devKeyFile string) error {
+	cfg, logger := a.cfg, a.logger
 	queue, err := newQueue(cfg, logger, pool, true, reg)
 	if err != nil {
 		return err
@@ -307,10 +339,20 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.P
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("USERAPI_ADDR=%q: another process listens there; stop it, or choose another address, such as USERAPI_ADDR=:8081", cfg.Addr)
+	}
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		return fmt.Errorf("USERAPI_ADDR=%q: %w", cfg.Addr, err)
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "docs", "/docs")
+	if devKeyFile != "" && cfg.Auth {
+		// stderr: stdout carries nothing but log lines.
+		if err := devKey(ctx, cfg, store.NewAPIKeys(pool), devKeyFile, a.stderr); err != nil {
+			ln.Close()
+			return fmt.Errorf("development key: %w", err)
+		}
+	}
 	msrv, err := startMetrics(cfg.MetricsAddr, reg, logger)
 	if err != nil {
 		ln.Close()

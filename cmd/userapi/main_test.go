@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"userapi/cache/cachetest"
+	"userapi/internal/freeport"
 	"userapi/store/storetest"
 )
 
@@ -40,20 +40,10 @@ func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // The whole program: serve on a port, answer, stop cleanly on cancel.
 func TestRun_ServeAndShutdown(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
+	addr := freeport.Addr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var logs syncBuffer
@@ -109,7 +99,7 @@ func TestRun_ServeAndShutdown(t *testing.T) {
 // In-flight requests finish when shutdown starts.
 func TestRun_GracefulShutdownFinishesInFlight(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
+	addr := freeport.Addr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var logs syncBuffer
@@ -233,15 +223,34 @@ func TestRun_BadConfig(t *testing.T) {
 	}
 }
 
+// A bad value's one line says what would do, in words, not Go's.
+func TestLoadConfig_SaysWhatIsAllowed(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, value, want string }{
+		{"USERAPI_LOG_LEVEL", "verbose", `USERAPI_LOG_LEVEL="verbose": must be debug, info, warn or error`},
+		{"USERAPI_AUTH", "yes", `USERAPI_AUTH="yes": must be on or off (or true/false, 1/0)`},
+	}
+	for _, tt := range tests {
+		_, err := loadConfig(env(map[string]string{tt.name: tt.value}))
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("loadConfig(%s=%s) = %v, want %s", tt.name, tt.value, err, tt.want)
+		}
+	}
+}
+
 func TestRun_Help(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"--help"}, env(nil), &out, &out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"serve", "worker", "migrate", "DATABASE_URL", "USERAPI_ADDR", "USERAPI_WORKERS", "USERAPI_WEBHOOK_ALLOW_PRIVATE", "USERAPI_ADMIN_UI", "USERAPI_METRICS_ADDR", "USERAPI_READ_HEADER_TIMEOUT", "keys create", "keys revoke", "USERAPI_AUTH", "USERAPI_IDEMPOTENCY_TTL"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("--help lacks %s", want)
+	want := []string{"serve", "worker", "migrate", "keys create", "keys list", "keys revoke"}
+	for _, s := range settings(&config{}) {
+		want = append(want, s.name, "["+s.def+"]")
+	}
+	for _, w := range want {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("--help lacks %s", w)
 		}
 	}
 	if err := run(context.Background(), []string{"frobnicate"}, env(nil), &out, &out); err == nil {
@@ -249,11 +258,73 @@ func TestRun_Help(t *testing.T) {
 	}
 }
 
+// Every command answers --help without touching the database, and a
+// group's help lists its commands.
+func TestRun_CommandHelp(t *testing.T) {
+	t.Parallel()
+	// An unreachable database: help must not need one.
+	vars := env(map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"})
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"keys", "--help"}, []string{"userapi keys create --name NAME", "userapi keys list", "userapi keys revoke PREFIX"}},
+		{[]string{"keys", "-h"}, []string{"userapi keys create", "userapi keys revoke"}},
+		{[]string{"keys", "create", "--help"}, []string{"userapi keys create --name NAME --scopes"}},
+		{[]string{"serve", "--help"}, []string{"userapi serve [--dev-key-file PATH]"}},
+		{[]string{"migrate", "-h"}, []string{"userapi migrate"}},
+	}
+	for _, tt := range tests {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), tt.args, vars, &stdout, &stderr)
+		if err != nil {
+			t.Errorf("run(%q) = %v, want help and no error", tt.args, err)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(stdout.String(), w) {
+				t.Errorf("run(%q) printed:\n%s\nwant it to contain %q", tt.args, stdout.String(), w)
+			}
+		}
+	}
+	for _, args := range [][]string{{"keys"}, {"keys", "rotate"}} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), args, vars, &stdout, &stderr)
+		if err == nil || !strings.Contains(stderr.String(), "userapi keys list") {
+			t.Errorf("run(%q) = %v, stderr %q; want an error and the keys commands", args, err, stderr.String())
+		}
+	}
+}
+
+// Every switch takes the same spellings.
+func TestLoadConfig_Switches(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		value string
+		want  bool
+	}{
+		{"on", true}, {"ON", true}, {"true", true}, {"1", true},
+		{"off", false}, {"Off", false}, {"false", false}, {"0", false},
+	}
+	for _, tt := range tests {
+		for _, name := range []string{"USERAPI_AUTH", "USERAPI_ADMIN_UI", "USERAPI_WEBHOOK_ALLOW_PRIVATE"} {
+			c, err := loadConfig(env(map[string]string{name: tt.value}))
+			if err != nil {
+				t.Errorf("%s=%s: loadConfig() = %v, want no error", name, tt.value, err)
+				continue
+			}
+			got := map[string]bool{"USERAPI_AUTH": c.Auth, "USERAPI_ADMIN_UI": c.AdminUI, "USERAPI_WEBHOOK_ALLOW_PRIVATE": c.WebhookAllowPrivate}[name]
+			if got != tt.want {
+				t.Errorf("%s=%s: got %v, want %v", name, tt.value, got, tt.want)
+			}
+		}
+	}
+}
+
 // instance runs the whole program in-process on a free port until the test
 // ends, and returns its base URL.
 func instance(t *testing.T, vars map[string]string) string {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := freeport.Addr(t)
 	all := map[string]string{
 		"USERAPI_ADDR": addr, "USERAPI_DB_MIN_CONNS": "1", "USERAPI_DB_MAX_CONNS": "4",
 		"USERAPI_RATE_LIMIT": "off", "USERAPI_RATE_LIMIT_WRITES": "off",

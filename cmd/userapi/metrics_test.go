@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"userapi/cache/cachetest"
+	"userapi/internal/freeport"
 	"userapi/store/storetest"
 )
 
@@ -20,7 +21,7 @@ import (
 func TestRun_MetricsListener(t *testing.T) {
 	t.Parallel()
 	vars := map[string]string{"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": cachetest.URL(), "USERAPI_CACHE_PREFIX": cachetest.Prefix(t)}
-	metricsA, metricsB := freeAddr(t), freeAddr(t)
+	metricsA, metricsB := freeport.Addr(t), freeport.Addr(t)
 	a := instance(t, with(vars, "USERAPI_METRICS_ADDR", metricsA))
 	b := instance(t, with(vars, "USERAPI_METRICS_ADDR", metricsB))
 

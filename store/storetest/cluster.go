@@ -2,12 +2,13 @@ package storetest
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"userapi/internal/freeport"
 )
 
 // Cluster is a PostgreSQL server of a test's own, on a spare port, that the
@@ -30,7 +31,7 @@ func NewCluster(t testing.TB) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{t: t, dataDir: filepath.Join(dir, "data"), logFile: filepath.Join(dir, "postgres.log"), port: sparePort(t)}
+	c := &Cluster{t: t, dataDir: filepath.Join(dir, "data"), logFile: filepath.Join(dir, "postgres.log"), port: freeport.Port(t)}
 	t.Cleanup(func() {
 		// Immediate: nothing in a throwaway cluster needs a checkpoint.
 		_ = c.pgCtl("stop", "-m", "immediate", "-w", "-t", "30")
@@ -106,16 +107,4 @@ func pgBinary(name string) string {
 		return matches[len(matches)-1]
 	}
 	return name // exec reports it missing, with the name
-}
-
-// sparePort asks the kernel for a free port. Another process could take it
-// before the cluster does; the start then fails loudly, not silently.
-func sparePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
