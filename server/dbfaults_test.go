@@ -3,10 +3,13 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -93,4 +96,55 @@ func TestDatabaseRefusingConnections(t *testing.T) {
 	for _, tt := range tests {
 		s.do(tt.method, tt.path, tt.body).wantUnavailable(t, tt.method+" "+tt.path)
 	}
+}
+
+// blackHole listens on a loopback port, accepts connections and never
+// answers on them: a database whose network path froze.
+func blackHole(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// With the database's network path frozen, a request ends at its deadline
+// with a 503 and Retry-After rather than waiting on the database.
+func TestRequestDeadline_FrozenDatabase(t *testing.T) {
+	t.Parallel()
+	pool, err := pgxpool.New(context.Background(), "postgres://postgres@"+blackHole(t)+"/none?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := newServerWith(t, store.NewUsers(pool), server.Options{RequestTimeout: 200 * time.Millisecond})
+	s.client.Timeout = 15 * time.Second // without a deadline the answer never comes
+
+	s.do("GET", "/users/1", nil).wantUnavailable(t, "GET /users/1 with the database frozen")
+	s.do("POST", "/users", map[string]string{"name": "Ada", "email": "ada@example.com"}).wantUnavailable(t, "POST /users with the database frozen")
 }

@@ -38,6 +38,7 @@ type config struct {
 
 	ShutdownTimeout   time.Duration
 	ReadHeaderTimeout time.Duration
+	RequestTimeout    time.Duration
 	IdempotencyTTL    time.Duration
 
 	Workers             int32
@@ -158,6 +159,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}},
 		{"USERAPI_SHUTDOWN_TIMEOUT", "25s", duration(&c.ShutdownTimeout)},
 		{"USERAPI_READ_HEADER_TIMEOUT", "5s", positiveDuration(&c.ReadHeaderTimeout)},
+		{"USERAPI_REQUEST_TIMEOUT", "10s", positiveDuration(&c.RequestTimeout)},
 		{"USERAPI_IDEMPOTENCY_TTL", "24h", func(v string) error {
 			// Shorter than a minute would turn client retries into repeats.
 			d, err := time.ParseDuration(v)
