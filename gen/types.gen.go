@@ -184,7 +184,11 @@ type DeliveryList struct {
 	Items []Delivery `json:"items"`
 }
 
-// Email An email address, up to 254 characters. Unique among users, compared case-insensitively.
+// Email An email address, up to 254 characters, kept as given. Unique among users:
+// two addresses are the same when they differ only in case (Unicode case
+// folding, so `STRASSE` and `straße` too), in composed or decomposed accents
+// (NFC), in full-width letters, or in how the domain is written
+// (`bücher.example` and `xn--bcher-kva.example`, by IDNA).
 //
 // Example: ada@example.com
 type Email = string
@@ -391,7 +395,12 @@ type User struct {
 
 // UserCreate A new user.
 type UserCreate struct {
-	// Email An email address, up to 254 characters. Unique among users, compared case-insensitively.
+	// Email An email address, up to 254 characters, kept as given. Unique among users:
+	// two addresses are the same when they differ only in case (Unicode case
+	// folding, so `STRASSE` and `straße` too), in composed or decomposed accents
+	// (NFC), in full-width letters, or in how the domain is written
+	// (`bücher.example` and `xn--bcher-kva.example`, by IDNA).
+	//
 	//
 	// Example: ada@example.com
 	Email Email `json:"email"`
@@ -415,7 +424,12 @@ type UserPage struct {
 
 // UserPatch The fields of a user to change. Absent fields keep their value.
 type UserPatch struct {
-	// Email An email address, up to 254 characters. Unique among users, compared case-insensitively.
+	// Email An email address, up to 254 characters, kept as given. Unique among users:
+	// two addresses are the same when they differ only in case (Unicode case
+	// folding, so `STRASSE` and `straße` too), in composed or decomposed accents
+	// (NFC), in full-width letters, or in how the domain is written
+	// (`bücher.example` and `xn--bcher-kva.example`, by IDNA).
+	//
 	//
 	// Example: ada@example.com
 	Email *Email `json:"email,omitempty"`
@@ -428,7 +442,12 @@ type UserPatch struct {
 
 // UserReplace Every editable field of a user.
 type UserReplace struct {
-	// Email An email address, up to 254 characters. Unique among users, compared case-insensitively.
+	// Email An email address, up to 254 characters, kept as given. Unique among users:
+	// two addresses are the same when they differ only in case (Unicode case
+	// folding, so `STRASSE` and `straße` too), in composed or decomposed accents
+	// (NFC), in full-width letters, or in how the domain is written
+	// (`bücher.example` and `xn--bcher-kva.example`, by IDNA).
+	//
 	//
 	// Example: ada@example.com
 	Email Email `json:"email"`
@@ -580,13 +599,14 @@ type ListUsersParams struct {
 	// Limit How many users to return, from 1 to 1000.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Offset How many users to skip. Cannot be combined with `cursor`.
+	// Offset How many users to skip, at most 10,000: past that, follow `next_cursor` with
+	// `cursor`, which costs the same on every page. Cannot be combined with `cursor`.
 	Offset *Offset `form:"offset,omitempty" json:"offset,omitempty"`
 
 	// Cursor The `next_cursor` of the previous page. Cannot be combined with `offset`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
-	// Email Only return the user with this email address (compared case-insensitively).
+	// Email Only return the user with this email address, compared as uniqueness compares them (see `Email`).
 	Email *string `form:"email,omitempty" json:"email,omitempty"`
 }
 

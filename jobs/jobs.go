@@ -273,10 +273,10 @@ func (q *Queue) CountByState(ctx context.Context) (map[State]int64, error) {
 	return counts, nil
 }
 
-// unavailable marks database failures so the HTTP layer answers 503.
+// unavailable marks database failures so the HTTP layer answers 503, by the
+// store's test of what an outage is.
 func unavailable(err error) error {
-	var netErr net.Error
-	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
+	if store.Unavailable(err) {
 		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return err

@@ -61,6 +61,7 @@ func TestBadInput(t *testing.T) {
 		{"LimitTooLarge", "GET", "/users?limit=1001", nil, nil, 422, []string{"query.limit"}},
 		{"LimitNotInteger", "GET", "/users?limit=ten", nil, nil, 422, []string{"query.limit"}},
 		{"OffsetNegative", "GET", "/users?offset=-1", nil, nil, 422, []string{"query.offset"}},
+		{"OffsetPastCap", "GET", "/users?offset=10001", nil, nil, 422, []string{"query.offset"}}, // deep pages take cursor
 		{"CursorAndOffset", "GET", "/users?cursor=YWZ0ZXI6MQ&offset=2", nil, nil, 422, []string{"query.cursor"}},
 		{"CursorForged", "GET", "/users?cursor=bm90LWEtY3Vyc29y", nil, nil, 422, []string{"query.cursor"}},
 		{"CursorNotBase64", "GET", "/users?cursor=%25%25%25", nil, nil, 422, []string{"query.cursor"}},

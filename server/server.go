@@ -59,6 +59,9 @@ type Options struct {
 	// IdempotencyTTL is how long such an answer is replayed
 	// (DefaultIdempotencyTTL when zero).
 	IdempotencyTTL time.Duration
+	// RequestTimeout bounds each request, with every database and Redis call
+	// it makes; past it the answer is 503 with Retry-After. Zero sets none.
+	RequestTimeout time.Duration
 }
 
 // Observer is told what the server did, for metrics.

@@ -103,6 +103,36 @@ func TestUsers_EmailTaken(t *testing.T) {
 	s.do("PUT", fmt.Sprint("/users/", bob.Id), map[string]any{"name": "Bob", "email": "ada@example.COM"}).wantStatus(t, http.StatusConflict)
 }
 
+// Addresses that differ only in Unicode form are one address: taken on
+// create, and found by the email filter, which is displayed as typed.
+func TestUsers_EmailTakenUnicodeForms(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, first, second string
+	}{
+		{"NFCThenNFD", "jos\u00e9@example.com", "jose\u0301@example.com"},
+		{"NFDThenNFC", "jose\u0301@example.com", "jos\u00e9@example.com"},
+		{"FullWidth", "ada@example.com", "\uff41\uff44\uff41@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com"},
+		{"CaseFolding", "strasse@example.com", "STRA\u00dfE@example.com"},
+		{"IDNDomain", "ada@b\u00fccher.example", "ADA@xn--bcher-kva.example"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newServer(t, nil)
+			u := s.do("POST", "/users", map[string]any{"name": "First", "email": tt.first}).wantStatus(t, http.StatusCreated).user(t)
+			if u.Email != tt.first {
+				t.Errorf("created email = %q, want %q as typed", u.Email, tt.first)
+			}
+			s.do("POST", "/users", map[string]any{"name": "Second", "email": tt.second}).wantStatus(t, http.StatusConflict)
+			page := s.do("GET", "/users?email="+url.QueryEscape(tt.second), nil).wantStatus(t, http.StatusOK).page(t)
+			if len(page.Items) != 1 || page.Items[0].Id != u.Id {
+				t.Errorf("GET /users?email=%q = %+v, want user %d", tt.second, page.Items, u.Id)
+			}
+		})
+	}
+}
+
 // Twenty simultaneous creates of one email: the database's unique index,
 // not a check-then-insert, decides, so exactly one wins.
 func TestUsers_CreateRace(t *testing.T) {

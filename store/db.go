@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -102,25 +103,41 @@ func translate(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ErrNotFound
 	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch {
-		case pgErr.Code == "23505": // unique_violation
-			return fmt.Errorf("%w: %w", ErrConflict, err)
-		case pgErr.Code == "22021", pgErr.Code == "22P05": // character_not_in_repertoire, untranslatable_character
-			return fmt.Errorf("%w: %w", ErrInvalidText, err)
-		case pgErr.Code[:2] == "08", // connection exception
-			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutting down, starting up
-			pgErr.Code == "53300", // too many connections
-			pgErr.Code == "57014": // statement timeout
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		return err
-	}
-	var connectErr *pgconn.ConnectError
-	var netErr net.Error
-	if errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded) {
+	if Unavailable(err) {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505": // unique_violation
+			return fmt.Errorf("%w: %w", ErrConflict, err)
+		case "22021", "22P05": // character_not_in_repertoire, untranslatable_character
+			return fmt.Errorf("%w: %w", ErrInvalidText, err)
+		}
+	}
 	return err
+}
+
+// Unavailable reports whether err means the database could not be reached
+// or did not answer in time: a failure worth retrying shortly, not a fault
+// of the request. It is the one test for that in the service; code that runs
+// statements of its own on the store's database (the job queue) uses it too.
+func Unavailable(err error) bool {
+	// Failing to obtain a connection comes first, whatever SQLSTATE the
+	// server sent with its refusal: a database that does not allow
+	// connections (55000), a server starting up or full, all come back
+	// once the server does.
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || // connection exception
+			pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03" || // shutting down, starting up
+			pgErr.Code == "53300" || // too many connections
+			pgErr.Code == "57014" // statement timeout
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) || pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded)
 }

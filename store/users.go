@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"userapi/email"
 	"userapi/store/internal/dbsqlc"
 )
 
@@ -56,7 +57,8 @@ type UserFilter struct {
 	Offset int64
 	// Limit is the page size, at least 1.
 	Limit int
-	// Email, when set, keeps only the user with this email, in any case.
+	// Email, when set, keeps only the user with this email, as package email
+	// compares addresses.
 	Email *string
 }
 
@@ -143,12 +145,12 @@ func (s *Users) WithHook(hook UserHook) *Users {
 }
 
 // Create stores a new user. Returns ErrConflict if another user has the same
-// email in any case.
+// email, as package email compares addresses.
 func (s *Users) Create(ctx context.Context, u NewUser) (_ User, err error) {
 	defer wrap(&err, "Users.Create")
 	var created User
 	err = s.change(ctx, true, func(q *dbsqlc.Queries) (UserEvent, error) {
-		row, err := q.UserCreate(ctx, dbsqlc.UserCreateParams{Name: u.Name, Email: u.Email})
+		row, err := q.UserCreate(ctx, dbsqlc.UserCreateParams{Name: u.Name, Email: u.Email, EmailKey: emailKey(u.Email)})
 		created = fromRow(row)
 		return UserEvent{Type: UserCreated, User: created, At: created.CreatedAt}, err
 	})
@@ -179,17 +181,18 @@ func (s *Users) GetMany(ctx context.Context, ids []int64) (_ []User, err error) 
 // List returns up to f.Limit users in id order, and whether more follow.
 func (s *Users) List(ctx context.Context, f UserFilter) (_ UserPage, err error) {
 	defer wrap(&err, "Users.List")
-	email := pgtype.Text{}
-	if f.Email != nil {
-		email = pgtype.Text{String: *f.Email, Valid: true}
+	offset := f.Offset
+	if f.AfterID > 0 {
+		offset = 0
 	}
 	// One row more than asked tells whether another page follows.
 	limit := int64(f.Limit) + 1
 	var rows []dbsqlc.User
-	if f.AfterID > 0 || f.Offset == 0 {
-		rows, err = s.queries(ctx).UserListAfter(ctx, dbsqlc.UserListAfterParams{AfterID: f.AfterID, Email: email, RowLimit: limit})
+	if f.Email != nil {
+		rows, err = s.queries(ctx).UserListByEmail(ctx, dbsqlc.UserListByEmailParams{
+			EmailKey: emailKey(*f.Email), AfterID: f.AfterID, RowOffset: offset, RowLimit: limit})
 	} else {
-		rows, err = s.queries(ctx).UserListOffset(ctx, dbsqlc.UserListOffsetParams{RowOffset: f.Offset, Email: email, RowLimit: limit})
+		rows, err = s.queries(ctx).UserList(ctx, dbsqlc.UserListParams{AfterID: f.AfterID, RowOffset: offset, RowLimit: limit})
 	}
 	if err != nil {
 		return UserPage{}, translate(err)
@@ -225,6 +228,7 @@ func (s *Users) Update(ctx context.Context, id int64, c UserChange) (_ User, err
 		if c.Email != nil {
 			params.Email = *c.Email
 		}
+		params.EmailKey = emailKey(params.Email)
 		row, err = q.UserUpdate(ctx, params)
 		updated = fromRow(row)
 		return UserEvent{Type: UserUpdated, User: updated, At: updated.UpdatedAt}, err
@@ -313,6 +317,11 @@ func (s *Users) inTx(ctx context.Context, fn func(tx pgx.Tx, q *dbsqlc.Queries) 
 
 // queries run in the context's transaction when there is one to join.
 func (s *Users) queries(ctx context.Context) *dbsqlc.Queries { return queries(ctx, s.db, s.q) }
+
+// emailKey is the column value under which an address is unique.
+func emailKey(addr string) pgtype.Text {
+	return pgtype.Text{String: email.Key(addr), Valid: true}
+}
 
 func fromRow(r dbsqlc.User) User {
 	return User{

@@ -39,6 +39,7 @@ type config struct {
 
 	ShutdownTimeout   time.Duration
 	ReadHeaderTimeout time.Duration
+	RequestTimeout    time.Duration
 	IdempotencyTTL    time.Duration
 
 	Workers             int32
@@ -168,6 +169,7 @@ func settings(c *config) []setting {
 		}},
 		{"USERAPI_SHUTDOWN_TIMEOUT", "25s", "Grace period for in-flight requests and running jobs on SIGTERM", duration(&c.ShutdownTimeout)},
 		{"USERAPI_READ_HEADER_TIMEOUT", "5s", "Longest a client may take to send a request's headers; slower connections are closed. Headers over 64 KiB get `431`", positiveDuration(&c.ReadHeaderTimeout)},
+		{"USERAPI_REQUEST_TIMEOUT", "10s", "Longest any request may take, including every database and Redis call it makes; past it the answer is `503` with `Retry-After`", positiveDuration(&c.RequestTimeout)},
 		{"USERAPI_IDEMPOTENCY_TTL", "24h", "How long a successful answer to a request with an `Idempotency-Key` is replayed, from 1m to 24h", func(v string) error {
 			// Shorter than a minute would turn client retries into repeats.
 			d, err := time.ParseDuration(v)

@@ -17,14 +17,14 @@ export interface paths {
          *
          *     Start with no `cursor`, then pass the `next_cursor` of each page as `cursor`
          *     to get the next one; `next_cursor` is `null` on the last page. Cursor paging
-         *     costs the same on page 1 and page 10,000. `offset` is also accepted for
-         *     jumping to a position, but it cannot be combined with `cursor`.
+         *     costs the same on page 1 and page 10,000. `offset` (up to 10,000) is also
+         *     accepted for jumping to a position, but it cannot be combined with `cursor`.
          */
         get: operations["listUsers"];
         put?: never;
         /**
          * Create a user
-         * @description Creates a user. Email addresses are unique, compared case-insensitively.
+         * @description Creates a user. Email addresses are unique, compared as `Email` describes.
          *
          *     Send an `Idempotency-Key` to retry safely: the user is created at most once.
          */
@@ -447,7 +447,11 @@ export interface components {
         Name: string;
         /**
          * Format: email
-         * @description An email address, up to 254 characters. Unique among users, compared case-insensitively.
+         * @description An email address, up to 254 characters, kept as given. Unique among users:
+         *     two addresses are the same when they differ only in case (Unicode case
+         *     folding, so `STRASSE` and `straße` too), in composed or decomposed accents
+         *     (NFC), in full-width letters, or in how the domain is written
+         *     (`bücher.example` and `xn--bcher-kva.example`, by IDNA).
          * @example ada@example.com
          */
         Email: string;
@@ -1065,7 +1069,10 @@ export interface components {
         UserID: number;
         /** @description How many users to return, from 1 to 1000. */
         Limit: number;
-        /** @description How many users to skip. Cannot be combined with `cursor`. */
+        /**
+         * @description How many users to skip, at most 10,000: past that, follow `next_cursor` with
+         *     `cursor`, which costs the same on every page. Cannot be combined with `cursor`.
+         */
         Offset: number;
         /** @description The `next_cursor` of the previous page. Cannot be combined with `offset`. */
         Cursor: string;
@@ -1148,12 +1155,15 @@ export interface operations {
             query?: {
                 /** @description How many users to return, from 1 to 1000. */
                 limit?: components["parameters"]["Limit"];
-                /** @description How many users to skip. Cannot be combined with `cursor`. */
+                /**
+                 * @description How many users to skip, at most 10,000: past that, follow `next_cursor` with
+                 *     `cursor`, which costs the same on every page. Cannot be combined with `cursor`.
+                 */
                 offset?: components["parameters"]["Offset"];
                 /** @description The `next_cursor` of the previous page. Cannot be combined with `offset`. */
                 cursor?: components["parameters"]["Cursor"];
                 /**
-                 * @description Only return the user with this email address (compared case-insensitively).
+                 * @description Only return the user with this email address, compared as uniqueness compares them (see `Email`).
                  * @example ada@example.com
                  */
                 email?: string;

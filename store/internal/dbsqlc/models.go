@@ -43,6 +43,7 @@ type User struct {
 	EmailNormalized   pgtype.Text
 	ProfileScore      pgtype.Int2
 	ProfileComputedAt pgtype.Timestamptz
+	EmailKey          pgtype.Text
 }
 
 type Webhook struct {

@@ -30,6 +30,7 @@ type Querier interface {
 	// changes no row when an unexpired record exists.
 	IdempotencyPut(ctx context.Context, arg IdempotencyPutParams) (int64, error)
 	// UserCreate inserts a user and returns it with its id and timestamps.
+	// email_key is the address's key (package email), unique among users.
 	UserCreate(ctx context.Context, arg UserCreateParams) (User, error)
 	// UserDelete deletes the user with this id and returns the row it deleted.
 	UserDelete(ctx context.Context, id int64) (User, error)
@@ -41,16 +42,21 @@ type Querier interface {
 	// UserGetMany returns the users with these ids, in id order; unknown ids are
 	// left out.
 	UserGetMany(ctx context.Context, ids []int64) ([]User, error)
-	// UserListAfter returns up to row_limit users whose id is greater than
-	// after_id, in id order, optionally only the one with this email (any case).
-	UserListAfter(ctx context.Context, arg UserListAfterParams) ([]User, error)
-	// UserListOffset returns up to row_limit users in id order, skipping the first
-	// row_offset, optionally only the one with this email (any case).
-	UserListOffset(ctx context.Context, arg UserListOffsetParams) ([]User, error)
+	// UserList returns up to row_limit users whose id is greater than after_id,
+	// in id order, skipping the first row_offset of them.
+	// Each filter has a statement of its own: with an optional filter
+	// ("@email IS NULL OR ..."), the generic plan PostgreSQL switches to after
+	// a few runs cannot use the filter's index, and scans the whole table for
+	// the life of the connection.
+	UserList(ctx context.Context, arg UserListParams) ([]User, error)
+	// UserListByEmail is UserList for the users with this email key: one at most.
+	UserListByEmail(ctx context.Context, arg UserListByEmailParams) ([]User, error)
 	// UserSetProfile stores the user's derived profile data. It leaves version
 	// and updated_at alone: derived data is not an edit.
 	UserSetProfile(ctx context.Context, arg UserSetProfileParams) error
 	// UserUpdate sets the user's editable fields, bumps its version and returns it.
+	// The email key changes only with the email, so a row the key migration left
+	// without one (a duplicate) can still change its name.
 	UserUpdate(ctx context.Context, arg UserUpdateParams) (User, error)
 	// WebhookCreate stores a subscription and returns it.
 	WebhookCreate(ctx context.Context, arg WebhookCreateParams) (Webhook, error)

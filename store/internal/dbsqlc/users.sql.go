@@ -12,19 +12,21 @@ import (
 )
 
 const userCreate = `-- name: UserCreate :one
-INSERT INTO users (name, email)
-VALUES ($1, $2)
-RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at
+INSERT INTO users (name, email, email_key)
+VALUES ($1, $2, $3)
+RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key
 `
 
 type UserCreateParams struct {
-	Name  string
-	Email string
+	Name     string
+	Email    string
+	EmailKey pgtype.Text
 }
 
 // UserCreate inserts a user and returns it with its id and timestamps.
+// email_key is the address's key (package email), unique among users.
 func (q *Queries) UserCreate(ctx context.Context, arg UserCreateParams) (User, error) {
-	row := q.db.QueryRow(ctx, userCreate, arg.Name, arg.Email)
+	row := q.db.QueryRow(ctx, userCreate, arg.Name, arg.Email, arg.EmailKey)
 	var i User
 	err := row.Scan(
 		&i.ID,
@@ -36,6 +38,7 @@ func (q *Queries) UserCreate(ctx context.Context, arg UserCreateParams) (User, e
 		&i.EmailNormalized,
 		&i.ProfileScore,
 		&i.ProfileComputedAt,
+		&i.EmailKey,
 	)
 	return i, err
 }
@@ -43,7 +46,7 @@ func (q *Queries) UserCreate(ctx context.Context, arg UserCreateParams) (User, e
 const userDelete = `-- name: UserDelete :one
 DELETE FROM users
 WHERE id = $1
-RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at
+RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key
 `
 
 // UserDelete deletes the user with this id and returns the row it deleted.
@@ -60,12 +63,13 @@ func (q *Queries) UserDelete(ctx context.Context, id int64) (User, error) {
 		&i.EmailNormalized,
 		&i.ProfileScore,
 		&i.ProfileComputedAt,
+		&i.EmailKey,
 	)
 	return i, err
 }
 
 const userGet = `-- name: UserGet :one
-SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at FROM users
+SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key FROM users
 WHERE id = $1
 `
 
@@ -83,12 +87,13 @@ func (q *Queries) UserGet(ctx context.Context, id int64) (User, error) {
 		&i.EmailNormalized,
 		&i.ProfileScore,
 		&i.ProfileComputedAt,
+		&i.EmailKey,
 	)
 	return i, err
 }
 
 const userGetForUpdate = `-- name: UserGetForUpdate :one
-SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at FROM users
+SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key FROM users
 WHERE id = $1
 FOR UPDATE
 `
@@ -108,12 +113,13 @@ func (q *Queries) UserGetForUpdate(ctx context.Context, id int64) (User, error) 
 		&i.EmailNormalized,
 		&i.ProfileScore,
 		&i.ProfileComputedAt,
+		&i.EmailKey,
 	)
 	return i, err
 }
 
 const userGetMany = `-- name: UserGetMany :many
-SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at FROM users
+SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key FROM users
 WHERE id = ANY($1::bigint[])
 ORDER BY id
 `
@@ -139,6 +145,7 @@ func (q *Queries) UserGetMany(ctx context.Context, ids []int64) ([]User, error) 
 			&i.EmailNormalized,
 			&i.ProfileScore,
 			&i.ProfileComputedAt,
+			&i.EmailKey,
 		); err != nil {
 			return nil, err
 		}
@@ -150,69 +157,27 @@ func (q *Queries) UserGetMany(ctx context.Context, ids []int64) ([]User, error) 
 	return items, nil
 }
 
-const userListAfter = `-- name: UserListAfter :many
-SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at FROM users
+const userList = `-- name: UserList :many
+SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key FROM users
 WHERE id > $1
-  AND ($2::text IS NULL OR lower(email) = lower($2::text))
-ORDER BY id
-LIMIT $3::bigint
-`
-
-type UserListAfterParams struct {
-	AfterID  int64
-	Email    pgtype.Text
-	RowLimit int64
-}
-
-// UserListAfter returns up to row_limit users whose id is greater than
-// after_id, in id order, optionally only the one with this email (any case).
-func (q *Queries) UserListAfter(ctx context.Context, arg UserListAfterParams) ([]User, error) {
-	rows, err := q.db.Query(ctx, userListAfter, arg.AfterID, arg.Email, arg.RowLimit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []User
-	for rows.Next() {
-		var i User
-		if err := rows.Scan(
-			&i.ID,
-			&i.Name,
-			&i.Email,
-			&i.Version,
-			&i.CreatedAt,
-			&i.UpdatedAt,
-			&i.EmailNormalized,
-			&i.ProfileScore,
-			&i.ProfileComputedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const userListOffset = `-- name: UserListOffset :many
-SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at FROM users
-WHERE $1::text IS NULL OR lower(email) = lower($1::text)
 ORDER BY id
 LIMIT $3::bigint OFFSET $2::bigint
 `
 
-type UserListOffsetParams struct {
-	Email     pgtype.Text
+type UserListParams struct {
+	AfterID   int64
 	RowOffset int64
 	RowLimit  int64
 }
 
-// UserListOffset returns up to row_limit users in id order, skipping the first
-// row_offset, optionally only the one with this email (any case).
-func (q *Queries) UserListOffset(ctx context.Context, arg UserListOffsetParams) ([]User, error) {
-	rows, err := q.db.Query(ctx, userListOffset, arg.Email, arg.RowOffset, arg.RowLimit)
+// UserList returns up to row_limit users whose id is greater than after_id,
+// in id order, skipping the first row_offset of them.
+// Each filter has a statement of its own: with an optional filter
+// ("@email IS NULL OR ..."), the generic plan PostgreSQL switches to after
+// a few runs cannot use the filter's index, and scans the whole table for
+// the life of the connection.
+func (q *Queries) UserList(ctx context.Context, arg UserListParams) ([]User, error) {
+	rows, err := q.db.Query(ctx, userList, arg.AfterID, arg.RowOffset, arg.RowLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +195,58 @@ func (q *Queries) UserListOffset(ctx context.Context, arg UserListOffsetParams) 
 			&i.EmailNormalized,
 			&i.ProfileScore,
 			&i.ProfileComputedAt,
+			&i.EmailKey,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const userListByEmail = `-- name: UserListByEmail :many
+SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key FROM users
+WHERE email_key = $1 AND id > $2
+ORDER BY id
+LIMIT $4::bigint OFFSET $3::bigint
+`
+
+type UserListByEmailParams struct {
+	EmailKey  pgtype.Text
+	AfterID   int64
+	RowOffset int64
+	RowLimit  int64
+}
+
+// UserListByEmail is UserList for the users with this email key: one at most.
+func (q *Queries) UserListByEmail(ctx context.Context, arg UserListByEmailParams) ([]User, error) {
+	rows, err := q.db.Query(ctx, userListByEmail,
+		arg.EmailKey,
+		arg.AfterID,
+		arg.RowOffset,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []User
+	for rows.Next() {
+		var i User
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.Email,
+			&i.Version,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.EmailNormalized,
+			&i.ProfileScore,
+			&i.ProfileComputedAt,
+			&i.EmailKey,
 		); err != nil {
 			return nil, err
 		}
@@ -262,20 +279,30 @@ func (q *Queries) UserSetProfile(ctx context.Context, arg UserSetProfileParams) 
 
 const userUpdate = `-- name: UserUpdate :one
 UPDATE users
-SET name = $1, email = $2, version = version + 1, updated_at = now()
-WHERE id = $3
-RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at
+SET name = $1, email = $2,
+    email_key = CASE WHEN email = $2 THEN email_key ELSE $3 END,
+    version = version + 1, updated_at = now()
+WHERE id = $4
+RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key
 `
 
 type UserUpdateParams struct {
-	Name  string
-	Email string
-	ID    int64
+	Name     string
+	Email    string
+	EmailKey pgtype.Text
+	ID       int64
 }
 
 // UserUpdate sets the user's editable fields, bumps its version and returns it.
+// The email key changes only with the email, so a row the key migration left
+// without one (a duplicate) can still change its name.
 func (q *Queries) UserUpdate(ctx context.Context, arg UserUpdateParams) (User, error) {
-	row := q.db.QueryRow(ctx, userUpdate, arg.Name, arg.Email, arg.ID)
+	row := q.db.QueryRow(ctx, userUpdate,
+		arg.Name,
+		arg.Email,
+		arg.EmailKey,
+		arg.ID,
+	)
 	var i User
 	err := row.Scan(
 		&i.ID,
@@ -287,6 +314,7 @@ func (q *Queries) UserUpdate(ctx context.Context, arg UserUpdateParams) (User, e
 		&i.EmailNormalized,
 		&i.ProfileScore,
 		&i.ProfileComputedAt,
+		&i.EmailKey,
 	)
 	return i, err
 }
