@@ -88,6 +88,10 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 	if err != nil {
 		return nil, err
 	}
+	ops, err := operations(spec)
+	if err != nil {
+		return nil, err
+	}
 	specJSON, err := yaml.YAMLToJSON(userapi.OpenAPI)
 	if err != nil {
 		return nil, fmt.Errorf("convert openapi.yaml to JSON: %w", err)
@@ -103,15 +107,7 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 	e.HTTPErrorHandler = errorHandler(logger)
 	e.IPExtractor = ipExtractor(opts.TrustedProxies)
 	labels := &routeLabels{known: map[string]bool{}}
-	addRoutes(e, logger, spec, h, specJSON, opts, labels)
-	if opts.Admin != nil {
-		admin := echo.WrapHandler(opts.Admin)
-		if opts.Auth != nil {
-			admin = adminOnly(opts.Auth)(admin)
-		}
-		e.Any(AdminPrefix, admin)
-		e.Any(AdminPrefix+"/*", admin)
-	}
+	addRoutes(e, logger, ops, h, specJSON, opts, labels)
 	// Filled once here, before any request, and only read afterwards.
 	for _, r := range e.Routes() {
 		labels.known[r.Path] = true

@@ -25,6 +25,9 @@ import (
 func ValidationOptions() openapi3filter.Options {
 	return openapi3filter.Options{
 		MultiError: true,
+		// The generated handlers bind the value validated instead of
+		// decoding the body a second time.
+		KeepValidatedValue: true,
 		// API keys are checked before validation (see authorize).
 		AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 		SchemaValidationOptions: []openapi3.SchemaValidationOption{
@@ -47,12 +50,11 @@ func checkEmail(s string) error {
 // Its failures go to the error handler as they are; requestProblem turns
 // them into problems there.
 type validator struct {
-	spec *openapi3.T
 	opts *echomiddleware.Options
 }
 
-func newValidator(spec *openapi3.T) *validator {
-	return &validator{spec: spec, opts: &echomiddleware.Options{
+func newValidator() *validator {
+	return &validator{opts: &echomiddleware.Options{
 		Options: ValidationOptions(),
 		MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError {
 			return &echo.HTTPError{Code: http.StatusUnprocessableEntity, Message: "invalid request", Internal: me}
@@ -60,18 +62,14 @@ func newValidator(spec *openapi3.T) *validator {
 	}}
 }
 
-// forRoute returns the middleware for one route that Echo has already
-// matched, given in Echo's form (/users/:id). Echo's router has found the
-// operation, so the validator is handed it rather than searching the spec's
-// paths again with regular expressions on every request.
-func (v *validator) forRoute(method, echoPath string) echo.MiddlewareFunc {
-	specPath := echoToSpecPath(echoPath)
-	item := v.spec.Paths.Find(specPath)
-	route := &routers.Route{Spec: v.spec, Path: specPath, PathItem: item, Method: method, Operation: v.operation(method, echoPath)}
-	deprecation := deprecationHeaders(route.Operation)
+// forOperation returns the middleware that checks requests to op, a route
+// Echo has already matched. Echo's router has found the operation, so the
+// validator is handed it rather than searching the spec's paths again with
+// regular expressions on every request.
+func (v *validator) forOperation(op operation) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			for k, vals := range deprecation {
+			for k, vals := range op.deprecation {
 				c.Response().Header()[k] = vals
 			}
 			// Echo lets a last path parameter run past a slash
@@ -81,7 +79,7 @@ func (v *validator) forRoute(method, echoPath string) echo.MiddlewareFunc {
 					return echo.ErrNotFound
 				}
 			}
-			if err := echomiddleware.ValidateRequestFromContext(c, matched{route, c}, v.opts); err != nil {
+			if err := echomiddleware.ValidateRequestFromContext(c, matched{op.route, c}, v.opts); err != nil {
 				return err
 			}
 			return next(c)
@@ -89,48 +87,42 @@ func (v *validator) forRoute(method, echoPath string) echo.MiddlewareFunc {
 	}
 }
 
-// operation is the spec's operation for a route in Echo's form; every
-// registered route must have one.
-func (v *validator) operation(method, echoPath string) *openapi3.Operation {
-	specPath := echoToSpecPath(echoPath)
-	item := v.spec.Paths.Find(specPath)
-	if item == nil || item.GetOperation(method) == nil {
-		panic(fmt.Sprintf("%s %s is registered but not in openapi.yaml", method, specPath))
-	}
-	return item.GetOperation(method)
-}
-
 // deprecationHeaders are the headers a deprecated operation answers with:
 // Deprecation (RFC 9745) from its x-deprecated-at date, and Sunset
 // (RFC 8594) from its x-sunset date, both RFC 3339 dates in the spec.
-func deprecationHeaders(op *openapi3.Operation) http.Header {
+func deprecationHeaders(op *openapi3.Operation) (http.Header, error) {
 	if !op.Deprecated {
-		return nil
+		return nil, nil
 	}
 	h := http.Header{}
-	date := func(name string) (time.Time, bool) {
+	date := func(name string) (time.Time, bool, error) {
 		s, ok := op.Extensions[name].(string)
 		if !ok {
-			return time.Time{}, false
+			return time.Time{}, false, nil
 		}
 		t, err := time.Parse(time.DateOnly, s)
 		if err != nil {
 			t, err = time.Parse(time.RFC3339, s)
 		}
 		if err != nil {
-			panic(fmt.Sprintf("%s of %s: %q is not a date", name, op.OperationID, s))
+			return t, false, fmt.Errorf("%s of %s: %q is not a date", name, op.OperationID, s)
 		}
-		return t, true
+		return t, true, nil
 	}
-	if t, ok := date("x-deprecated-at"); ok {
-		h.Set("Deprecation", "@"+strconv.FormatInt(t.Unix(), 10))
-	} else {
-		panic(fmt.Sprintf("deprecated operation %s has no x-deprecated-at date", op.OperationID))
+	t, ok, err := date("x-deprecated-at")
+	if err != nil {
+		return nil, err
 	}
-	if t, ok := date("x-sunset"); ok {
+	if !ok {
+		return nil, fmt.Errorf("deprecated operation %s has no x-deprecated-at date", op.OperationID)
+	}
+	h.Set("Deprecation", "@"+strconv.FormatInt(t.Unix(), 10))
+	if t, ok, err = date("x-sunset"); err != nil {
+		return nil, err
+	} else if ok {
 		h.Set("Sunset", t.UTC().Format(http.TimeFormat))
 	}
-	return h
+	return h, nil
 }
 
 // matched is a routers.Router that answers with the route Echo matched.
@@ -153,17 +145,6 @@ func (m matched) FindRoute(*http.Request) (*routers.Route, map[string]string, er
 		params[name] = value
 	}
 	return m.route, params, nil
-}
-
-// echoToSpecPath turns /users/:id into /users/{id}.
-func echoToSpecPath(p string) string {
-	parts := strings.Split(p, "/")
-	for i, part := range parts {
-		if name, ok := strings.CutPrefix(part, ":"); ok {
-			parts[i] = "{" + name + "}"
-		}
-	}
-	return strings.Join(parts, "/")
 }
 
 // requestProblem builds the problem for a request the validator refused, or
