@@ -54,7 +54,7 @@ func TestDeprecationHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := newValidator()
+	v := newValidator(newJSONShape(0, 0))
 	ok := func(c echo.Context) error { return c.NoContent(http.StatusOK) }
 	for _, op := range ops {
 		e.GET(op.echoPath(), ok, v.forOperation(op))

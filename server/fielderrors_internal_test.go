@@ -104,5 +104,5 @@ func validate(t *testing.T, op operation, target, contentType, body string) erro
 	e := echo.New()
 	c := e.NewContext(r, httptest.NewRecorder())
 	c.SetPath(op.echoPath())
-	return newValidator().forOperation(op)(func(echo.Context) error { return nil })(c)
+	return newValidator(newJSONShape(0, 0)).forOperation(op)(func(echo.Context) error { return nil })(c)
 }

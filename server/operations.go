@@ -120,7 +120,7 @@ func (op operation) echoPath() string {
 //   - idempotency, for operations that take an Idempotency-Key, after
 //     validation so that only valid requests are stored.
 func addOperations(e *echo.Echo, ops []operation, h *Handler, opts Options) {
-	v := newValidator()
+	v := newValidator(newJSONShape(opts.JSONMaxKeys, opts.JSONMaxDepth))
 	idem := idempotent(opts.Idempotency, opts.IdempotencyTTL)
 	mws := make(map[string][]echo.MiddlewareFunc, len(ops))
 	for _, op := range ops {

@@ -59,6 +59,10 @@ type Options struct {
 	// IdempotencyTTL is how long such an answer is replayed
 	// (DefaultIdempotencyTTL when zero).
 	IdempotencyTTL time.Duration
+	// JSONMaxKeys and JSONMaxDepth bound a JSON body before it is
+	// validated: members in one object, and objects and arrays inside one
+	// another (DefaultJSONMaxKeys and DefaultJSONMaxDepth when zero).
+	JSONMaxKeys, JSONMaxDepth int
 }
 
 // Observer is told what the server did, for metrics.

@@ -44,11 +44,12 @@ func checkEmail(s string) error {
 // Its failures go to the error handler as they are; requestProblem turns
 // them into problems there.
 type validator struct {
-	opts *echomiddleware.Options
+	opts  *echomiddleware.Options
+	shape jsonShape
 }
 
-func newValidator() *validator {
-	return &validator{opts: &echomiddleware.Options{
+func newValidator(shape jsonShape) *validator {
+	return &validator{shape: shape, opts: &echomiddleware.Options{
 		Options: ValidationOptions(),
 		MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError {
 			return &echo.HTTPError{Code: http.StatusUnprocessableEntity, Message: "invalid request", Internal: me}
@@ -72,6 +73,16 @@ func (v *validator) forOperation(op operation) echo.MiddlewareFunc {
 				if strings.Contains(value, "/") {
 					return echo.ErrNotFound
 				}
+			}
+			if op.route.Operation.RequestBody != nil {
+				if err := v.shape.checkBody(c.Request()); err != nil {
+					return err
+				}
+			}
+			// The validator does not watch the request's context: a client
+			// that has gone costs nothing more.
+			if err := c.Request().Context().Err(); err != nil {
+				return err
 			}
 			if err := echomiddleware.ValidateRequestFromContext(c, matched{op.route, c}, v.opts); err != nil {
 				return err
