@@ -52,7 +52,10 @@ func TestAuth_EveryOperation(t *testing.T) {
 	for path, item := range spec.Paths.Map() {
 		for method, op := range item.Operations() {
 			url := param.ReplaceAllString(path, "1")
-			if op.Security == nil {
+			if len(*op.Security) == 0 {
+				if strings.HasPrefix(path, "/users") || strings.HasPrefix(path, "/jobs") || strings.HasPrefix(path, "/webhooks") {
+					t.Errorf("%s %s is public; every /users, /jobs and /webhooks operation needs a key", method, path)
+				}
 				if r := s.do(method, url, nil, "Authorization", "Bearer not-a-key"); r.status == http.StatusUnauthorized {
 					t.Errorf("%s %s is public but answered 401", method, path)
 				}
@@ -88,8 +91,8 @@ func TestAuth_EveryOperation(t *testing.T) {
 			}
 		}
 	}
-	if protected != 14 {
-		t.Errorf("%d protected operations, want 14 (every /users, /jobs and /webhooks operation)", protected)
+	if protected == 0 {
+		t.Error("no protected operations")
 	}
 }
 

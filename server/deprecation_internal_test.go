@@ -20,6 +20,7 @@ paths:
   /old:
     get:
       operationId: getOld
+      security: []
       deprecated: true
       x-deprecated-at: "2026-01-15"
       x-sunset: "2027-01-15"
@@ -28,6 +29,7 @@ paths:
   /older:
     get:
       operationId: getOlder
+      security: []
       deprecated: true
       x-deprecated-at: "2025-06-01T00:00:00Z"
       responses:
@@ -35,6 +37,7 @@ paths:
   /current:
     get:
       operationId: getCurrent
+      security: []
       responses:
         "200": {description: ok}
 `
@@ -47,10 +50,14 @@ func TestDeprecationHeaders(t *testing.T) {
 	}
 	e := echo.New()
 	e.HTTPErrorHandler = errorHandler(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	v := newValidator(spec)
+	ops, err := operations(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newValidator(newJSONShape(0, 0))
 	ok := func(c echo.Context) error { return c.NoContent(http.StatusOK) }
-	for _, p := range []string{"/old", "/older", "/current"} {
-		e.GET(p, ok, v.forRoute(http.MethodGet, p))
+	for _, op := range ops {
+		e.GET(op.echoPath(), ok, v.forOperation(op))
 	}
 	tests := []struct {
 		path, deprecation, sunset string

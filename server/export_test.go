@@ -18,3 +18,36 @@ func UseTestCaller(e *echo.Echo) {
 		}
 	})
 }
+
+// OperationPolicy is what the server read from openapi.yaml for one
+// operation: the middleware it gets follows from it.
+type OperationPolicy struct {
+	ID, Method, Path string
+	Public           bool
+	Budget           string // reads, writes or none
+	Idempotent       bool
+	// Body is the example request body of the spec, if any.
+	Body any
+}
+
+// OperationPolicies are the records New serves the spec's operations by.
+func OperationPolicies() ([]OperationPolicy, error) {
+	spec, err := LoadSpec()
+	if err != nil {
+		return nil, err
+	}
+	ops, err := operations(spec)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]OperationPolicy, len(ops))
+	for i, op := range ops {
+		out[i] = OperationPolicy{ID: op.id, Method: op.method, Path: op.path, Public: op.public, Budget: string(op.budget), Idempotent: op.idempotent}
+		if rb := op.route.Operation.RequestBody; rb != nil && rb.Value != nil {
+			if mt := rb.Value.Content.Get("application/json"); mt != nil {
+				out[i].Body = mt.Example
+			}
+		}
+	}
+	return out, nil
+}

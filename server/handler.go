@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -26,6 +27,19 @@ type Handler struct {
 }
 
 var _ gen.StrictServerInterface = (*Handler)(nil)
+
+// errNotValidated is a handler reached by a request the validator did not see.
+var errNotValidated = errors.New("request reached its handler without validation")
+
+// specDefault is a query parameter's value. The validator gives a parameter
+// left out the default openapi.yaml declares, so no handler repeats it.
+func specDefault[T any](p *T) (T, error) {
+	if p == nil {
+		var zero T
+		return zero, errNotValidated
+	}
+	return *p, nil
+}
 
 // Check is one dependency that /health reports.
 type Check struct {

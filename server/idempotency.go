@@ -69,7 +69,7 @@ func idempotent(keys *store.Idempotency, ttl time.Duration) echo.MiddlewareFunc 
 			if err != nil {
 				return err // the body limit's 413, or a broken connection
 			}
-			req.Body = io.NopCloser(bytes.NewReader(body))
+			req.Body = rewound(req.Body, body)
 			fp := fingerprint(req.Method, req.URL.Path, body)
 
 			ctx := req.Context()
@@ -244,3 +244,20 @@ func (w *bufferedWriter) Write(b []byte) (int, error) {
 	}
 	return w.body.Write(b)
 }
+
+// rewound gives back a body read in full, keeping the value the validator
+// left on it (see ValidationOptions) so the handler does not decode it again.
+func rewound(read io.ReadCloser, body []byte) io.ReadCloser {
+	r := io.NopCloser(bytes.NewReader(body))
+	if vb, ok := read.(interface{ ValidatedValue() any }); ok {
+		return validatedBody{ReadCloser: r, value: vb.ValidatedValue()}
+	}
+	return r
+}
+
+type validatedBody struct {
+	io.ReadCloser
+	value any
+}
+
+func (b validatedBody) ValidatedValue() any { return b.value }

@@ -104,8 +104,14 @@ func (s *testServer) do(method, path string, body any, headers ...string) respon
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	named := map[string]bool{}
 	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
+		if named[headers[i]] { // a name given twice is sent twice
+			req.Header.Add(headers[i], headers[i+1])
+		} else {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		named[headers[i]] = true
 	}
 	res, err := s.client.Do(req)
 	if err != nil {

@@ -150,11 +150,12 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 			p.RequestId = &id
 		}
 		if p.Status >= 500 {
-			logger.ErrorContext(req.Context(), "request failed",
-				"request_id", id, "method", req.Method, "path", req.URL.Path, "status", p.Status, "error", err.Error())
+			logger.LogAttrs(req.Context(), slog.LevelError, "request failed",
+				slog.String("request_id", id), slog.String("method", req.Method), slog.String("path", req.URL.Path),
+				slog.Int("status", p.Status), slog.Any("error", errorText{err}))
 		} else if p.cause != nil {
-			logger.DebugContext(req.Context(), "request refused",
-				"request_id", id, "status", p.Status, "error", p.cause.Error())
+			logger.LogAttrs(req.Context(), slog.LevelDebug, "request refused",
+				slog.String("request_id", id), slog.Int("status", p.Status), slog.Any("error", errorText{p.cause}))
 		}
 		h := c.Response().Header()
 		for k, v := range p.header {
@@ -170,3 +171,10 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		}
 	}
 }
+
+// errorText is an error's text, built only when a log line is written: the
+// validator's errors print the whole offending value each, which is costly
+// for a request refused with debug logging off.
+type errorText struct{ err error }
+
+func (e errorText) LogValue() slog.Value { return slog.StringValue(e.err.Error()) }

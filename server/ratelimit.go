@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -14,57 +13,29 @@ import (
 	"userapi/ratelimit"
 )
 
-// RateLimit configures the limiter. Reads and Writes are separate budgets:
-// POST, PUT, PATCH and DELETE spend Writes (except reads sent as POST, such
-// as batch-get), everything else spends Reads.
+// RateLimit configures the limiter. Reads and Writes are separate budgets;
+// each operation spends the one openapi.yaml gives it (see operation.budget).
 type RateLimit struct {
 	Limiter ratelimit.Limiter
 	Reads   ratelimit.Policy
 	Writes  ratelimit.Policy
 }
 
-// unlimited paths are for load balancers, monitoring, people reading the
-// docs, and the job dashboard (off unless enabled, and it polls): never
-// refused.
-func unlimited(path string) bool {
-	switch path {
-	case "/", "/livez", "/health", "/docs", "/redoc", "/openapi.json", "/openapi.yaml":
-		return true
-	}
-	return strings.HasPrefix(path, "/docs/") || strings.HasPrefix(path, "/redoc/") || strings.HasPrefix(path, AdminPrefix+"/") || path == AdminPrefix
-}
-
-// readsSentAsPOST are operations that only read but take a body.
-var readsSentAsPOST = map[string]bool{"/users/batch-get": true}
-
-func isWrite(method, route string) bool {
-	switch method {
-	case http.MethodPost:
-		return !readsSentAsPOST[route]
-	case http.MethodPut, http.MethodPatch, http.MethodDelete:
-		return true
-	}
-	return false
-}
-
-// rateLimit spends one request from the client's budget, sets the
+// rateLimit spends one request from the client's budget b, sets the
 // RateLimit-* headers, and refuses with 429 and Retry-After when the budget
 // is spent. The client is its API key when it presented a valid one, and
 // otherwise its IP address as ipExtractor found it.
-func rateLimit(rl RateLimit, obs Observer) echo.MiddlewareFunc {
+func rateLimit(rl RateLimit, b budget, obs Observer) echo.MiddlewareFunc {
+	policy, class := rl.Reads, "r:"
+	if b == budgetWrites {
+		policy, class = rl.Writes, "w:"
+	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if policy.Off() {
+			return next
+		}
 		return func(c echo.Context) error {
 			req := c.Request()
-			if unlimited(req.URL.Path) {
-				return next(c)
-			}
-			policy, class, budget := rl.Reads, "r:", "reads"
-			if isWrite(req.Method, c.Path()) {
-				policy, class, budget = rl.Writes, "w:", "writes"
-			}
-			if policy.Off() {
-				return next(c)
-			}
 			client := "ip:" + c.RealIP()
 			if who := caller(c); who.KeyPrefix != "" {
 				client = "key:" + who.KeyPrefix
@@ -81,7 +52,7 @@ func rateLimit(rl RateLimit, obs Observer) echo.MiddlewareFunc {
 			h.Set("RateLimit-Reset", seconds(d.Reset))
 			if !d.Allowed {
 				if obs != nil {
-					obs.RateLimited(budget)
+					obs.RateLimited(string(b))
 				}
 				p := newProblem(http.StatusTooManyRequests, fmt.Sprintf(
 					"too many requests: the limit is %d per %s; retry in %s s", policy.Limit, policy.Period, seconds(d.RetryAfter)))

@@ -62,6 +62,10 @@ type Options struct {
 	// RequestTimeout bounds each request, with every database and Redis call
 	// it makes; past it the answer is 503 with Retry-After. Zero sets none.
 	RequestTimeout time.Duration
+	// JSONMaxKeys and JSONMaxDepth bound a JSON body before it is
+	// validated: members in one object, and objects and arrays inside one
+	// another (DefaultJSONMaxKeys and DefaultJSONMaxDepth when zero).
+	JSONMaxKeys, JSONMaxDepth int
 }
 
 // Observer is told what the server did, for metrics.
@@ -91,6 +95,10 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 	if err != nil {
 		return nil, err
 	}
+	ops, err := operations(spec)
+	if err != nil {
+		return nil, err
+	}
 	specJSON, err := yaml.YAMLToJSON(userapi.OpenAPI)
 	if err != nil {
 		return nil, fmt.Errorf("convert openapi.yaml to JSON: %w", err)
@@ -106,15 +114,7 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 	e.HTTPErrorHandler = errorHandler(logger)
 	e.IPExtractor = ipExtractor(opts.TrustedProxies)
 	labels := &routeLabels{known: map[string]bool{}}
-	addRoutes(e, logger, spec, h, specJSON, opts, labels)
-	if opts.Admin != nil {
-		admin := echo.WrapHandler(opts.Admin)
-		if opts.Auth != nil {
-			admin = adminOnly(opts.Auth)(admin)
-		}
-		e.Any(AdminPrefix, admin)
-		e.Any(AdminPrefix+"/*", admin)
-	}
+	addRoutes(e, logger, ops, h, specJSON, opts, labels)
 	// Filled once here, before any request, and only read afterwards.
 	for _, r := range e.Routes() {
 		labels.known[r.Path] = true

@@ -15,10 +15,11 @@ import (
 // ListUsers returns one page of users in id order.
 func (h *Handler) ListUsers(ctx context.Context, req gen.ListUsersRequestObject) (gen.ListUsersResponseObject, error) {
 	p := req.Params
-	f := store.UserFilter{Limit: 100, Email: p.Email}
-	if p.Limit != nil {
-		f.Limit = *p.Limit
+	limit, err := specDefault(p.Limit)
+	if err != nil {
+		return nil, err
 	}
+	f := store.UserFilter{Limit: limit, Email: p.Email}
 	if p.Offset != nil {
 		f.Offset = *p.Offset
 	}

@@ -2,22 +2,16 @@ package server
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"net/mail"
 	"net/url"
-	"sort"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
 	echomiddleware "github.com/oapi-codegen/echo-middleware"
-
-	"userapi/gen"
 )
 
 // ValidationOptions are the rules requests are checked with. Tests check
@@ -25,6 +19,9 @@ import (
 func ValidationOptions() openapi3filter.Options {
 	return openapi3filter.Options{
 		MultiError: true,
+		// The generated handlers bind the value validated instead of
+		// decoding the body a second time.
+		KeepValidatedValue: true,
 		// API keys are checked before validation (see authorize).
 		AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 		SchemaValidationOptions: []openapi3.SchemaValidationOption{
@@ -47,12 +44,12 @@ func checkEmail(s string) error {
 // Its failures go to the error handler as they are; requestProblem turns
 // them into problems there.
 type validator struct {
-	spec *openapi3.T
-	opts *echomiddleware.Options
+	opts  *echomiddleware.Options
+	shape jsonShape
 }
 
-func newValidator(spec *openapi3.T) *validator {
-	return &validator{spec: spec, opts: &echomiddleware.Options{
+func newValidator(shape jsonShape) *validator {
+	return &validator{shape: shape, opts: &echomiddleware.Options{
 		Options: ValidationOptions(),
 		MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError {
 			return &echo.HTTPError{Code: http.StatusUnprocessableEntity, Message: "invalid request", Internal: me}
@@ -60,18 +57,14 @@ func newValidator(spec *openapi3.T) *validator {
 	}}
 }
 
-// forRoute returns the middleware for one route that Echo has already
-// matched, given in Echo's form (/users/:id). Echo's router has found the
-// operation, so the validator is handed it rather than searching the spec's
-// paths again with regular expressions on every request.
-func (v *validator) forRoute(method, echoPath string) echo.MiddlewareFunc {
-	specPath := echoToSpecPath(echoPath)
-	item := v.spec.Paths.Find(specPath)
-	route := &routers.Route{Spec: v.spec, Path: specPath, PathItem: item, Method: method, Operation: v.operation(method, echoPath)}
-	deprecation := deprecationHeaders(route.Operation)
+// forOperation returns the middleware that checks requests to op, a route
+// Echo has already matched. Echo's router has found the operation, so the
+// validator is handed it rather than searching the spec's paths again with
+// regular expressions on every request.
+func (v *validator) forOperation(op operation) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			for k, vals := range deprecation {
+			for k, vals := range op.deprecation {
 				c.Response().Header()[k] = vals
 			}
 			// Echo lets a last path parameter run past a slash
@@ -81,56 +74,22 @@ func (v *validator) forRoute(method, echoPath string) echo.MiddlewareFunc {
 					return echo.ErrNotFound
 				}
 			}
-			if err := echomiddleware.ValidateRequestFromContext(c, matched{route, c}, v.opts); err != nil {
+			if op.route.Operation.RequestBody != nil {
+				if err := v.shape.checkBody(c.Request()); err != nil {
+					return err
+				}
+			}
+			// The validator does not watch the request's context: a client
+			// that has gone costs nothing more.
+			if err := c.Request().Context().Err(); err != nil {
+				return err
+			}
+			if err := echomiddleware.ValidateRequestFromContext(c, matched{op.route, c}, v.opts); err != nil {
 				return err
 			}
 			return next(c)
 		}
 	}
-}
-
-// operation is the spec's operation for a route in Echo's form; every
-// registered route must have one.
-func (v *validator) operation(method, echoPath string) *openapi3.Operation {
-	specPath := echoToSpecPath(echoPath)
-	item := v.spec.Paths.Find(specPath)
-	if item == nil || item.GetOperation(method) == nil {
-		panic(fmt.Sprintf("%s %s is registered but not in openapi.yaml", method, specPath))
-	}
-	return item.GetOperation(method)
-}
-
-// deprecationHeaders are the headers a deprecated operation answers with:
-// Deprecation (RFC 9745) from its x-deprecated-at date, and Sunset
-// (RFC 8594) from its x-sunset date, both RFC 3339 dates in the spec.
-func deprecationHeaders(op *openapi3.Operation) http.Header {
-	if !op.Deprecated {
-		return nil
-	}
-	h := http.Header{}
-	date := func(name string) (time.Time, bool) {
-		s, ok := op.Extensions[name].(string)
-		if !ok {
-			return time.Time{}, false
-		}
-		t, err := time.Parse(time.DateOnly, s)
-		if err != nil {
-			t, err = time.Parse(time.RFC3339, s)
-		}
-		if err != nil {
-			panic(fmt.Sprintf("%s of %s: %q is not a date", name, op.OperationID, s))
-		}
-		return t, true
-	}
-	if t, ok := date("x-deprecated-at"); ok {
-		h.Set("Deprecation", "@"+strconv.FormatInt(t.Unix(), 10))
-	} else {
-		panic(fmt.Sprintf("deprecated operation %s has no x-deprecated-at date", op.OperationID))
-	}
-	if t, ok := date("x-sunset"); ok {
-		h.Set("Sunset", t.UTC().Format(http.TimeFormat))
-	}
-	return h
 }
 
 // matched is a routers.Router that answers with the route Echo matched.
@@ -153,286 +112,4 @@ func (m matched) FindRoute(*http.Request) (*routers.Route, map[string]string, er
 		params[name] = value
 	}
 	return m.route, params, nil
-}
-
-// echoToSpecPath turns /users/:id into /users/{id}.
-func echoToSpecPath(p string) string {
-	parts := strings.Split(p, "/")
-	for i, part := range parts {
-		if name, ok := strings.CutPrefix(part, ":"); ok {
-			parts[i] = "{" + name + "}"
-		}
-	}
-	return strings.Join(parts, "/")
-}
-
-// requestProblem builds the problem for a request the validator refused, or
-// returns nil when err did not come from the validator.
-func requestProblem(err error) *problem {
-	var reqErrs []*openapi3filter.RequestError
-	var me openapi3.MultiError
-	var re *openapi3filter.RequestError
-	switch {
-	case errors.As(err, &me):
-		for _, e := range me {
-			if errors.As(e, &re) {
-				reqErrs = append(reqErrs, re)
-			}
-		}
-	case errors.As(err, &re):
-		reqErrs = append(reqErrs, re)
-	}
-	if len(reqErrs) == 0 {
-		return nil
-	}
-
-	var fields []gen.FieldError
-	for _, re := range reqErrs {
-		// A body that cannot be read or parsed makes its schema errors moot:
-		// answer with the first such problem alone.
-		if p := bodyProblem(re); p != nil {
-			p.cause = err
-			return p
-		}
-		fields = append(fields, fieldErrors(re)...)
-	}
-	sort.SliceStable(fields, func(i, j int) bool { return fields[i].Location < fields[j].Location })
-	detail := validationDetail(fields)
-	if len(fields) > maxFieldErrors {
-		fields = fields[:maxFieldErrors]
-		detail += fmt.Sprintf("; the first %d are listed", maxFieldErrors)
-	}
-	p := newProblem(http.StatusUnprocessableEntity, detail)
-	p.Errors = &fields
-	p.cause = err
-	return p
-}
-
-// maxFieldErrors bounds the errors listed in one answer: a body with a
-// thousand bad items needs no thousand-line reply.
-const maxFieldErrors = 20
-
-// bodyProblem answers for bodies that are too large, of the wrong type, or
-// not JSON at all.
-func bodyProblem(re *openapi3filter.RequestError) *problem {
-	if re.RequestBody == nil {
-		return nil
-	}
-	var he *echo.HTTPError
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(re.Err, &he):
-		return httpErrorProblem(he)
-	case errors.As(re.Err, &mbe):
-		return httpErrorProblem(echo.ErrStatusRequestEntityTooLarge)
-	case re.Err == nil && strings.HasPrefix(re.Reason, "header Content-Type has unexpected value"):
-		ct := re.Input.Request.Header.Get(echo.HeaderContentType)
-		if ct == "" {
-			return newProblem(http.StatusUnsupportedMediaType, "the body must be application/json, and the Content-Type header is missing")
-		}
-		return newProblem(http.StatusUnsupportedMediaType, fmt.Sprintf("the body must be application/json, not %.100s", ct))
-	case re.Reason == "failed to decode request body" || re.Reason == "reading failed":
-		return newProblem(http.StatusBadRequest, "the body is not valid JSON")
-	}
-	return nil
-}
-
-// fieldErrors names each bad field of one validator error.
-func fieldErrors(re *openapi3filter.RequestError) []gen.FieldError {
-	var prefix string
-	switch {
-	case re.Parameter != nil:
-		prefix = re.Parameter.In + "." + re.Parameter.Name
-	case re.RequestBody != nil:
-		prefix = "body"
-	default:
-		return []gen.FieldError{{Location: "request", Message: "is invalid"}}
-	}
-	if errors.Is(re.Err, openapi3filter.ErrInvalidRequired) {
-		if re.RequestBody != nil {
-			return []gen.FieldError{{Location: prefix, Message: "a JSON body is required"}}
-		}
-		return []gen.FieldError{{Location: prefix, Message: "is required"}}
-	}
-
-	var schemaErrs []*openapi3.SchemaError
-	var me openapi3.MultiError
-	var se *openapi3.SchemaError
-	switch {
-	case errors.As(re.Err, &me):
-		for _, e := range flatten(me) {
-			if errors.As(e, &se) {
-				schemaErrs = append(schemaErrs, se)
-			}
-		}
-	case errors.As(re.Err, &se):
-		schemaErrs = append(schemaErrs, se)
-	}
-	if len(schemaErrs) == 0 {
-		return []gen.FieldError{{Location: prefix, Message: parameterMessage(re)}}
-	}
-	out := make([]gen.FieldError, 0, len(schemaErrs))
-	for _, se := range schemaErrs {
-		out = append(out, schemaFieldError(prefix, se)...)
-	}
-	return out
-}
-
-func flatten(me openapi3.MultiError) []error {
-	var out []error
-	for _, e := range me {
-		var inner openapi3.MultiError
-		if errors.As(e, &inner) {
-			out = append(out, flatten(inner)...)
-		} else {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// schemaFieldError locates a schema error inside the body or parameter and
-// words it for a person. kin-openapi words errors differently depending on
-// which of its validators ran, so the message is rebuilt from the failing
-// keyword and schema rather than passed through.
-func schemaFieldError(prefix string, se *openapi3.SchemaError) []gen.FieldError {
-	loc := prefix
-	for _, part := range se.JSONPointer() {
-		loc += "." + part
-	}
-	s := se.Schema
-	if s == nil {
-		s = &openapi3.Schema{}
-	}
-	msg := ""
-	switch se.SchemaField {
-	case "additionalProperties", "properties":
-		// The pointer stops at the object; name the unknown member itself.
-		if names := quotedNames(se.Reason); len(names) > 0 {
-			return []gen.FieldError{{Location: loc + "." + names[0], Message: "is not a known field"}}
-		}
-		msg = "has a field that is not known"
-	case "required":
-		// One validator puts the missing member in the pointer, the other
-		// names them all in its reason.
-		names := quotedNames(se.Reason)
-		if len(names) == 1 && strings.HasSuffix(loc, "."+names[0]) {
-			names = nil
-		}
-		if len(names) == 0 {
-			return []gen.FieldError{{Location: loc, Message: "is required"}}
-		}
-		out := make([]gen.FieldError, len(names))
-		for i, name := range names {
-			out[i] = gen.FieldError{Location: loc + "." + name, Message: "is required"}
-		}
-		return out
-	case "nullable":
-		msg = "must not be null"
-	case "type":
-		msg = "must be " + typeName(s.Type)
-	case "format":
-		if s.Format == "email" {
-			msg = "must be a valid email address"
-		} else {
-			msg = "must be a valid " + s.Format
-		}
-	case "minLength":
-		msg = fmt.Sprintf("must be at least %d characters long", s.MinLength)
-	case "maxLength":
-		if s.MaxLength != nil {
-			msg = fmt.Sprintf("must be at most %d characters long", *s.MaxLength)
-		}
-	case "minimum":
-		if s.Min != nil {
-			msg = fmt.Sprintf("must be at least %s", formatNumber(*s.Min))
-		}
-	case "maximum":
-		if s.Max != nil {
-			msg = fmt.Sprintf("must be at most %s", formatNumber(*s.Max))
-		}
-	case "minItems":
-		msg = fmt.Sprintf("must have at least %d item(s)", s.MinItems)
-	case "maxItems":
-		if s.MaxItems != nil {
-			msg = fmt.Sprintf("must have at most %d items", *s.MaxItems)
-		}
-	case "minProperties":
-		msg = fmt.Sprintf("must have at least %d field(s)", s.MinProps)
-	case "enum":
-		vals := make([]string, len(s.Enum))
-		for i, v := range s.Enum {
-			vals[i] = fmt.Sprint(v)
-		}
-		msg = "must be one of: " + strings.Join(vals, ", ")
-	}
-	if msg == "" {
-		msg = "does not match the schema (" + se.SchemaField + ")"
-	}
-	return []gen.FieldError{{Location: loc, Message: msg}}
-}
-
-// quotedNames reads the quoted names at the end of a validator's reason,
-// such as `property "x" is missing` or `error at "": missing properties
-// 'x', 'y'`.
-func quotedNames(reason string) []string {
-	if i := strings.LastIndex(reason, ": "); i >= 0 && strings.HasPrefix(reason, "error at ") {
-		reason = reason[i+2:]
-	}
-	var names []string
-	for {
-		i := strings.IndexAny(reason, `"'`)
-		if i < 0 {
-			return names
-		}
-		name, rest, ok := strings.Cut(reason[i+1:], reason[i:i+1])
-		if !ok {
-			return names
-		}
-		if name != "" {
-			names = append(names, name)
-		}
-		reason = rest
-	}
-}
-
-func typeName(t *openapi3.Types) string {
-	switch {
-	case t == nil:
-		return "of another type"
-	case t.Is("integer"):
-		return "an integer"
-	case t.Is("array"):
-		return "an array"
-	case t.Is("object"):
-		return "an object"
-	case t.Includes("string"):
-		return "a string"
-	case t.Is("number"):
-		return "a number"
-	case t.Is("boolean"):
-		return "true or false"
-	}
-	return "of another type"
-}
-
-func formatNumber(f float64) string {
-	return strconv.FormatFloat(f, 'f', -1, 64)
-}
-
-// parameterMessage words a parameter that could not be parsed at all.
-func parameterMessage(re *openapi3filter.RequestError) string {
-	if re.Parameter != nil && re.Parameter.Schema != nil && re.Parameter.Schema.Value != nil {
-		if t := re.Parameter.Schema.Value.Type; t != nil && t.Is("integer") {
-			return "must be an integer"
-		}
-	}
-	return "is invalid"
-}
-
-func validationDetail(fields []gen.FieldError) string {
-	if len(fields) == 1 {
-		return fmt.Sprintf("%s %s", fields[0].Location, fields[0].Message)
-	}
-	return fmt.Sprintf("the request has %d invalid fields", len(fields))
 }

@@ -99,9 +99,9 @@ func (h *Handler) ListWebhookDeliveries(ctx context.Context, req gen.ListWebhook
 	if h.webhooks == nil {
 		return nil, errNoWebhooks
 	}
-	limit := 100
-	if req.Params.Limit != nil {
-		limit = *req.Params.Limit
+	limit, err := specDefault(req.Params.Limit)
+	if err != nil {
+		return nil, err
 	}
 	list, err := h.webhooks.Deliveries(ctx, req.Id, limit)
 	if err != nil {

@@ -271,6 +271,8 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 		Idempotency:         store.NewIdempotency(pool),
 		IdempotencyTTL:      cfg.IdempotencyTTL,
 		RequestTimeout:      cfg.RequestTimeout,
+		JSONMaxKeys:         int(cfg.JSONMaxKeys),
+		JSONMaxDepth:        int(cfg.JSONMaxDepth),
 	}
 	if cfg.AdminUI {
 		admin, err := riverui.NewHandler(&riverui.HandlerOpts{

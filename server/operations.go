@@ -1,0 +1,194 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/labstack/echo/v4"
+
+	"userapi/auth"
+	"userapi/gen"
+)
+
+// operation is what openapi.yaml says about one operation that decides how
+// it is served. It is read once at start-up; nothing in Go names a path to
+// decide per-operation policy.
+type operation struct {
+	id     string
+	method string
+	path   string // as in the spec: /users/{id}
+	// public operations declare `security: []`: no key is asked for.
+	public bool
+	// scope is the x-scope a key needs (empty when public).
+	scope string
+	// budget is the rate-limit budget spent: x-rate-budget when set,
+	// otherwise reads for GET and writes for the other methods.
+	budget budget
+	// idempotent operations take the Idempotency-Key header.
+	idempotent bool
+	// deprecation holds the Deprecation and Sunset headers of a
+	// deprecated operation.
+	deprecation http.Header
+	// route hands the validator the operation Echo matched.
+	route *routers.Route
+}
+
+// budget names a rate-limit budget (see RateLimit).
+type budget string
+
+const (
+	budgetReads  budget = "reads"
+	budgetWrites budget = "writes"
+	budgetNone   budget = "none"
+)
+
+// rateBudgets are the values x-rate-budget takes.
+var rateBudgets = map[string]budget{"read": budgetReads, "write": budgetWrites, "none": budgetNone}
+
+// operations reads every operation of spec, in a stable order. A spec that
+// leaves a decision open (no security, an unknown scope or budget, a
+// deprecation without its date) is refused, so that such a mistake stops
+// the service at start-up instead of serving the operation unguarded.
+func operations(spec *openapi3.T) ([]operation, error) {
+	var ops []operation
+	for path, item := range spec.Paths.Map() {
+		for method, o := range item.Operations() {
+			op, err := newOperation(spec, path, item, method, o)
+			if err != nil {
+				return nil, fmt.Errorf("openapi.yaml, %s %s: %w", method, path, err)
+			}
+			ops = append(ops, op)
+		}
+	}
+	sort.Slice(ops, func(i, j int) bool { return ops[i].id < ops[j].id })
+	return ops, nil
+}
+
+func newOperation(spec *openapi3.T, path string, item *openapi3.PathItem, method string, o *openapi3.Operation) (operation, error) {
+	op := operation{
+		id: o.OperationID, method: method, path: path, idempotent: takesIdempotencyKey(o),
+		route: &routers.Route{Spec: spec, Path: path, PathItem: item, Method: method, Operation: o},
+	}
+	if op.id == "" {
+		return op, fmt.Errorf("no operationId")
+	}
+	switch {
+	case o.Security == nil:
+		return op, fmt.Errorf("%s declares no security: `security: []` for a public operation, or a requirement and an x-scope", op.id)
+	case len(*o.Security) == 0:
+		op.public = true
+	default:
+		op.scope, _ = o.Extensions["x-scope"].(string)
+		if !slices.Contains(auth.Scopes, op.scope) {
+			return op, fmt.Errorf("%s has security but no valid x-scope (%q)", op.id, op.scope)
+		}
+	}
+	op.budget = budgetWrites
+	if method == http.MethodGet {
+		op.budget = budgetReads
+	}
+	if v, ok := o.Extensions["x-rate-budget"]; ok {
+		s, _ := v.(string)
+		if op.budget, ok = rateBudgets[s]; !ok {
+			return op, fmt.Errorf("%s: x-rate-budget is %v, not read, write or none", op.id, v)
+		}
+	}
+	var err error
+	op.deprecation, err = deprecationHeaders(o)
+	return op, err
+}
+
+// echoPath turns /users/{id} into Echo's /users/:id.
+func (op operation) echoPath() string {
+	return strings.NewReplacer("{", ":", "}", "").Replace(op.path)
+}
+
+// addOperations serves every operation through the generated routes, each
+// behind the middleware its record asks for, in this order:
+//
+//   - identify: read the API key (for limiting per key, and authorizing);
+//   - the rate limiter, for operations that spend a budget, before the key
+//     is refused so that a flood without keys is limited too;
+//   - authorize: the operation's x-scope (401 / 403), so that a caller
+//     without a key learns nothing about what a valid request looks like;
+//   - validate: the request against the spec, with deprecation headers;
+//   - idempotency, for operations that take an Idempotency-Key, after
+//     validation so that only valid requests are stored.
+func addOperations(e *echo.Echo, ops []operation, h *Handler, opts Options) {
+	v := newValidator(newJSONShape(opts.JSONMaxKeys, opts.JSONMaxDepth))
+	idem := idempotent(opts.Idempotency, opts.IdempotencyTTL)
+	mws := make(map[string][]echo.MiddlewareFunc, len(ops))
+	for _, op := range ops {
+		var mw []echo.MiddlewareFunc
+		limited := opts.RateLimit != nil && op.budget != budgetNone
+		if opts.Auth != nil && (!op.public || limited) {
+			mw = append(mw, identify(opts.Auth))
+		}
+		if limited {
+			mw = append(mw, rateLimit(*opts.RateLimit, op.budget, opts.Observer))
+		}
+		if opts.Auth != nil && !op.public {
+			mw = append(mw, authorize(op.scope, opts.Observer))
+		}
+		mw = append(mw, v.forOperation(op))
+		if op.idempotent {
+			mw = append(mw, idem)
+		}
+		mws[op.id] = mw
+	}
+	gen.RegisterHandlersWithOptions(e, gen.NewStrictHandler(h, nil), gen.RegisterHandlersOptions{OperationMiddlewares: mws})
+	refuseOtherMethods(e, ops)
+}
+
+// refuseOtherMethods answers 405 with Allow for the methods a fixed path of
+// the spec lacks. Without it Echo's router would try a parameter route next:
+// GET /users/batch-get would reach GET /users/{id} and fail as a bad id.
+func refuseOtherMethods(e *echo.Echo, ops []operation) {
+	allowed := map[string][]string{}
+	for _, op := range ops {
+		if !strings.Contains(op.path, "{") {
+			allowed[op.path] = append(allowed[op.path], op.method)
+		}
+	}
+	for path, have := range allowed {
+		var allow []string
+		for _, m := range methods {
+			if slices.Contains(have, m) {
+				allow = append(allow, m)
+			}
+		}
+		header := strings.Join(allow, ", ")
+		for _, m := range methods {
+			if !slices.Contains(have, m) {
+				e.Add(m, path, func(c echo.Context) error {
+					c.Response().Header().Set(echo.HeaderAllow, header)
+					return echo.ErrMethodNotAllowed
+				})
+			}
+		}
+	}
+}
+
+var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// addPages serves what openapi.yaml describes only by its entry points or
+// not at all: the documentation pages' assets, and the job dashboard (which
+// checks its own key). Neither spends a rate-limit budget: people reading
+// the docs, and a dashboard that polls, are never refused.
+func addPages(e *echo.Echo, specJSON []byte, opts Options) {
+	e.GET("/docs/*", swaggerUI(specJSON))
+	e.GET("/redoc/*", redocAssets())
+	if opts.Admin != nil {
+		admin := echo.WrapHandler(opts.Admin)
+		if opts.Auth != nil {
+			admin = adminOnly(opts.Auth)(admin)
+		}
+		e.Any(AdminPrefix, admin)
+		e.Any(AdminPrefix+"/*", admin)
+	}
+}
