@@ -25,7 +25,7 @@ test: ## Run every test against real PostgreSQL, starting it if needed.
 .PHONY: generate
 generate: ## Regenerate gen/ and clients/typescript (from openapi.yaml) and store/internal/dbsqlc (from SQL).
 	$(GO) generate ./api/... ./store/...
-	cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent generate
+	cd clients/typescript && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && npm run --silent generate
 
 GENERATED := gen store/internal clients/typescript/src/schema.ts
 

@@ -22,6 +22,7 @@ import {
   type QueryClient,
   type UseInfiniteQueryResult,
   type UseMutationResult,
+  type UseQueryResult,
 } from "@tanstack/react-query";
 import createQueryClient, { type OpenapiQueryClient } from "openapi-react-query";
 
@@ -68,7 +69,8 @@ export interface UserApiHooks {
   $api: OpenapiQueryClient<paths>;
   /** The ETag of the last version of user id this client saw, if any. */
   etagOf(id: number): string | undefined;
-  useUser(id: number): ReturnType<OpenapiQueryClient<paths>["useQuery"]> & { data?: User };
+  /** One user, in the detail query the edits keep up to date. */
+  useUser(id: number): UseQueryResult<User, HttpError>;
   /** Every user, a page at a time: the first page without a cursor, then each `next_cursor` until it is null. */
   useUsersInfinite(params?: UsersListParams): UseInfiniteQueryResult<InfiniteData<UserPage, string | null>, HttpError>;
   /** Creates a user; lists refetch, and the new user's detail query is filled. */
@@ -132,7 +134,8 @@ export function createUserApiHooks(client: UserApiClient): UserApiHooks {
     $api,
     etagOf: (id) => etags.get(id),
 
-    useUser: (id) => $api.useQuery("get", "/users/{id}", { params: { path: { id } } }),
+    // Errors are HttpErrors at run time; openapi-react-query types them as the spec's Problem, which HttpError implements.
+    useUser: (id) => $api.useQuery("get", "/users/{id}", { params: { path: { id } } }) as UseQueryResult<User, HttpError>,
 
     useUsersInfinite(params = {}) {
       return useInfiniteQuery<UserPage, HttpError, InfiniteData<UserPage, string | null>, readonly unknown[], string | null>({

@@ -27,7 +27,8 @@ describe("package", () => {
     try {
       const npm = (...args: string[]) =>
         execFileSync("npm", args, { cwd: dir, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-      const tarball = join(dir, execFileSync("npm", ["pack", "--silent", "--pack-destination", dir], { cwd: pkgDir, encoding: "utf8" }).trim().split("\n").pop()!);
+      // The suite has just built dist/ with tsc; packing must not build it again (prepare).
+      const tarball = join(dir, execFileSync("npm", ["pack", "--silent", "--ignore-scripts", "--pack-destination", dir], { cwd: pkgDir, encoding: "utf8" }).trim().split("\n").pop()!);
       console.log(`# ${tarball}: ${statSync(tarball).size} bytes`);
       writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }));
       const peers = Object.keys(pkg.peerDependencies).map((name) => `${name}@${pkg.devDependencies[name]}`);
