@@ -14,7 +14,7 @@ import { startHarness, type Harness } from "./harness.js";
 // React DOM needs a document; the client keeps Node's own fetch and its
 // Request/Response, which happy-dom would otherwise replace.
 // (Imported untyped: happy-dom's types need a newer @types/node than Node 20's.)
-const keep = { fetch, Request, Response, Headers, AbortController, AbortSignal, URL, URLSearchParams };
+const keep = { fetch, Request, Response, Headers, FormData, Blob, AbortController, AbortSignal, URL, URLSearchParams, ReadableStream, WritableStream, TransformStream, TextEncoder, TextDecoder };
 const { GlobalRegistrator } = (await import("@happy-dom/global-registrator" as string)) as { GlobalRegistrator: { register(): void; unregister(): Promise<void> } };
 GlobalRegistrator.register();
 Object.assign(globalThis, keep, { IS_REACT_ACT_ENVIRONMENT: true });
@@ -114,7 +114,7 @@ describe("mutations", () => {
     await act(async () => {
       await result.current.update.mutateAsync({ id: ada.id, body: { name: "Mine" } });
     });
-    assert.equal(result.current.user.data?.name, "Mine");
+    await waitFor(() => assert.equal(result.current.user.data?.name, "Mine"));
   });
 
   it("a delete drops the detail query; errors are ProblemErrors", async () => {
