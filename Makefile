@@ -26,7 +26,7 @@ test: ## Run every test against real PostgreSQL, starting it if needed.
 .PHONY: generate
 generate: ## Regenerate gen/ and clients/typescript (from openapi.yaml) and store/internal/dbsqlc (from SQL).
 	$(GO) generate ./api/... ./store/...
-	cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent generate
+	cd clients/typescript && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && npm run --silent generate
 
 .PHONY: docs
 docs: ## Rewrite the settings table in docs/operations.md from cmd/userapi/config.go (a test fails when they differ).

@@ -25,7 +25,9 @@ var registerSwagger sync.Once
 // swaggerUI serves Swagger UI and its assets from the binary, showing specJSON.
 func swaggerUI(specJSON []byte) echo.HandlerFunc {
 	registerSwagger.Do(func() { swag.Register(swag.Name, swaggerDoc{json: string(specJSON)}) })
-	return problemOn404(echoSwagger.EchoWrapHandler(echoSwagger.URL("doc.json"), echoSwagger.DeepLinking(true)))
+	return problemOn404(echoSwagger.EchoWrapHandler(echoSwagger.URL("doc.json"), echoSwagger.DeepLinking(true),
+		// Keep the key typed into Authorize across reloads (in the browser's local storage).
+		echoSwagger.PersistAuthorization(true)))
 }
 
 // problemOn404 turns the plain-text error that next writes for a file it

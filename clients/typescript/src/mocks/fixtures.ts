@@ -1,0 +1,36 @@
+// Thirty users to start from: enough for two pages at the default size of a
+// screen, with real-looking names and addresses.
+import type { User } from "../index.js";
+
+export const fixtureUsers: readonly Omit<User, "id">[] = [
+  { name: "Ada Lovelace", email: "ada.lovelace@example.com", created_at: "2026-01-01T08:00:00Z", updated_at: "2026-01-01T08:00:00Z" },
+  { name: "Grace Hopper", email: "grace.hopper@example.com", created_at: "2026-01-02T09:07:00Z", updated_at: "2026-01-02T09:07:00Z" },
+  { name: "Alan Turing", email: "alan.turing@example.com", created_at: "2026-01-03T10:14:00Z", updated_at: "2026-01-03T10:14:00Z" },
+  { name: "Katherine Johnson", email: "katherine.johnson@example.com", created_at: "2026-01-04T11:21:00Z", updated_at: "2026-01-04T11:21:00Z" },
+  { name: "Edsger Dijkstra", email: "edsger.dijkstra@example.com", created_at: "2026-01-05T12:28:00Z", updated_at: "2026-01-05T12:28:00Z" },
+  { name: "Barbara Liskov", email: "barbara.liskov@example.com", created_at: "2026-01-06T13:35:00Z", updated_at: "2026-01-06T13:35:00Z" },
+  { name: "Donald Knuth", email: "donald.knuth@example.com", created_at: "2026-01-07T14:42:00Z", updated_at: "2026-01-07T14:42:00Z" },
+  { name: "Margaret Hamilton", email: "margaret.hamilton@example.com", created_at: "2026-01-08T15:49:00Z", updated_at: "2026-01-08T15:49:00Z" },
+  { name: "John McCarthy", email: "john.mccarthy@example.com", created_at: "2026-01-09T16:56:00Z", updated_at: "2026-01-09T16:56:00Z" },
+  { name: "Frances Allen", email: "frances.allen@example.com", created_at: "2026-01-10T17:03:00Z", updated_at: "2026-01-10T17:03:00Z" },
+  { name: "Dennis Ritchie", email: "dennis.ritchie@example.com", created_at: "2026-01-11T08:10:00Z", updated_at: "2026-01-11T08:10:00Z" },
+  { name: "Radia Perlman", email: "radia.perlman@example.com", created_at: "2026-01-12T09:17:00Z", updated_at: "2026-01-12T09:17:00Z" },
+  { name: "Ken Thompson", email: "ken.thompson@example.com", created_at: "2026-01-13T10:24:00Z", updated_at: "2026-01-13T10:24:00Z" },
+  { name: "Hedy Lamarr", email: "hedy.lamarr@example.com", created_at: "2026-01-14T11:31:00Z", updated_at: "2026-01-14T11:31:00Z" },
+  { name: "Tim Berners-Lee", email: "tim.bernerslee@example.com", created_at: "2026-01-15T12:38:00Z", updated_at: "2026-01-15T12:38:00Z" },
+  { name: "Shafi Goldwasser", email: "shafi.goldwasser@example.com", created_at: "2026-01-16T13:45:00Z", updated_at: "2026-01-16T13:45:00Z" },
+  { name: "Leslie Lamport", email: "leslie.lamport@example.com", created_at: "2026-01-17T14:52:00Z", updated_at: "2026-01-17T14:52:00Z" },
+  { name: "Sophie Wilson", email: "sophie.wilson@example.com", created_at: "2026-01-18T15:59:00Z", updated_at: "2026-01-18T15:59:00Z" },
+  { name: "Niklaus Wirth", email: "niklaus.wirth@example.com", created_at: "2026-01-19T16:06:00Z", updated_at: "2026-01-19T16:06:00Z" },
+  { name: "Jean Sammet", email: "jean.sammet@example.com", created_at: "2026-01-20T17:13:00Z", updated_at: "2026-01-20T17:13:00Z" },
+  { name: "Claude Shannon", email: "claude.shannon@example.com", created_at: "2026-01-21T08:20:00Z", updated_at: "2026-01-21T08:20:00Z" },
+  { name: "Anita Borg", email: "anita.borg@example.com", created_at: "2026-01-22T09:27:00Z", updated_at: "2026-01-22T09:27:00Z" },
+  { name: "Linus Torvalds", email: "linus.torvalds@example.com", created_at: "2026-01-23T10:34:00Z", updated_at: "2026-01-23T10:34:00Z" },
+  { name: "Adele Goldberg", email: "adele.goldberg@example.com", created_at: "2026-01-24T11:41:00Z", updated_at: "2026-01-24T11:41:00Z" },
+  { name: "Bjarne Stroustrup", email: "bjarne.stroustrup@example.com", created_at: "2026-01-25T12:48:00Z", updated_at: "2026-01-25T12:48:00Z" },
+  { name: "Mary Allen Wilkes", email: "mary.allen.wilkes@example.com", created_at: "2026-01-26T13:55:00Z", updated_at: "2026-01-26T13:55:00Z" },
+  { name: "Guido van Rossum", email: "guido.van.rossum@example.com", created_at: "2026-01-27T14:02:00Z", updated_at: "2026-01-27T14:02:00Z" },
+  { name: "Evelyn Boyd Granville", email: "evelyn.boyd.granville@example.com", created_at: "2026-01-28T15:09:00Z", updated_at: "2026-01-28T15:09:00Z" },
+  { name: "Tony Hoare", email: "tony.hoare@example.com", created_at: "2026-01-01T16:16:00Z", updated_at: "2026-01-01T16:16:00Z" },
+  { name: "Annie Easley", email: "annie.easley@example.com", created_at: "2026-01-02T17:23:00Z", updated_at: "2026-01-02T17:23:00Z" },
+];

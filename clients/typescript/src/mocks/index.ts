@@ -1,0 +1,330 @@
+/**
+ * MSW (v2) handlers that behave like userapi, over an in-memory store: build
+ * screens before the service runs, and test them without it.
+ *
+ * ```ts
+ * import { setupServer } from "msw/node";          // or setupWorker from "msw/browser"
+ * import { createMockHandlers, mockKeys } from "@userapi/client/mocks";
+ * setupServer(...createMockHandlers()).listen();   // then use mockKeys.admin as the API key
+ * ```
+ *
+ * They answer as the service does: validation 422s with the same `errors[]`,
+ * 404, 409 for a taken email, ETags with 304 and 412, cursor paging, 401
+ * without a known key and 403 without the scope. The client's suite sends the
+ * same requests to them and to the real service, and checks every answer of
+ * theirs against openapi.yaml.
+ */
+import { HttpResponse } from "msw";
+import { createOpenApiHttp } from "openapi-msw";
+
+import type { components, FieldError, paths, Problem, User } from "../index.js";
+import { fixtureUsers } from "./fixtures.js";
+import { checkInteger, checkLength, checkUserBody, sorted, validationDetail } from "./validate.js";
+
+export { fixtureUsers };
+
+type Job = components["schemas"]["Job"];
+type Webhook = components["schemas"]["Webhook"];
+
+/** API keys the mocks know by default, by name. */
+export const mockKeys = {
+  admin: "uak_mockadmn_admin-key-for-the-userapi-mocks-000000000",
+  reader: "uak_mockread_read-only-key-for-the-userapi-mocks-00000",
+} as const;
+
+export interface MockOptions {
+  /** Prepended to every path; by default handlers match any origin ("*"). */
+  baseUrl?: string;
+  /** Known API keys and their scopes; by default mockKeys.admin (admin) and mockKeys.reader (users:read). */
+  keys?: Record<string, string[]>;
+  /** The store to serve; by default a new one seeded with fixtureUsers. */
+  store?: MockStore;
+}
+
+/** What the mocks hold: users with their versions, jobs and webhooks. */
+export class MockStore {
+  readonly users = new Map<number, { user: User; version: number }>();
+  readonly jobs = new Map<number, Job>();
+  readonly webhooks = new Map<number, Webhook>();
+  private nextUser = 1;
+  private nextJob = 1;
+  private nextWebhook = 1;
+
+  constructor(seed: readonly Omit<User, "id">[] = fixtureUsers) {
+    for (const u of seed) this.insert(u);
+  }
+
+  insert(fields: Omit<User, "id">): { user: User; version: number } {
+    const row = { user: { id: this.nextUser++, ...fields }, version: 1 };
+    this.users.set(row.user.id, row);
+    return row;
+  }
+
+  byEmail(email: string): User | undefined {
+    const want = email.toLowerCase();
+    for (const { user } of this.users.values()) if (user.email.toLowerCase() === want) return user;
+    return undefined;
+  }
+
+  addJob(kind: string): Job {
+    const now = new Date().toISOString();
+    const job: Job = { id: this.nextJob++, kind, state: "completed", attempt: 1, max_attempts: 25, created_at: now, scheduled_at: now, finished_at: now, errors: [] };
+    this.jobs.set(job.id, job);
+    return job;
+  }
+
+  addWebhook(fields: Omit<Webhook, "id" | "created_at">): Webhook {
+    const hook: Webhook = { id: this.nextWebhook++, ...fields, created_at: new Date().toISOString() };
+    this.webhooks.set(hook.id, hook);
+    return hook;
+  }
+}
+
+const titles: Record<number, string> = {
+  400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
+  412: "Precondition Failed", 415: "Unsupported Media Type", 422: "Unprocessable Entity",
+};
+
+function problem(status: number, detail: string, extra: Partial<Problem> = {}, headers: Record<string, string> = {}): HttpResponse<Problem> {
+  const body: Problem = { type: "about:blank", title: titles[status] ?? "Error", status, detail, ...extra };
+  return HttpResponse.json(body, { status, headers: { "Content-Type": "application/problem+json", ...headers } });
+}
+
+function invalid(errors: FieldError[]): HttpResponse<Problem> {
+  const all = sorted(errors);
+  return problem(422, validationDetail(all), { errors: all });
+}
+
+const etagOf = (version: number) => `"${version}"`;
+
+/** The service's If-Match / If-None-Match test: a list of tags, `*`, weak tags only for If-None-Match. */
+function matches(header: string, version: number, weak: boolean): boolean {
+  return header.split(",").some((raw) => {
+    let tag = raw.trim();
+    if (tag === "*") return true;
+    if (tag.startsWith("W/")) {
+      if (!weak) return false;
+      tag = tag.slice(2);
+    }
+    return tag === etagOf(version);
+  });
+}
+
+const cursorFor = (lastId: number) => btoa(`after:${lastId}`).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+
+function afterOf(cursor: string): number | undefined {
+  try {
+    const m = /^after:(\d+)$/.exec(atob(cursor.replace(/-/g, "+").replace(/_/g, "/")));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Returns MSW request handlers for every operation of the API. */
+export function createMockHandlers(options: MockOptions = {}) {
+  const store = options.store ?? new MockStore();
+  const keys = options.keys ?? { [mockKeys.admin]: ["admin"], [mockKeys.reader]: ["users:read"] };
+  const http = createOpenApiHttp<paths>({ baseUrl: options.baseUrl ?? "*" });
+
+  /** The 401 or 403 for a request without a key holding scope, or undefined when it may go on. */
+  function refuse(request: Request, scope: string): HttpResponse<Problem> | undefined {
+    const auth = request.headers.get("Authorization");
+    if (!auth) {
+      return problem(401, 'this operation needs an API key: send it as "Authorization: Bearer <key>"', {}, { "WWW-Authenticate": 'Bearer realm="userapi"' });
+    }
+    const key = /^Bearer (\S+)$/i.exec(auth)?.[1];
+    const scopes = key === undefined ? undefined : keys[key];
+    if (!scopes) {
+      return problem(401, "the API key is not known", {}, { "WWW-Authenticate": 'Bearer realm="userapi", error="invalid_token"' });
+    }
+    if (!scopes.includes(scope) && !scopes.includes("admin")) {
+      return problem(403, `this operation needs the scope ${scope}; the key ${key!.slice(0, 12)} has ${scopes.join(", ")}`, {}, {
+        "WWW-Authenticate": `Bearer realm="userapi", error="insufficient_scope", scope="${scope}"`,
+      });
+    }
+    return undefined;
+  }
+
+  /** The user of a path id, or the answer to give instead. */
+  function userOf(raw: string): { user: User; version: number } | HttpResponse<Problem> {
+    const id = checkInteger("path.id", raw, 1);
+    if (Array.isArray(id)) return invalid(id);
+    return store.users.get(id!) ?? problem(404, `user ${id} does not exist`);
+  }
+
+  async function jsonBody(request: Request): Promise<unknown | HttpResponse<Problem>> {
+    if (!(request.headers.get("Content-Type") ?? "").startsWith("application/json")) {
+      const ct = request.headers.get("Content-Type");
+      return problem(415, ct ? `the body must be application/json, not ${ct.slice(0, 100)}` : "the body must be application/json, and the Content-Type header is missing");
+    }
+    try {
+      return await request.json();
+    } catch {
+      return problem(400, "the body is not valid JSON");
+    }
+  }
+
+  /** A PUT or PATCH: checks, If-Match, the email's owner, then the change. */
+  async function edit(request: Request, rawId: string, partial: boolean) {
+    const denied = refuse(request, "users:write");
+    if (denied) return denied;
+    const body = await jsonBody(request);
+    if (body instanceof HttpResponse) return body;
+    const errors = checkUserBody(body, partial);
+    const id = checkInteger("path.id", rawId, 1);
+    if (Array.isArray(id)) errors.push(...id);
+    if (errors.length) return invalid(errors);
+    const row = store.users.get(id as number);
+    if (!row) return problem(404, `user ${id} does not exist`);
+    const ifMatch = request.headers.get("If-Match");
+    if (ifMatch !== null && !matches(ifMatch, row.version, false)) {
+      return problem(412, `user ${id} has changed since the ETag given in If-Match`);
+    }
+    const fields = body as Partial<Pick<User, "name" | "email">>;
+    const owner = fields.email === undefined ? undefined : store.byEmail(fields.email);
+    if (owner && owner.id !== id) return problem(409, "a user with this email address already exists");
+    row.user = { ...row.user, ...fields, updated_at: new Date().toISOString() };
+    row.version++;
+    return HttpResponse.json(row.user, { headers: { ETag: etagOf(row.version) } });
+  }
+
+  return [
+    http.get("/users", ({ request, query }) => {
+      const denied = refuse(request, "users:read");
+      if (denied) return denied;
+      const errors: FieldError[] = [];
+      const limit = checkInteger("query.limit", query.get("limit"), 1, 1000);
+      const offset = checkInteger("query.offset", query.get("offset"), 0);
+      const cursor = query.get("cursor");
+      for (const v of [limit, offset]) if (Array.isArray(v)) errors.push(...v);
+      errors.push(...checkLength("query.cursor", cursor, 1, 200), ...checkLength("query.email", query.get("email"), 0, 254));
+      if (errors.length) return invalid(errors);
+      if (cursor !== null && offset !== undefined) return invalid([{ location: "query.cursor", message: "cannot be combined with offset" }]);
+      const after = cursor === null ? 0 : afterOf(cursor);
+      if (after === undefined) return invalid([{ location: "query.cursor", message: "is not a cursor this API returned; pass next_cursor unchanged" }]);
+      const email = query.get("email")?.toLowerCase();
+      const n = (limit as number | undefined) ?? 100;
+      let rows = [...store.users.values()].map((r) => r.user).filter((u) => u.id > after && (email === undefined || u.email.toLowerCase() === email));
+      rows.sort((a, b) => a.id - b.id);
+      if (offset !== undefined) rows = rows.slice(offset as number);
+      const items = rows.slice(0, n);
+      const next_cursor = rows.length > n ? cursorFor(items[items.length - 1]!.id) : null;
+      return HttpResponse.json({ items, next_cursor });
+    }),
+
+    http.post("/users", async ({ request }) => {
+      const denied = refuse(request, "users:write");
+      if (denied) return denied;
+      const body = await jsonBody(request);
+      if (body instanceof HttpResponse) return body;
+      const errors = checkUserBody(body, false);
+      if (errors.length) return invalid(errors);
+      const { name, email } = body as { name: string; email: string };
+      if (store.byEmail(email)) return problem(409, "a user with this email address already exists");
+      const now = new Date().toISOString();
+      const row = store.insert({ name, email, created_at: now, updated_at: now });
+      return HttpResponse.json(row.user, { status: 201, headers: { Location: `/users/${row.user.id}`, ETag: etagOf(row.version) } });
+    }),
+
+    http.post("/users/batch-get", async ({ request }) => {
+      const denied = refuse(request, "users:read");
+      if (denied) return denied;
+      const body = await jsonBody(request);
+      if (body instanceof HttpResponse) return body;
+      const ids = (body as { ids?: unknown }).ids;
+      if (!Array.isArray(ids)) return invalid([{ location: "body.ids", message: ids === undefined ? "is required" : "must be an array" }]);
+      if (ids.length < 1) return invalid([{ location: "body.ids", message: "must have at least 1 item(s)" }]);
+      const seen = new Set<number>();
+      const items: User[] = [];
+      const missing: number[] = [];
+      for (const id of ids as number[]) {
+        if (seen.has(id)) continue;
+        seen.add(id);
+        const row = store.users.get(id);
+        if (row) items.push(row.user);
+        else missing.push(id);
+      }
+      return HttpResponse.json({ items, missing });
+    }),
+
+    http.get("/users/{id}", ({ request, params }) => {
+      const denied = refuse(request, "users:read");
+      if (denied) return denied;
+      const row = userOf(params.id);
+      if (row instanceof HttpResponse) return row;
+      const tag = etagOf(row.version);
+      const ifNoneMatch = request.headers.get("If-None-Match");
+      if (ifNoneMatch !== null && matches(ifNoneMatch, row.version, true)) return new HttpResponse(null, { status: 304, headers: { ETag: tag } });
+      return HttpResponse.json(row.user, { headers: { ETag: tag } });
+    }),
+
+    http.put("/users/{id}", ({ request, params }) => edit(request, params.id, false)),
+    http.patch("/users/{id}", ({ request, params }) => edit(request, params.id, true)),
+
+    http.delete("/users/{id}", ({ request, params }) => {
+      const denied = refuse(request, "users:write");
+      if (denied) return denied;
+      const row = userOf(params.id);
+      if (row instanceof HttpResponse) return row;
+      store.users.delete(row.user.id);
+      return new HttpResponse(null, { status: 204 });
+    }),
+
+    http.post("/users/{id}/process", ({ request, params }) => {
+      const denied = refuse(request, "users:write");
+      if (denied) return denied;
+      const row = userOf(params.id);
+      if (row instanceof HttpResponse) return row;
+      const job = store.addJob("process_user");
+      return HttpResponse.json(job, { status: 202, headers: { Location: `/jobs/${job.id}` } });
+    }),
+
+    http.get("/jobs/{id}", ({ request, params }) => {
+      const denied = refuse(request, "jobs:read");
+      if (denied) return denied;
+      const id = checkInteger("path.id", params.id, 1);
+      if (Array.isArray(id)) return invalid(id);
+      return store.jobs.has(id!) ? HttpResponse.json(store.jobs.get(id!)!) : problem(404, `job ${id} does not exist`);
+    }),
+
+    http.get("/webhooks", ({ request }) => refuse(request, "webhooks:admin") ?? HttpResponse.json({ items: [...store.webhooks.values()] })),
+
+    http.post("/webhooks", async ({ request }) => {
+      const denied = refuse(request, "webhooks:admin");
+      if (denied) return denied;
+      const body = await jsonBody(request);
+      if (body instanceof HttpResponse) return body;
+      const { url, events, secret } = body as { url?: unknown; events?: unknown; secret?: unknown };
+      const errors: FieldError[] = [];
+      if (typeof url !== "string") errors.push({ location: "body.url", message: url === undefined ? "is required" : "must be a string" });
+      if (!Array.isArray(events) || events.length === 0) errors.push({ location: "body.events", message: events === undefined ? "is required" : "must have at least 1 item(s)" });
+      if (errors.length) return invalid(errors);
+      const hook = store.addWebhook({ url: url as string, events: events as Webhook["events"] });
+      const withSecret = { ...hook, secret: typeof secret === "string" ? secret : "whsec_mock-secret-0000000000000000" };
+      return HttpResponse.json(withSecret, { status: 201, headers: { Location: `/webhooks/${hook.id}` } });
+    }),
+
+    http.get("/webhooks/{id}", ({ request, params }) => {
+      const denied = refuse(request, "webhooks:admin");
+      if (denied) return denied;
+      const hook = store.webhooks.get(Number(params.id));
+      return hook ? HttpResponse.json(hook) : problem(404, `webhook ${params.id} does not exist`);
+    }),
+
+    http.delete("/webhooks/{id}", ({ request, params }) => {
+      const denied = refuse(request, "webhooks:admin");
+      if (denied) return denied;
+      return store.webhooks.delete(Number(params.id)) ? new HttpResponse(null, { status: 204 }) : problem(404, `webhook ${params.id} does not exist`);
+    }),
+
+    http.get("/webhooks/{id}/deliveries", ({ request, params }) => {
+      const denied = refuse(request, "webhooks:admin");
+      if (denied) return denied;
+      return store.webhooks.has(Number(params.id)) ? HttpResponse.json({ items: [] }) : problem(404, `webhook ${params.id} does not exist`);
+    }),
+
+    http.get("/livez", () => HttpResponse.json({ status: "ok" as const })),
+    http.get("/health", () => HttpResponse.json({ status: "ok" as const, checks: { mocks: { status: "up" as const } } })),
+  ];
+}
