@@ -2,7 +2,7 @@
 // happy-dom: paging through cursors, the cache after each mutation, If-Match
 // from the cache, and a 412 as a ConflictError.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { after, afterEach, before, describe, it } from "node:test";
 
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { createElement, type ReactNode } from "react";
@@ -18,11 +18,24 @@ const keep = { fetch, Request, Response, Headers, FormData, Blob, AbortControlle
 const { GlobalRegistrator } = (await import("@happy-dom/global-registrator" as string)) as { GlobalRegistrator: { register(): void; unregister(): Promise<void> } };
 GlobalRegistrator.register();
 Object.assign(globalThis, keep, { IS_REACT_ACT_ENVIRONMENT: true });
-const { renderHook, waitFor, act } = await import("@testing-library/react");
+const { renderHook, waitFor, act, cleanup, configure } = await import("@testing-library/react");
+// A loaded CI machine answers slower than waitFor's default second.
+configure({ asyncUtilTimeout: 10_000 });
 
 let h: Harness;
 before(async () => {
   h = await startHarness();
+});
+// Unmount every hook and stop its queries before the next test (and before
+// the document goes away): a refetch started by a mutation must not outlive
+// its test.
+const clients: QueryClient[] = [];
+afterEach(async () => {
+  cleanup();
+  for (const qc of clients.splice(0)) {
+    await qc.cancelQueries();
+    qc.clear();
+  }
 });
 after(async () => {
   await h?.stop();
@@ -43,6 +56,7 @@ function setup(): { hooks: UserApiHooks; api: UserApiClient; sent: Request[]; qc
     },
   });
   const qc = new QueryClient({ defaultOptions: { queries: { retry: false } } });
+  clients.push(qc);
   const wrapper = ({ children }: { children: ReactNode }) => createElement(QueryClientProvider, { client: qc }, children);
   return { hooks: createUserApiHooks(api), api, sent, qc, wrapper };
 }
