@@ -21,6 +21,7 @@ type Handler struct {
 	webhooks     store.WebhookService
 	allowPrivate bool
 	checks       []Check
+	health       *healthCache
 	specYAML     []byte
 	specJSON     []byte
 }
@@ -84,8 +85,20 @@ func (h *Handler) GetLiveness(context.Context, gen.GetLivenessRequestObject) (ge
 // dependency hangs.
 const healthTimeout = 2 * time.Second
 
-// GetHealth probes every dependency at once and reports each.
+// GetHealth reports every dependency, from a probe at most HealthMaxAge old.
 func (h *Handler) GetHealth(ctx context.Context, _ gen.GetHealthRequestObject) (gen.GetHealthResponseObject, error) {
+	health, err := h.health.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if health.Status == gen.HealthStatusDown {
+		return gen.GetHealth503JSONResponse(health), nil
+	}
+	return gen.GetHealth200JSONResponse(health), nil
+}
+
+// probe checks every dependency at once and reports each.
+func (h *Handler) probe(ctx context.Context) gen.Health {
 	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
 	defer cancel()
 
@@ -131,8 +144,5 @@ func (h *Handler) GetHealth(ctx context.Context, _ gen.GetHealthRequestObject) (
 			health.Status = gen.HealthStatusDegraded
 		}
 	}
-	if health.Status == gen.HealthStatusDown {
-		return gen.GetHealth503JSONResponse(health), nil
-	}
-	return gen.GetHealth200JSONResponse(health), nil
+	return health
 }

@@ -59,6 +59,9 @@ type Options struct {
 	// IdempotencyTTL is how long such an answer is replayed
 	// (DefaultIdempotencyTTL when zero).
 	IdempotencyTTL time.Duration
+	// HealthMaxAge is how old a /health answer may be (DefaultHealthMaxAge
+	// when zero).
+	HealthMaxAge time.Duration
 }
 
 // Observer is told what the server did, for metrics.
@@ -96,6 +99,7 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 		users: users, jobs: opts.Jobs, webhooks: opts.Webhooks, allowPrivate: opts.WebhookAllowPrivate,
 		checks: opts.Checks, specYAML: userapi.OpenAPI, specJSON: specJSON,
 	}
+	h.health = newHealthCache(opts.HealthMaxAge, h.probe)
 
 	e := echo.New()
 	e.HideBanner = true
