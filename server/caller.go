@@ -113,14 +113,7 @@ func unauthorized(c echo.Context, obs Observer) error {
 			return err
 		}
 		p.header = http.Header{"Www-Authenticate": {`Bearer realm="userapi", error="invalid_token"`}}
-		switch {
-		case errors.Is(err, auth.ErrRevoked):
-			reason = "revoked"
-		case errors.Is(err, auth.ErrExpired):
-			reason = "expired"
-		default:
-			reason = "invalid"
-		}
+		reason = refusalReason(err)
 	}
 	if obs != nil {
 		obs.AuthRefused(reason)
@@ -139,34 +132,14 @@ func unauthorizedBecause(err error) *problem {
 	return nil
 }
 
-// adminOnly guards the job dashboard, which a browser opens: browsers do not
-// send Bearer tokens, so it takes an admin key as the password of HTTP Basic
-// authentication (any user name), which makes the browser ask for it.
-func adminOnly(keys KeyChecker) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			_, key, ok := c.Request().BasicAuth()
-			if !ok {
-				return adminChallenge("the job dashboard needs an API key with the admin scope, as the password")
-			}
-			k, err := keys.Check(c.Request().Context(), key)
-			if err != nil {
-				if p := unauthorizedBecause(err); p != nil {
-					return adminChallenge(p.Detail)
-				}
-				return err
-			}
-			if !auth.Allows(k.Scopes, auth.ScopeAdmin) {
-				return newProblem(http.StatusForbidden, fmt.Sprintf("the job dashboard needs the admin scope; the key %s has %s", k.Prefix, strings.Join(k.Scopes, ", ")))
-			}
-			c.Set(callerKey, Caller{KeyPrefix: k.Prefix, Scopes: k.Scopes})
-			return next(c)
-		}
+// refusalReason is the Observer's reason for a key unauthorizedBecause
+// refuses.
+func refusalReason(err error) string {
+	switch {
+	case errors.Is(err, auth.ErrRevoked):
+		return "revoked"
+	case errors.Is(err, auth.ErrExpired):
+		return "expired"
 	}
-}
-
-func adminChallenge(detail string) error {
-	p := newProblem(http.StatusUnauthorized, detail)
-	p.header = http.Header{"Www-Authenticate": {`Basic realm="userapi job dashboard", charset="UTF-8"`}}
-	return p
+	return "invalid"
 }

@@ -48,7 +48,8 @@ type Options struct {
 	WebhookAllowPrivate bool
 	// Admin, when set, is mounted at AdminPrefix (the job dashboard). It
 	// sits outside openapi.yaml and its validation. With Auth, it needs a
-	// key with the admin scope (see adminOnly).
+	// key with the admin scope (see adminOnly); it always refuses changes sent
+	// from other sites (see mountAdmin).
 	Admin http.Handler
 	// Observer, when set, is told of every answered request and every
 	// rate-limit refusal (metrics).
@@ -109,12 +110,7 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 	labels := &routeLabels{known: map[string]bool{}}
 	addRoutes(e, logger, spec, h, specJSON, opts, labels)
 	if opts.Admin != nil {
-		admin := echo.WrapHandler(opts.Admin)
-		if opts.Auth != nil {
-			admin = adminOnly(opts.Auth)(admin)
-		}
-		e.Any(AdminPrefix, admin)
-		e.Any(AdminPrefix+"/*", admin)
+		mountAdmin(e, opts)
 	}
 	// Filled once here, before any request, and only read afterwards.
 	for _, r := range e.Routes() {
