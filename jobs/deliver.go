@@ -3,11 +3,13 @@ package jobs
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -160,10 +162,9 @@ func (w *deliverWorker) send(ctx context.Context, hook store.Webhook, body []byt
 	res, err := w.client.Do(req)
 	d.Latency = time.Since(now)
 	if err != nil {
-		if errors.Is(err, webhook.ErrPrivateAddress) {
-			return false, fmt.Errorf("refused: the URL leads to a private address")
-		}
-		return true, fmt.Errorf("no answer: %w", err)
+		why := failure(err)
+		w.logger.InfoContext(ctx, "webhook: delivery failed", "webhook_id", hook.ID, "failure", why, "error", err.Error())
+		return why != FailureBlocked, errors.New(why)
 	}
 	// Drain a little so the connection can be reused; the body means nothing.
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4096))
@@ -173,8 +174,40 @@ func (w *deliverWorker) send(ctx context.Context, hook store.Webhook, body []byt
 	case c >= 200 && c < 300:
 		return false, nil
 	case c >= 500, c == http.StatusRequestTimeout, c == http.StatusTooManyRequests:
-		return true, fmt.Errorf("receiver answered %d", c)
+		return true, fmt.Errorf("http status %d", c)
 	default:
-		return false, fmt.Errorf("receiver answered %d; not retried", c)
+		return false, fmt.Errorf("http status %d", c)
 	}
+}
+
+// Why a delivery attempt got no answer, as its subscriber sees it (in the
+// delivery log and the job's errors). Categories only: the network's own
+// words would tell whoever can subscribe which internal resolvers exist and
+// which hosts refuse rather than ignore a connection. The log has them.
+const (
+	FailureConnect = "connection failed" // no connection: DNS, refused, unreachable, dial timeout
+	FailureTimeout = "timeout"           // connected, but no answer in time
+	FailureTLS     = "tls"               // the TLS handshake failed, or the certificate
+	FailureBlocked = "blocked address"   // the URL leads to an address deliveries may not reach
+)
+
+// failure is the category of a failed attempt's error.
+func failure(err error) string {
+	var opErr *net.OpError
+	var dnsErr *net.DNSError
+	var certErr *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var record tls.RecordHeaderError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, webhook.ErrPrivateAddress):
+		return FailureBlocked
+	case errors.As(err, &opErr) && opErr.Op == "dial", errors.As(err, &dnsErr):
+		return FailureConnect
+	case errors.As(err, &certErr), errors.As(err, &alert), errors.As(err, &record):
+		return FailureTLS
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return FailureTimeout
+	}
+	return FailureConnect
 }
