@@ -92,7 +92,7 @@ func adminOnly(keys KeyChecker, obs Observer, failures *failedLogins) echo.Middl
 				refused("scope")
 				return newProblem(http.StatusForbidden, fmt.Sprintf("the job dashboard needs the admin scope; the key %s has %s", k.Prefix, strings.Join(k.Scopes, ", ")))
 			}
-			c.Set(callerKey, Caller{KeyPrefix: k.Prefix, Scopes: k.Scopes})
+			setCaller(c, Caller{KeyPrefix: k.Prefix, Scopes: k.Scopes})
 			return next(c)
 		}
 	}

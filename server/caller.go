@@ -35,6 +35,23 @@ func caller(c echo.Context) Caller {
 	return v
 }
 
+type callerCtxKey struct{}
+
+// setCaller records who sent the request, for middleware (caller) and for
+// handlers, which see only the request's context (callerOf).
+func setCaller(c echo.Context, who Caller) {
+	c.Set(callerKey, who)
+	req := c.Request()
+	c.SetRequest(req.WithContext(context.WithValue(req.Context(), callerCtxKey{}, who)))
+}
+
+// callerOf is caller for a handler: the zero Caller when authentication is
+// off or found no valid key.
+func callerOf(ctx context.Context) Caller {
+	v, _ := ctx.Value(callerCtxKey{}).(Caller)
+	return v
+}
+
 // KeyChecker checks a presented API key (see auth.Checker).
 type KeyChecker interface {
 	Check(ctx context.Context, key string) (auth.Key, error)
@@ -62,7 +79,7 @@ func identify(keys KeyChecker) echo.MiddlewareFunc {
 				c.Set(authErrorKey, err)
 				return next(c)
 			}
-			c.Set(callerKey, Caller{KeyPrefix: key.Prefix, Scopes: key.Scopes})
+			setCaller(c, Caller{KeyPrefix: key.Prefix, Scopes: key.Scopes})
 			return next(c)
 		}
 	}
@@ -88,14 +105,19 @@ func authorize(op *openapi3.Operation, obs Observer) echo.MiddlewareFunc {
 				if obs != nil {
 					obs.AuthRefused("scope")
 				}
-				p := newProblem(http.StatusForbidden, fmt.Sprintf("this operation needs the scope %s; the key %s has %s",
+				return insufficientScope(needs, fmt.Sprintf("this operation needs the scope %s; the key %s has %s",
 					needs, who.KeyPrefix, strings.Join(who.Scopes, ", ")))
-				p.header = http.Header{"Www-Authenticate": {fmt.Sprintf(`Bearer realm="userapi", error="insufficient_scope", scope=%q`, needs)}}
-				return p
 			}
 			return next(c)
 		}
 	}
+}
+
+// insufficientScope is the 403 for a key that lacks the scope needs.
+func insufficientScope(needs, detail string) *problem {
+	p := newProblem(http.StatusForbidden, detail)
+	p.header = http.Header{"Www-Authenticate": {fmt.Sprintf(`Bearer realm="userapi", error="insufficient_scope", scope=%q`, needs)}}
+	return p
 }
 
 // unauthorized is the 401 for a request without a usable key, which obs

@@ -20,6 +20,7 @@ type Handler struct {
 	jobs         JobService
 	webhooks     store.WebhookService
 	allowPrivate bool
+	auth         bool // keys are checked: some answers depend on the caller's scopes
 	checks       []Check
 	health       *healthCache
 	specYAML     []byte

@@ -97,7 +97,7 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 		return nil, fmt.Errorf("convert openapi.yaml to JSON: %w", err)
 	}
 	h := &Handler{
-		users: users, jobs: opts.Jobs, webhooks: opts.Webhooks, allowPrivate: opts.WebhookAllowPrivate,
+		users: users, jobs: opts.Jobs, webhooks: opts.Webhooks, allowPrivate: opts.WebhookAllowPrivate, auth: opts.Auth != nil,
 		checks: opts.Checks, specYAML: userapi.OpenAPI, specJSON: specJSON,
 	}
 	h.health = newHealthCache(opts.HealthMaxAge, h.probe)
