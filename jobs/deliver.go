@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -84,6 +86,41 @@ type deliverWorker struct {
 	timeout  time.Duration
 	logger   *slog.Logger
 	observe  func(DeliveryOutcome) // nil: nobody is told
+	inFlight *perKey               // deliveries under way, per subscription
+}
+
+// perKey counts what is under way per key, up to a limit per key.
+type perKey struct {
+	limit int
+	mu    sync.Mutex
+	n     map[int64]int
+}
+
+// acquire takes one of key's slots, or says there is none free.
+func (p *perKey) acquire(key int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n[key] >= p.limit {
+		return false
+	}
+	p.n[key]++
+	return true
+}
+
+func (p *perKey) release(key int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n[key]--; p.n[key] <= 0 {
+		delete(p.n, key)
+	}
+}
+
+// snoozeFor is how long a delivery waits when its subscription has no free
+// slot: about half an attempt's longest time, jittered so that the waiting
+// deliveries do not all come back together.
+func (w *deliverWorker) snoozeFor() time.Duration {
+	half := w.timeout / 2
+	return half + time.Duration(rand.Int64N(int64(half)+1))
 }
 
 // DeliveryOutcome is what became of one delivery attempt.
@@ -103,6 +140,13 @@ func (w *deliverWorker) Timeout(*river.Job[DeliverArgs]) time.Duration {
 }
 
 func (w *deliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
+	// A slow receiver must not take every worker, or everyone else's
+	// deliveries wait for it: past its share, its deliveries step aside
+	// (a snooze is no attempt) and the worker takes the next job.
+	if !w.inFlight.acquire(job.Args.WebhookID) {
+		return river.JobSnooze(w.snoozeFor())
+	}
+	defer w.inFlight.release(job.Args.WebhookID)
 	hook, err := w.webhooks.Get(ctx, job.Args.WebhookID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // unsubscribed since: drop the event
