@@ -16,15 +16,16 @@ import (
 // Handler implements every operation of the API. It only translates between
 // HTTP types and the store; rules live in the store and in openapi.yaml.
 type Handler struct {
-	users        store.UserService
-	jobs         JobService
-	webhooks     store.WebhookService
-	allowPrivate bool
-	auth         bool // keys are checked: some answers depend on the caller's scopes
-	checks       []Check
-	health       *healthCache
-	specYAML     []byte
-	specJSON     []byte
+	users          store.UserService
+	jobs           JobService
+	webhooks       store.WebhookService
+	allowPrivate   bool
+	webhooksPerKey int
+	auth           bool // keys are checked: some answers depend on the caller's scopes
+	checks         []Check
+	health         *healthCache
+	specYAML       []byte
+	specJSON       []byte
 }
 
 var _ gen.StrictServerInterface = (*Handler)(nil)

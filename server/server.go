@@ -46,6 +46,9 @@ type Options struct {
 	// WebhookAllowPrivate accepts subscription URLs whose host is a
 	// loopback or private address.
 	WebhookAllowPrivate bool
+	// WebhooksPerKey is how many subscriptions one API key may make
+	// (DefaultWebhooksPerKey when zero): each adds a delivery to every event.
+	WebhooksPerKey int
 	// Admin, when set, is mounted at AdminPrefix (the job dashboard). It
 	// sits outside openapi.yaml and its validation. With Auth, it needs a
 	// key with the admin scope (see adminOnly); it always refuses changes sent
@@ -83,6 +86,9 @@ type Observer interface {
 // so that unknown paths add no label values.
 const UnmatchedRoute = "unmatched"
 
+// DefaultWebhooksPerKey is Options.WebhooksPerKey when zero.
+const DefaultWebhooksPerKey = 100
+
 // AdminPrefix is where Options.Admin is mounted.
 const AdminPrefix = "/admin/jobs"
 
@@ -101,6 +107,9 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 		checks: opts.Checks, specYAML: userapi.OpenAPI, specJSON: specJSON,
 	}
 	h.health = newHealthCache(opts.HealthMaxAge, h.probe)
+	if h.webhooksPerKey = opts.WebhooksPerKey; h.webhooksPerKey <= 0 {
+		h.webhooksPerKey = DefaultWebhooksPerKey
+	}
 
 	e := echo.New()
 	e.HideBanner = true

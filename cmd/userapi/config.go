@@ -45,6 +45,7 @@ type config struct {
 	WebhookConcurrency  int32
 	WebhookTimeout      time.Duration
 	WebhookAllowPrivate bool
+	WebhooksPerKey      int32
 	JobRetryBackoff     time.Duration
 	JobRescueAfter      time.Duration
 	AdminUI             bool
@@ -172,6 +173,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		{"USERAPI_WEBHOOK_CONCURRENCY", "16", intIn(&c.WebhookConcurrency, 1, 1000)},
 		{"USERAPI_WEBHOOK_TIMEOUT", "5s", positiveDuration(&c.WebhookTimeout)},
 		{"USERAPI_WEBHOOK_ALLOW_PRIVATE", "false", boolean(&c.WebhookAllowPrivate)},
+		{"USERAPI_WEBHOOKS_PER_KEY", "100", intIn(&c.WebhooksPerKey, 1, 100000)},
 		{"USERAPI_JOB_RETRY_BACKOFF", "1s", positiveDuration(&c.JobRetryBackoff)},
 		{"USERAPI_JOB_RESCUE_AFTER", "1h", positiveDuration(&c.JobRescueAfter)},
 		{"USERAPI_ADMIN_UI", "off", onOff(&c.AdminUI)},

@@ -235,6 +235,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.P
 		Jobs:                queue,
 		Webhooks:            store.NewWebhooks(pool),
 		WebhookAllowPrivate: cfg.WebhookAllowPrivate,
+		WebhooksPerKey:      int(cfg.WebhooksPerKey),
 		Observer:            metrics.NewRequests(reg),
 		Idempotency:         store.NewIdempotency(pool),
 		IdempotencyTTL:      cfg.IdempotencyTTL,

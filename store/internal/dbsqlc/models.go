@@ -51,6 +51,7 @@ type Webhook struct {
 	Events    []string
 	Secret    string
 	CreatedAt time.Time
+	OwnerKey  pgtype.Text
 }
 
 type WebhookDelivery struct {

@@ -52,6 +52,8 @@ type Querier interface {
 	UserSetProfile(ctx context.Context, arg UserSetProfileParams) error
 	// UserUpdate sets the user's editable fields, bumps its version and returns it.
 	UserUpdate(ctx context.Context, arg UserUpdateParams) (User, error)
+	// WebhookCountByOwner counts the subscriptions a key made.
+	WebhookCountByOwner(ctx context.Context, ownerKey string) (int64, error)
 	// WebhookCreate stores a subscription and returns it.
 	WebhookCreate(ctx context.Context, arg WebhookCreateParams) (Webhook, error)
 	// WebhookDelete deletes a subscription, and with it its delivery log.
@@ -66,6 +68,9 @@ type Querier interface {
 	WebhookList(ctx context.Context) ([]Webhook, error)
 	// WebhookListForEvent returns the ids of the subscriptions to an event type.
 	WebhookListForEvent(ctx context.Context, eventType string) ([]int64, error)
+	// WebhookOwnerLock makes one key's subscriptions wait for each other until
+	// the transaction ends, so that counting them and adding one is one step.
+	WebhookOwnerLock(ctx context.Context, ownerKey string) error
 }
 
 var _ Querier = (*Queries)(nil)
