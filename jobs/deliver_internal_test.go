@@ -23,7 +23,8 @@ func TestFailureCategories(t *testing.T) {
 	untrusted := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	t.Cleanup(untrusted.Close)
 
-	const timeout = 300 * time.Millisecond
+	// Long enough for a handshake on a busy machine; NoAnswer waits it out.
+	const timeout = 3 * time.Second
 	tests := []struct {
 		name         string
 		url          string
