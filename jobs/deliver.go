@@ -3,12 +3,16 @@ package jobs
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -82,6 +86,41 @@ type deliverWorker struct {
 	timeout  time.Duration
 	logger   *slog.Logger
 	observe  func(DeliveryOutcome) // nil: nobody is told
+	inFlight *perKey               // deliveries under way, per subscription
+}
+
+// perKey counts what is under way per key, up to a limit per key.
+type perKey struct {
+	limit int
+	mu    sync.Mutex
+	n     map[int64]int
+}
+
+// acquire takes one of key's slots, or says there is none free.
+func (p *perKey) acquire(key int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n[key] >= p.limit {
+		return false
+	}
+	p.n[key]++
+	return true
+}
+
+func (p *perKey) release(key int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n[key]--; p.n[key] <= 0 {
+		delete(p.n, key)
+	}
+}
+
+// snoozeFor is how long a delivery waits when its subscription has no free
+// slot: about half an attempt's longest time, jittered so that the waiting
+// deliveries do not all come back together.
+func (w *deliverWorker) snoozeFor() time.Duration {
+	half := w.timeout / 2
+	return half + time.Duration(rand.Int64N(int64(half)+1))
 }
 
 // DeliveryOutcome is what became of one delivery attempt.
@@ -101,6 +140,13 @@ func (w *deliverWorker) Timeout(*river.Job[DeliverArgs]) time.Duration {
 }
 
 func (w *deliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
+	// A slow receiver must not take every worker, or everyone else's
+	// deliveries wait for it: past its share, its deliveries step aside
+	// (a snooze is no attempt) and the worker takes the next job.
+	if !w.inFlight.acquire(job.Args.WebhookID) {
+		return river.JobSnooze(w.snoozeFor())
+	}
+	defer w.inFlight.release(job.Args.WebhookID)
 	hook, err := w.webhooks.Get(ctx, job.Args.WebhookID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // unsubscribed since: drop the event
@@ -160,10 +206,9 @@ func (w *deliverWorker) send(ctx context.Context, hook store.Webhook, body []byt
 	res, err := w.client.Do(req)
 	d.Latency = time.Since(now)
 	if err != nil {
-		if errors.Is(err, webhook.ErrPrivateAddress) {
-			return false, fmt.Errorf("refused: the URL leads to a private address")
-		}
-		return true, fmt.Errorf("no answer: %w", err)
+		why := failure(err)
+		w.logger.InfoContext(ctx, "webhook: delivery failed", "webhook_id", hook.ID, "failure", why, "error", err.Error())
+		return why != FailureBlocked, errors.New(why)
 	}
 	// Drain a little so the connection can be reused; the body means nothing.
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4096))
@@ -173,8 +218,40 @@ func (w *deliverWorker) send(ctx context.Context, hook store.Webhook, body []byt
 	case c >= 200 && c < 300:
 		return false, nil
 	case c >= 500, c == http.StatusRequestTimeout, c == http.StatusTooManyRequests:
-		return true, fmt.Errorf("receiver answered %d", c)
+		return true, fmt.Errorf("http status %d", c)
 	default:
-		return false, fmt.Errorf("receiver answered %d; not retried", c)
+		return false, fmt.Errorf("http status %d", c)
 	}
+}
+
+// Why a delivery attempt got no answer, as its subscriber sees it (in the
+// delivery log and the job's errors). Categories only: the network's own
+// words would tell whoever can subscribe which internal resolvers exist and
+// which hosts refuse rather than ignore a connection. The log has them.
+const (
+	FailureConnect = "connection failed" // no connection: DNS, refused, unreachable, dial timeout
+	FailureTimeout = "timeout"           // connected, but no answer in time
+	FailureTLS     = "tls"               // the TLS handshake failed, or the certificate
+	FailureBlocked = "blocked address"   // the URL leads to an address deliveries may not reach
+)
+
+// failure is the category of a failed attempt's error.
+func failure(err error) string {
+	var opErr *net.OpError
+	var dnsErr *net.DNSError
+	var certErr *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var record tls.RecordHeaderError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, webhook.ErrPrivateAddress):
+		return FailureBlocked
+	case errors.As(err, &opErr) && opErr.Op == "dial", errors.As(err, &dnsErr):
+		return FailureConnect
+	case errors.As(err, &certErr), errors.As(err, &alert), errors.As(err, &record):
+		return FailureTLS
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return FailureTimeout
+	}
+	return FailureConnect
 }

@@ -41,6 +41,9 @@ type Options struct {
 	// WebhookConcurrency is how many deliveries this process makes at once
 	// (16).
 	WebhookConcurrency int
+	// WebhookConcurrencyPerSubscription is how many of those may go to one
+	// subscription (2), so that slow receivers leave workers to the others.
+	WebhookConcurrencyPerSubscription int
 	// WebhookTimeout bounds one delivery attempt, from connecting to reading
 	// the answer (5s).
 	WebhookTimeout time.Duration
@@ -93,6 +96,9 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 	if opts.WebhookConcurrency <= 0 {
 		opts.WebhookConcurrency = 16
 	}
+	if opts.WebhookConcurrencyPerSubscription <= 0 {
+		opts.WebhookConcurrencyPerSubscription = 2
+	}
 	if opts.WebhookTimeout <= 0 {
 		opts.WebhookTimeout = 5 * time.Second
 	}
@@ -110,6 +116,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 		timeout:  opts.WebhookTimeout,
 		logger:   opts.Logger,
 		observe:  opts.OnDelivery,
+		inFlight: &perKey{limit: opts.WebhookConcurrencyPerSubscription, n: map[int64]int{}},
 	}
 	if err := river.AddWorkerSafely(workers, deliver); err != nil {
 		return nil, err

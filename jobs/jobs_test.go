@@ -261,7 +261,7 @@ func TestDeliver_SlowReceiverTimesOut(t *testing.T) {
 		t.Fatalf("delivery log has %d attempts, want 1", len(log))
 	}
 	d := log[0]
-	if d.StatusCode != 0 || !strings.Contains(d.Error, "Timeout") || d.Latency < 300*time.Millisecond || d.Latency > 2*time.Second {
+	if d.StatusCode != 0 || d.Error != jobs.FailureTimeout || d.Latency < 300*time.Millisecond || d.Latency > 2*time.Second {
 		t.Errorf("attempt = status %d, error %q, latency %s; want no status, a timeout, about 300ms", d.StatusCode, d.Error, d.Latency)
 	}
 	if len(j.Errors) != 1 {
@@ -328,7 +328,7 @@ func TestDeliver_PrivateAddressRefused(t *testing.T) {
 	if n := len(rc.deliveries()); n != 0 {
 		t.Errorf("receiver on a loopback address got %d deliveries, want 0", n)
 	}
-	if log := deliveryLog(t, pool); len(log) != 1 || !strings.Contains(log[0].Error, "private address") {
+	if log := deliveryLog(t, pool); len(log) != 1 || log[0].Error != jobs.FailureBlocked {
 		t.Errorf("delivery log = %+v, want one attempt refused for a private address", log)
 	}
 }

@@ -33,6 +33,23 @@ func caller(c echo.Context) Caller {
 	return v
 }
 
+type callerCtxKey struct{}
+
+// setCaller records who sent the request, for middleware (caller) and for
+// handlers, which see only the request's context (callerOf).
+func setCaller(c echo.Context, who Caller) {
+	c.Set(callerKey, who)
+	req := c.Request()
+	c.SetRequest(req.WithContext(context.WithValue(req.Context(), callerCtxKey{}, who)))
+}
+
+// callerOf is caller for a handler: the zero Caller when authentication is
+// off or found no valid key.
+func callerOf(ctx context.Context) Caller {
+	v, _ := ctx.Value(callerCtxKey{}).(Caller)
+	return v
+}
+
 // KeyChecker checks a presented API key (see auth.Checker).
 type KeyChecker interface {
 	Check(ctx context.Context, key string) (auth.Key, error)
@@ -60,7 +77,7 @@ func identify(keys KeyChecker) echo.MiddlewareFunc {
 				c.Set(authErrorKey, err)
 				return next(c)
 			}
-			c.Set(callerKey, Caller{KeyPrefix: key.Prefix, Scopes: key.Scopes})
+			setCaller(c, Caller{KeyPrefix: key.Prefix, Scopes: key.Scopes})
 			return next(c)
 		}
 	}
@@ -79,14 +96,19 @@ func authorize(needs string, obs Observer) echo.MiddlewareFunc {
 				if obs != nil {
 					obs.AuthRefused("scope")
 				}
-				p := newProblem(http.StatusForbidden, fmt.Sprintf("this operation needs the scope %s; the key %s has %s",
+				return insufficientScope(needs, fmt.Sprintf("this operation needs the scope %s; the key %s has %s",
 					needs, who.KeyPrefix, strings.Join(who.Scopes, ", ")))
-				p.header = http.Header{"Www-Authenticate": {fmt.Sprintf(`Bearer realm="userapi", error="insufficient_scope", scope=%q`, needs)}}
-				return p
 			}
 			return next(c)
 		}
 	}
+}
+
+// insufficientScope is the 403 for a key that lacks the scope needs.
+func insufficientScope(needs, detail string) *problem {
+	p := newProblem(http.StatusForbidden, detail)
+	p.header = http.Header{"Www-Authenticate": {fmt.Sprintf(`Bearer realm="userapi", error="insufficient_scope", scope=%q`, needs)}}
+	return p
 }
 
 // unauthorized is the 401 for a request without a usable key, which obs
@@ -104,14 +126,7 @@ func unauthorized(c echo.Context, obs Observer) error {
 			return err
 		}
 		p.header = http.Header{"Www-Authenticate": {`Bearer realm="userapi", error="invalid_token"`}}
-		switch {
-		case errors.Is(err, auth.ErrRevoked):
-			reason = "revoked"
-		case errors.Is(err, auth.ErrExpired):
-			reason = "expired"
-		default:
-			reason = "invalid"
-		}
+		reason = refusalReason(err)
 	}
 	if obs != nil {
 		obs.AuthRefused(reason)
@@ -130,34 +145,14 @@ func unauthorizedBecause(err error) *problem {
 	return nil
 }
 
-// adminOnly guards the job dashboard, which a browser opens: browsers do not
-// send Bearer tokens, so it takes an admin key as the password of HTTP Basic
-// authentication (any user name), which makes the browser ask for it.
-func adminOnly(keys KeyChecker) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			_, key, ok := c.Request().BasicAuth()
-			if !ok {
-				return adminChallenge("the job dashboard needs an API key with the admin scope, as the password")
-			}
-			k, err := keys.Check(c.Request().Context(), key)
-			if err != nil {
-				if p := unauthorizedBecause(err); p != nil {
-					return adminChallenge(p.Detail)
-				}
-				return err
-			}
-			if !auth.Allows(k.Scopes, auth.ScopeAdmin) {
-				return newProblem(http.StatusForbidden, fmt.Sprintf("the job dashboard needs the admin scope; the key %s has %s", k.Prefix, strings.Join(k.Scopes, ", ")))
-			}
-			c.Set(callerKey, Caller{KeyPrefix: k.Prefix, Scopes: k.Scopes})
-			return next(c)
-		}
+// refusalReason is the Observer's reason for a key unauthorizedBecause
+// refuses.
+func refusalReason(err error) string {
+	switch {
+	case errors.Is(err, auth.ErrRevoked):
+		return "revoked"
+	case errors.Is(err, auth.ErrExpired):
+		return "expired"
 	}
-}
-
-func adminChallenge(detail string) error {
-	p := newProblem(http.StatusUnauthorized, detail)
-	p.header = http.Header{"Www-Authenticate": {`Basic realm="userapi job dashboard", charset="UTF-8"`}}
-	return p
+	return "invalid"
 }

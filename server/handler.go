@@ -17,13 +17,16 @@ import (
 // Handler implements every operation of the API. It only translates between
 // HTTP types and the store; rules live in the store and in openapi.yaml.
 type Handler struct {
-	users        store.UserService
-	jobs         JobService
-	webhooks     store.WebhookService
-	allowPrivate bool
-	checks       []Check
-	specYAML     []byte
-	specJSON     []byte
+	users          store.UserService
+	jobs           JobService
+	webhooks       store.WebhookService
+	allowPrivate   bool
+	webhooksPerKey int
+	auth           bool // keys are checked: some answers depend on the caller's scopes
+	checks         []Check
+	health         *healthCache
+	specYAML       []byte
+	specJSON       []byte
 }
 
 var _ gen.StrictServerInterface = (*Handler)(nil)
@@ -98,8 +101,20 @@ func (h *Handler) GetLiveness(context.Context, gen.GetLivenessRequestObject) (ge
 // dependency hangs.
 const healthTimeout = 2 * time.Second
 
-// GetHealth probes every dependency at once and reports each.
+// GetHealth reports every dependency, from a probe at most HealthMaxAge old.
 func (h *Handler) GetHealth(ctx context.Context, _ gen.GetHealthRequestObject) (gen.GetHealthResponseObject, error) {
+	health, err := h.health.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if health.Status == gen.HealthStatusDown {
+		return gen.GetHealth503JSONResponse(health), nil
+	}
+	return gen.GetHealth200JSONResponse(health), nil
+}
+
+// probe checks every dependency at once and reports each.
+func (h *Handler) probe(ctx context.Context) gen.Health {
 	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
 	defer cancel()
 
@@ -145,8 +160,5 @@ func (h *Handler) GetHealth(ctx context.Context, _ gen.GetHealthRequestObject) (
 			health.Status = gen.HealthStatusDegraded
 		}
 	}
-	if health.Status == gen.HealthStatusDown {
-		return gen.GetHealth503JSONResponse(health), nil
-	}
-	return gen.GetHealth200JSONResponse(health), nil
+	return health
 }

@@ -3,8 +3,11 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 
+	"userapi/auth"
 	"userapi/gen"
 	"userapi/jobs"
 	"userapi/store"
@@ -49,7 +52,22 @@ func (h *Handler) GetJob(ctx context.Context, req gen.GetJobRequestObject) (gen.
 	if err != nil {
 		return nil, err
 	}
+	if needs, ok := jobScopes[j.Kind]; ok && h.auth {
+		if who := callerOf(ctx); !auth.Allows(who.Scopes, needs) {
+			return nil, insufficientScope(needs, fmt.Sprintf("job %d is a %s job, which only keys with the scope %s may see; the key %s has %s",
+				j.ID, j.Kind, needs, who.KeyPrefix, strings.Join(who.Scopes, ", ")))
+		}
+	}
 	return gen.GetJob200JSONResponse{Body: toAPIJob(j)}, nil
+}
+
+// jobScopes are the kinds of job that carry another scope's data, and that
+// scope. A delivery's errors and timing belong to its subscription, which
+// only webhooks:admin may see (GET /webhooks/{id}/deliveries shows the
+// same attempts); redacting them instead would leave a job with nothing to
+// say.
+var jobScopes = map[string]string{
+	jobs.DeliverArgs{}.Kind(): auth.ScopeWebhooksAdmin,
 }
 
 func toAPIJob(j jobs.Job) gen.Job {

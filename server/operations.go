@@ -184,11 +184,6 @@ func addPages(e *echo.Echo, specJSON []byte, opts Options) {
 	e.GET("/docs/*", swaggerUI(specJSON))
 	e.GET("/redoc/*", redocAssets())
 	if opts.Admin != nil {
-		admin := echo.WrapHandler(opts.Admin)
-		if opts.Auth != nil {
-			admin = adminOnly(opts.Auth)(admin)
-		}
-		e.Any(AdminPrefix, admin)
-		e.Any(AdminPrefix+"/*", admin)
+		mountAdmin(e, opts)
 	}
 }

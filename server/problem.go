@@ -142,9 +142,17 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		if c.Response().Committed {
 			return
 		}
-		p := toProblem(err)
 		req := c.Request()
 		id := requestID(c)
+		if clientGone(req) {
+			// Nobody reads this answer: log and count it as what it is,
+			// not as the failure the cancellation caused downstream.
+			c.Response().Status = StatusClientClosedRequest
+			logger.DebugContext(req.Context(), "client closed the request",
+				"request_id", id, "method", req.Method, "path", req.URL.Path, "error", err)
+			return
+		}
+		p := toProblem(err)
 		p.Instance = &req.URL.Path
 		if id != "" {
 			p.RequestId = &id
@@ -178,3 +186,13 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 type errorText struct{ err error }
 
 func (e errorText) LogValue() slog.Value { return slog.StringValue(e.err.Error()) }
+
+// StatusClientClosedRequest is the status recorded (never sent) for a
+// request whose client went away before it was answered, as nginx does.
+const StatusClientClosedRequest = 499
+
+// clientGone reports whether the client closed the connection (or reset
+// the stream) before the answer: net/http then cancels the request's context.
+func clientGone(req *http.Request) bool {
+	return errors.Is(req.Context().Err(), context.Canceled)
+}

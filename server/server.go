@@ -46,9 +46,13 @@ type Options struct {
 	// WebhookAllowPrivate accepts subscription URLs whose host is a
 	// loopback or private address.
 	WebhookAllowPrivate bool
+	// WebhooksPerKey is how many subscriptions one API key may make
+	// (DefaultWebhooksPerKey when zero): each adds a delivery to every event.
+	WebhooksPerKey int
 	// Admin, when set, is mounted at AdminPrefix (the job dashboard). It
 	// sits outside openapi.yaml and its validation. With Auth, it needs a
-	// key with the admin scope (see adminOnly).
+	// key with the admin scope (see adminOnly); it always refuses changes sent
+	// from other sites (see mountAdmin).
 	Admin http.Handler
 	// Observer, when set, is told of every answered request and every
 	// rate-limit refusal (metrics).
@@ -66,6 +70,9 @@ type Options struct {
 	// validated: members in one object, and objects and arrays inside one
 	// another (DefaultJSONMaxKeys and DefaultJSONMaxDepth when zero).
 	JSONMaxKeys, JSONMaxDepth int
+	// HealthMaxAge is how old a /health answer may be (DefaultHealthMaxAge
+	// when zero).
+	HealthMaxAge time.Duration
 }
 
 // Observer is told what the server did, for metrics.
@@ -86,6 +93,9 @@ type Observer interface {
 // so that unknown paths add no label values.
 const UnmatchedRoute = "unmatched"
 
+// DefaultWebhooksPerKey is Options.WebhooksPerKey when zero.
+const DefaultWebhooksPerKey = 100
+
 // AdminPrefix is where Options.Admin is mounted.
 const AdminPrefix = "/admin/jobs"
 
@@ -104,8 +114,12 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 		return nil, fmt.Errorf("convert openapi.yaml to JSON: %w", err)
 	}
 	h := &Handler{
-		users: users, jobs: opts.Jobs, webhooks: opts.Webhooks, allowPrivate: opts.WebhookAllowPrivate,
+		users: users, jobs: opts.Jobs, webhooks: opts.Webhooks, allowPrivate: opts.WebhookAllowPrivate, auth: opts.Auth != nil,
 		checks: opts.Checks, specYAML: userapi.OpenAPI, specJSON: specJSON,
+	}
+	h.health = newHealthCache(opts.HealthMaxAge, h.probe)
+	if h.webhooksPerKey = opts.WebhooksPerKey; h.webhooksPerKey <= 0 {
+		h.webhooksPerKey = DefaultWebhooksPerKey
 	}
 
 	e := echo.New()

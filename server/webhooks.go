@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"net/http"
 	"strconv"
 
 	"userapi/gen"
@@ -35,7 +37,14 @@ func (h *Handler) CreateWebhook(ctx context.Context, req gen.CreateWebhookReques
 	for i, e := range req.Body.Events {
 		events[i] = string(e)
 	}
-	w, err := h.webhooks.Create(ctx, store.NewWebhook{URL: req.Body.Url, Events: events, Secret: secret})
+	who := callerOf(ctx)
+	w, err := h.webhooks.Create(ctx, store.NewWebhook{URL: req.Body.Url, Events: events, Secret: secret, Owner: who.KeyPrefix, MaxPerOwner: h.webhooksPerKey})
+	if errors.Is(err, store.ErrTooManyWebhooks) {
+		p := newProblem(http.StatusUnprocessableEntity, fmt.Sprintf(
+			"the key %s already has %d subscriptions, the most one key may have: delete one before adding another", who.KeyPrefix, h.webhooksPerKey))
+		p.cause = err
+		return nil, p
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -24,7 +25,15 @@ type NewWebhook struct {
 	URL    string
 	Events []string
 	Secret string
+	// Owner is the prefix of the API key subscribing; empty without keys.
+	Owner string
+	// MaxPerOwner, when positive, is how many subscriptions Owner may have.
+	MaxPerOwner int
 }
+
+// ErrTooManyWebhooks means the key already has as many subscriptions as it
+// may: every one of them adds a delivery to every event.
+var ErrTooManyWebhooks = errors.New("the key has too many subscriptions")
 
 // Delivery is one attempt to deliver an event to a subscriber.
 type Delivery struct {
@@ -44,7 +53,8 @@ type Delivery struct {
 
 // WebhookService is what the HTTP layer needs from a subscription store.
 type WebhookService interface {
-	// Create stores a subscription.
+	// Create stores a subscription. Returns ErrTooManyWebhooks if its owner
+	// already has MaxPerOwner.
 	Create(ctx context.Context, w NewWebhook) (Webhook, error)
 	// Get returns one subscription. Returns ErrNotFound if there is none.
 	Get(ctx context.Context, id int64) (Webhook, error)
@@ -72,11 +82,36 @@ func NewWebhooks(db DB) *Webhooks {
 	return &Webhooks{db: db, q: dbsqlc.New(db)}
 }
 
-// Create stores a subscription.
+// Create stores a subscription. Returns ErrTooManyWebhooks if its owner
+// already has MaxPerOwner.
 func (s *Webhooks) Create(ctx context.Context, w NewWebhook) (_ Webhook, err error) {
 	defer wrap(&err, "Webhooks.Create")
-	row, err := s.queries(ctx).WebhookCreate(ctx, dbsqlc.WebhookCreateParams{Url: w.URL, Events: w.Events, Secret: w.Secret})
-	return webhookFromRow(row), translate(err)
+	params := dbsqlc.WebhookCreateParams{Url: w.URL, Events: w.Events, Secret: w.Secret, OwnerKey: pgtype.Text{String: w.Owner, Valid: w.Owner != ""}}
+	if w.Owner == "" || w.MaxPerOwner <= 0 {
+		row, err := s.queries(ctx).WebhookCreate(ctx, params)
+		return webhookFromRow(row), translate(err)
+	}
+	tx, err := Begin(ctx, s.db)
+	if err != nil {
+		return Webhook{}, translate(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit, a no-op
+	q := dbsqlc.New(tx)
+	if err := q.WebhookOwnerLock(ctx, w.Owner); err != nil {
+		return Webhook{}, translate(err)
+	}
+	n, err := q.WebhookCountByOwner(ctx, w.Owner)
+	if err != nil {
+		return Webhook{}, translate(err)
+	}
+	if n >= int64(w.MaxPerOwner) {
+		return Webhook{}, ErrTooManyWebhooks
+	}
+	row, err := q.WebhookCreate(ctx, params)
+	if err != nil {
+		return Webhook{}, translate(err)
+	}
+	return webhookFromRow(row), translate(tx.Commit(ctx))
 }
 
 // Get returns one subscription. Returns ErrNotFound if there is none.

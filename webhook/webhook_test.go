@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -80,6 +82,39 @@ func TestCheckURL(t *testing.T) {
 		{"http://169.254.169.254/latest", false, false},
 		{"http://localhost/hook", false, false},
 		{"http://localhost/hook", true, true},
+		// Every spelling a resolver or a browser reads as a private address.
+		{"http://127.1/hook", false, false},
+		{"http://127.0.1/hook", false, false},
+		{"http://2130706433/hook", false, false},
+		{"http://0x7f000001/hook", false, false},
+		{"http://0X7F.1/hook", false, false},
+		{"http://0177.0.0.1/hook", false, false},
+		{"http://017700000001/hook", false, false},
+		{"http://10.0x10203/hook", false, false},
+		{"http://127.0.0.1./hook", false, false},
+		{"http://１２７.0.0.1/hook", false, false},
+		{"http://LOCALHOST/hook", false, false},
+		{"http://localhost./hook", false, false},
+		{"http://api.LocalHost/hook", false, false},
+		{"http://[::127.0.0.1]/hook", false, false},
+		{"http://[::ffff:127.0.0.1]/hook", false, false},
+		{"http://[2002:7f00:1::]/hook", false, false},
+		{"http://[64:ff9b::10.0.0.1]/hook", false, false},
+		{"http://[fe80::1%25eth0]/hook", false, false},
+		{"http://2130706433/hook", true, true},
+		// Numbers that are no address at all.
+		{"http://1.2.3.256/hook", false, false},
+		{"http://4294967296/hook", false, false},
+		{"http://1.2.3.4.5/hook", false, false},
+		{"http://08.1.2.3/hook", false, false},
+		// Public addresses in the same forms, and names that merely contain
+		// numbers, pass.
+		{"http://0x5db8d822/hook", false, true},
+		{"http://[2002:5db8:d822::1]/hook", false, true},
+		{"http://[64:ff9b::93.184.216.34]/hook", false, true},
+		{"https://1.2.3.example/hook", false, true},
+		{"https://example.123abc/hook", false, true},
+		{"https://localhost.example.com/hook", false, true},
 	}
 	for _, tt := range tests {
 		err := webhook.CheckURL(tt.url, tt.allowPrivate)
@@ -109,6 +144,13 @@ func TestIsPublic(t *testing.T) {
 		{"fe80::1", false},
 		{"::ffff:10.0.0.1", false},
 		{"64:ff9b::a00:1", false},
+		{"64:ff9b::5db8:d822", true},
+		{"64:ff9b:1::5db8:d822", false},
+		{"2002:7f00:1::", false},
+		{"2002:a00:1::1", false},
+		{"2002:5db8:d822::1", true},
+		{"::127.0.0.1", false},
+		{"::", false},
 	}
 	for _, tt := range tests {
 		if got := webhook.IsPublic(netip.MustParseAddr(tt.addr)); got != tt.want {
@@ -124,5 +166,33 @@ func TestPublicOnly(t *testing.T) {
 	}
 	if err := webhook.PublicOnly("tcp", "93.184.216.34:443", nil); err != nil {
 		t.Errorf("PublicOnly(93.184.216.34:443) = %v, want nil", err)
+	}
+}
+
+// Names the hosts file maps to a private address are refused; those it maps
+// to a public one, and names it does not hold, are left to delivery.
+// Not parallel: it replaces the hosts file for the package.
+func TestCheckURL_HostsFile(t *testing.T) {
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	content := "# comment\n10.1.2.3 db.internal db # the database\n93.184.216.34\tpublic.example\n::1 ip6-loopback\n"
+	if err := os.WriteFile(hosts, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	webhook.SetHostsFile(t, hosts)
+	tests := []struct {
+		url string
+		ok  bool
+	}{
+		{"http://db.internal/hook", false},
+		{"http://DB/hook", false},
+		{"http://db./hook", false},
+		{"http://ip6-loopback/hook", false},
+		{"http://public.example/hook", true},
+		{"http://elsewhere.example/hook", true},
+	}
+	for _, tt := range tests {
+		if err := webhook.CheckURL(tt.url, false); (err == nil) != tt.ok {
+			t.Errorf("CheckURL(%q) = %v, want ok=%v", tt.url, err, tt.ok)
+		}
 	}
 }

@@ -267,6 +267,7 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 		Jobs:                queue,
 		Webhooks:            store.NewWebhooks(pool),
 		WebhookAllowPrivate: cfg.WebhookAllowPrivate,
+		WebhooksPerKey:      int(cfg.WebhooksPerKey),
 		Observer:            metrics.NewRequests(reg),
 		Idempotency:         store.NewIdempotency(pool),
 		IdempotencyTTL:      cfg.IdempotencyTTL,

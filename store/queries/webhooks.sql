@@ -1,8 +1,18 @@
 -- name: WebhookCreate :one
 -- WebhookCreate stores a subscription and returns it.
-INSERT INTO webhooks (url, events, secret)
-VALUES (@url, @events::text[], @secret)
+INSERT INTO webhooks (url, events, secret, owner_key)
+VALUES (@url, @events::text[], @secret, sqlc.narg('owner_key'))
 RETURNING *;
+
+-- name: WebhookOwnerLock :exec
+-- WebhookOwnerLock makes one key's subscriptions wait for each other until
+-- the transaction ends, so that counting them and adding one is one step.
+SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || @owner_key::text, 0));
+
+-- name: WebhookCountByOwner :one
+-- WebhookCountByOwner counts the subscriptions a key made.
+SELECT count(*) FROM webhooks
+WHERE owner_key = @owner_key::text;
 
 -- name: WebhookGet :one
 -- WebhookGet returns the subscription with this id.

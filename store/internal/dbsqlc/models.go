@@ -52,6 +52,7 @@ type Webhook struct {
 	Events    []string
 	Secret    string
 	CreatedAt time.Time
+	OwnerKey  pgtype.Text
 }
 
 type WebhookDelivery struct {

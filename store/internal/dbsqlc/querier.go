@@ -58,6 +58,8 @@ type Querier interface {
 	// The email key changes only with the email, so a row the key migration left
 	// without one (a duplicate) can still change its name.
 	UserUpdate(ctx context.Context, arg UserUpdateParams) (User, error)
+	// WebhookCountByOwner counts the subscriptions a key made.
+	WebhookCountByOwner(ctx context.Context, ownerKey string) (int64, error)
 	// WebhookCreate stores a subscription and returns it.
 	WebhookCreate(ctx context.Context, arg WebhookCreateParams) (Webhook, error)
 	// WebhookDelete deletes a subscription, and with it its delivery log.
@@ -72,6 +74,9 @@ type Querier interface {
 	WebhookList(ctx context.Context) ([]Webhook, error)
 	// WebhookListForEvent returns the ids of the subscriptions to an event type.
 	WebhookListForEvent(ctx context.Context, eventType string) ([]int64, error)
+	// WebhookOwnerLock makes one key's subscriptions wait for each other until
+	// the transaction ends, so that counting them and adding one is one step.
+	WebhookOwnerLock(ctx context.Context, ownerKey string) error
 }
 
 var _ Querier = (*Queries)(nil)

@@ -11,21 +11,40 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+const webhookCountByOwner = `-- name: WebhookCountByOwner :one
+SELECT count(*) FROM webhooks
+WHERE owner_key = $1::text
+`
+
+// WebhookCountByOwner counts the subscriptions a key made.
+func (q *Queries) WebhookCountByOwner(ctx context.Context, ownerKey string) (int64, error) {
+	row := q.db.QueryRow(ctx, webhookCountByOwner, ownerKey)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const webhookCreate = `-- name: WebhookCreate :one
-INSERT INTO webhooks (url, events, secret)
-VALUES ($1, $2::text[], $3)
-RETURNING id, url, events, secret, created_at
+INSERT INTO webhooks (url, events, secret, owner_key)
+VALUES ($1, $2::text[], $3, $4)
+RETURNING id, url, events, secret, created_at, owner_key
 `
 
 type WebhookCreateParams struct {
-	Url    string
-	Events []string
-	Secret string
+	Url      string
+	Events   []string
+	Secret   string
+	OwnerKey pgtype.Text
 }
 
 // WebhookCreate stores a subscription and returns it.
 func (q *Queries) WebhookCreate(ctx context.Context, arg WebhookCreateParams) (Webhook, error) {
-	row := q.db.QueryRow(ctx, webhookCreate, arg.Url, arg.Events, arg.Secret)
+	row := q.db.QueryRow(ctx, webhookCreate,
+		arg.Url,
+		arg.Events,
+		arg.Secret,
+		arg.OwnerKey,
+	)
 	var i Webhook
 	err := row.Scan(
 		&i.ID,
@@ -33,6 +52,7 @@ func (q *Queries) WebhookCreate(ctx context.Context, arg WebhookCreateParams) (W
 		&i.Events,
 		&i.Secret,
 		&i.CreatedAt,
+		&i.OwnerKey,
 	)
 	return i, err
 }
@@ -124,7 +144,7 @@ func (q *Queries) WebhookDeliveryList(ctx context.Context, arg WebhookDeliveryLi
 }
 
 const webhookGet = `-- name: WebhookGet :one
-SELECT id, url, events, secret, created_at FROM webhooks
+SELECT id, url, events, secret, created_at, owner_key FROM webhooks
 WHERE id = $1
 `
 
@@ -138,12 +158,13 @@ func (q *Queries) WebhookGet(ctx context.Context, id int64) (Webhook, error) {
 		&i.Events,
 		&i.Secret,
 		&i.CreatedAt,
+		&i.OwnerKey,
 	)
 	return i, err
 }
 
 const webhookList = `-- name: WebhookList :many
-SELECT id, url, events, secret, created_at FROM webhooks
+SELECT id, url, events, secret, created_at, owner_key FROM webhooks
 ORDER BY id
 `
 
@@ -163,6 +184,7 @@ func (q *Queries) WebhookList(ctx context.Context) ([]Webhook, error) {
 			&i.Events,
 			&i.Secret,
 			&i.CreatedAt,
+			&i.OwnerKey,
 		); err != nil {
 			return nil, err
 		}
@@ -199,4 +221,15 @@ func (q *Queries) WebhookListForEvent(ctx context.Context, eventType string) ([]
 		return nil, err
 	}
 	return items, nil
+}
+
+const webhookOwnerLock = `-- name: WebhookOwnerLock :exec
+SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $1::text, 0))
+`
+
+// WebhookOwnerLock makes one key's subscriptions wait for each other until
+// the transaction ends, so that counting them and adding one is one step.
+func (q *Queries) WebhookOwnerLock(ctx context.Context, ownerKey string) error {
+	_, err := q.db.Exec(ctx, webhookOwnerLock, ownerKey)
+	return err
 }
