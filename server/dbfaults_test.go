@@ -148,3 +148,17 @@ func TestRequestDeadline_FrozenDatabase(t *testing.T) {
 	s.do("GET", "/users/1", nil).wantUnavailable(t, "GET /users/1 with the database frozen")
 	s.do("POST", "/users", map[string]string{"name": "Ada", "email": "ada@example.com"}).wantUnavailable(t, "POST /users with the database frozen")
 }
+
+// Errors answered under a request deadline keep their status: the deadline's
+// context is cancelled by the time the error handler runs, which must not
+// pass for a client that left.
+func TestRequestDeadline_ErrorsKeepTheirStatus(t *testing.T) {
+	t.Parallel()
+	s := newServerWith(t, nil, server.Options{RequestTimeout: time.Minute})
+	if r := s.do("GET", "/users/987654", nil); r.status != http.StatusNotFound {
+		t.Errorf("GET /users/987654 = %d %s, want 404", r.status, r.body)
+	}
+	if r := s.do("POST", "/users", map[string]string{"name": "Ada"}); r.status != http.StatusUnprocessableEntity {
+		t.Errorf("POST /users without an email = %d %s, want 422", r.status, r.body)
+	}
+}

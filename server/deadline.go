@@ -21,10 +21,15 @@ func deadline(d time.Duration) echo.MiddlewareFunc {
 			return next
 		}
 		return func(c echo.Context) error {
-			ctx, cancel := context.WithTimeout(c.Request().Context(), d)
+			req := c.Request()
+			ctx, cancel := context.WithTimeout(req.Context(), d)
 			defer cancel()
-			c.SetRequest(c.Request().WithContext(ctx))
+			c.SetRequest(req.WithContext(ctx))
 			err := next(c)
+			// The error handler runs after this returns, when ctx is already
+			// cancelled: give it back the request whose context says only
+			// whether the client left.
+			c.SetRequest(req)
 			// The store translates its own timeouts; this catches any other
 			// dependency's. A client that left gets context.Canceled instead.
 			if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, store.ErrUnavailable) {
