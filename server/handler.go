@@ -21,6 +21,7 @@ type Handler struct {
 	webhooks     store.WebhookService
 	allowPrivate bool
 	checks       []Check
+	ready        *Readiness
 	specYAML     []byte
 	specJSON     []byte
 }

@@ -28,7 +28,7 @@ type RateLimit struct {
 // refused.
 func unlimited(path string) bool {
 	switch path {
-	case "/", "/livez", "/health", "/docs", "/redoc", "/openapi.json", "/openapi.yaml":
+	case "/", "/livez", "/readyz", "/health", "/docs", "/redoc", "/openapi.json", "/openapi.yaml":
 		return true
 	}
 	return strings.HasPrefix(path, "/docs/") || strings.HasPrefix(path, "/redoc/") || strings.HasPrefix(path, AdminPrefix+"/") || path == AdminPrefix

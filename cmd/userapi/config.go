@@ -36,6 +36,7 @@ type config struct {
 	CORSOrigins     []string
 	OTLPEndpoint    string // "" when tracing is off
 
+	DrainDelay        time.Duration
 	ShutdownTimeout   time.Duration
 	ReadHeaderTimeout time.Duration
 	IdempotencyTTL    time.Duration
@@ -156,6 +157,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 			c.OTLPEndpoint = v
 			return nil
 		}},
+		{"USERAPI_DRAIN_DELAY", "5s", duration(&c.DrainDelay)},
 		{"USERAPI_SHUTDOWN_TIMEOUT", "25s", duration(&c.ShutdownTimeout)},
 		{"USERAPI_READ_HEADER_TIMEOUT", "5s", positiveDuration(&c.ReadHeaderTimeout)},
 		{"USERAPI_IDEMPOTENCY_TTL", "24h", func(v string) error {
@@ -303,6 +305,8 @@ Environment (defaults in brackets):
                                  (comma-separated, or "none") [none]
   USERAPI_CORS_ORIGINS           browser origins allowed to call the API, comma-separated,
                                  or "none" for no CORS headers [none]
+  USERAPI_DRAIN_DELAY            after SIGTERM, how long /readyz answers 503 while requests
+                                 are still served, before the listener closes [5s]
   USERAPI_SHUTDOWN_TIMEOUT       how long in-flight requests and running jobs get on shutdown [25s]
   USERAPI_READ_HEADER_TIMEOUT    longest a client may take to send a request's headers;
                                  slower connections are closed [5s]

@@ -224,7 +224,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.P
 	}
 	// Every user change queues its webhook events in its own transaction.
 	var users store.UserService = store.NewUsers(pool).WithHook(queue.UserHook())
+	ready := &server.Readiness{Probe: func(ctx context.Context) error { return store.Ready(ctx, pool) }}
 	opts := server.Options{
+		Ready:   ready,
 		Tracing: cfg.OTLPEndpoint != "",
 		Checks: []server.Check{
 			{Name: "database", Required: true, Probe: pool.Ping},
@@ -332,6 +334,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.P
 		return err
 	case <-ctx.Done():
 	}
+	drain(ready, srv, cfg.DrainDelay, logger)
 
 	// HTTP and the workers wind down together, each within the timeout.
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
