@@ -19,7 +19,11 @@ run: ## Run the service on :8080 (docs at /docs), starting PostgreSQL if needed;
 		&& exec bin/userapi serve
 
 .PHONY: test
-test: ## Run every test against real PostgreSQL, starting it if needed.
+test: ## Run every test against real PostgreSQL, starting it if needed (installs haproxy for the rolling-restart test).
+	@command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || { echo "installing haproxy for the rolling-restart test"; \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		{ $$sudo apt-get update -qq && $$sudo apt-get install -y -qq haproxy >/dev/null; } \
+		|| echo "haproxy could not be installed: the rolling-restart test will be skipped"; }
 	@$(DEV_ENV) && $(GO) test -race -count=1 ./...
 
 .PHONY: generate
