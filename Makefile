@@ -26,6 +26,10 @@ test: ## Run every test against real PostgreSQL, starting it if needed (installs
 		|| echo "haproxy could not be installed: the rolling-restart test will be skipped"; }
 	@$(DEV_ENV) && $(GO) test -race -count=1 ./...
 
+.PHONY: image
+image: ## Build the container image without a daemon, reproducibly: an OCI layout in bin/userapi-image.tar; prints its digest.
+	$(GO) run ./cmd/image -out bin/userapi-image.tar
+
 .PHONY: generate
 generate: ## Regenerate gen/ and clients/typescript (from openapi.yaml) and store/internal/dbsqlc (from SQL).
 	$(GO) generate ./api/... ./store/...
