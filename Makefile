@@ -19,9 +19,17 @@ run: ## Run the service on :8080 (docs at /docs), starting PostgreSQL if needed;
 		&& exec bin/userapi serve --dev-key-file .data/dev-api-key
 
 .PHONY: test
-test: ## Run every test against real PostgreSQL, starting it if needed.
+test: ## Run every test against real PostgreSQL, starting it if needed (installs haproxy for the rolling-restart test).
+	@command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || { echo "installing haproxy for the rolling-restart test"; \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		{ $$sudo apt-get update -qq && $$sudo apt-get install -y -qq haproxy >/dev/null; } \
+		|| echo "haproxy could not be installed: the rolling-restart test will be skipped"; }
 	@$(DEV_ENV) && echo "go test -race ./...: compiling with the race detector, then one line per package as it finishes (a few minutes in all)" \
 		&& $(GO) test -race -count=1 ./...
+
+.PHONY: image
+image: ## Build the container image without a daemon, reproducibly: an OCI layout in bin/userapi-image.tar; prints its digest.
+	$(GO) run ./cmd/image -out bin/userapi-image.tar
 
 .PHONY: generate
 generate: ## Regenerate gen/ and clients/typescript (from openapi.yaml) and store/internal/dbsqlc (from SQL).

@@ -118,6 +118,21 @@ func (e LivenessStatus) Valid() bool {
 	}
 }
 
+// Defines values for ReadinessStatus.
+const (
+	Ready ReadinessStatus = "ready"
+)
+
+// Valid indicates whether the value is a known member of the ReadinessStatus enum.
+func (e ReadinessStatus) Valid() bool {
+	switch e {
+	case Ready:
+		return true
+	default:
+		return false
+	}
+}
+
 // BatchGetRequest The ids of the users to get.
 type BatchGetRequest struct {
 	// Ids From 1 to 1000 user ids.
@@ -365,6 +380,15 @@ type Problem struct {
 	Type string `json:"type"`
 }
 
+// Readiness This instance can serve requests.
+type Readiness struct {
+	// Status Always `ready`.
+	Status ReadinessStatus `json:"status"`
+}
+
+// ReadinessStatus Always `ready`.
+type ReadinessStatus string
+
 // User A user.
 type User struct {
 	// CreatedAt When the user was created (RFC 3339, UTC).
@@ -566,6 +590,9 @@ type IdempotencyKeyInProgress = Problem
 
 // MalformedRequest An error, as in RFC 9457.
 type MalformedRequest = Problem
+
+// NotReady An error, as in RFC 9457.
+type NotReady = Problem
 
 // PayloadTooLarge An error, as in RFC 9457.
 type PayloadTooLarge = Problem

@@ -24,6 +24,7 @@ type Handler struct {
 	webhooksPerKey int
 	auth           bool // keys are checked: some answers depend on the caller's scopes
 	checks         []Check
+	ready          *Readiness
 	health         *healthCache
 	specYAML       []byte
 	specJSON       []byte

@@ -26,6 +26,8 @@ const bodyLimit = 1 << 20
 type Options struct {
 	// Checks are the dependencies /health reports.
 	Checks []Check
+	// Ready decides what /readyz answers; nil is always ready.
+	Ready *Readiness
 	// Auth checks API keys; nil lets everyone do everything (USERAPI_AUTH=off).
 	Auth KeyChecker
 	// RateLimit limits each client; nil limits nothing.
@@ -115,7 +117,7 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 	}
 	h := &Handler{
 		users: users, jobs: opts.Jobs, webhooks: opts.Webhooks, allowPrivate: opts.WebhookAllowPrivate, auth: opts.Auth != nil,
-		checks: opts.Checks, specYAML: userapi.OpenAPI, specJSON: specJSON,
+		checks: opts.Checks, ready: opts.Ready, specYAML: userapi.OpenAPI, specJSON: specJSON,
 	}
 	h.health = newHealthCache(opts.HealthMaxAge, h.probe)
 	if h.webhooksPerKey = opts.WebhooksPerKey; h.webhooksPerKey <= 0 {

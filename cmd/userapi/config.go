@@ -37,6 +37,7 @@ type config struct {
 	CORSOrigins     []string
 	OTLPEndpoint    string // "" when tracing is off
 
+	DrainDelay        time.Duration
 	ShutdownTimeout   time.Duration
 	ReadHeaderTimeout time.Duration
 	RequestTimeout    time.Duration
@@ -170,6 +171,7 @@ func settings(c *config) []setting {
 			c.OTLPEndpoint = v
 			return nil
 		}},
+		{"USERAPI_DRAIN_DELAY", "5s", "After SIGTERM, how long `/readyz` answers `503` while requests are still served (with `Connection: close`), before the listener closes", duration(&c.DrainDelay)},
 		{"USERAPI_SHUTDOWN_TIMEOUT", "25s", "Grace period for in-flight requests and running jobs on SIGTERM", duration(&c.ShutdownTimeout)},
 		{"USERAPI_READ_HEADER_TIMEOUT", "5s", "Longest a client may take to send a request's headers; slower connections are closed. Headers over 64 KiB get `431`", positiveDuration(&c.ReadHeaderTimeout)},
 		{"USERAPI_REQUEST_TIMEOUT", "10s", "Longest any request may take, including every database and Redis call it makes; past it the answer is `503` with `Retry-After`", positiveDuration(&c.RequestTimeout)},

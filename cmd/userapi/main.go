@@ -256,7 +256,9 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 	}
 	// Every user change queues its webhook events in its own transaction.
 	var users store.UserService = store.NewUsers(pool).WithHook(queue.UserHook())
+	ready := &server.Readiness{Probe: func(ctx context.Context) error { return store.Ready(ctx, pool) }}
 	opts := server.Options{
+		Ready:   ready,
 		Tracing: cfg.OTLPEndpoint != "",
 		Checks: []server.Check{
 			{Name: "database", Required: true, Probe: pool.Ping},
@@ -379,6 +381,7 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 		return err
 	case <-ctx.Done():
 	}
+	drain(ready, srv, cfg.DrainDelay, logger)
 
 	// HTTP and the workers wind down together, each within the timeout.
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())

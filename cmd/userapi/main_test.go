@@ -332,6 +332,8 @@ func instance(t *testing.T, vars map[string]string) string {
 		"USERAPI_METRICS_ADDR": "off",
 		// API keys have tests of their own (keys_test.go).
 		"USERAPI_AUTH": "off",
+		// Draining has a test of its own (drain_test.go).
+		"USERAPI_DRAIN_DELAY": "0s",
 	}
 	for k, v := range vars {
 		all[k] = v

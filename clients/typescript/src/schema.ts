@@ -267,6 +267,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Should this instance get traffic?
+         * @description For load balancers and readiness probes. Answers `200` when the database is
+         *     reachable and has every migration this version needs, and `503` otherwise.
+         *     From the moment the process is asked to stop (`SIGTERM`) it answers `503`
+         *     while it goes on serving other requests for `USERAPI_DRAIN_DELAY`, so that
+         *     load balancers stop sending it traffic before its listener closes. Unlike
+         *     `/livez`, a `503` here never means the process should be restarted.
+         */
+        get: operations["getReadiness"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -686,6 +711,14 @@ export interface components {
              */
             status: "ok";
         };
+        /** @description This instance can serve requests. */
+        Readiness: {
+            /**
+             * @description Always `ready`.
+             * @enum {string}
+             */
+            status: "ready";
+        };
         /** @description The state of the service and each of its dependencies. */
         Health: {
             /**
@@ -838,6 +871,27 @@ export interface components {
                  *       "title": "Too Many Requests",
                  *       "status": 429,
                  *       "detail": "too many requests: the limit is 20 per 1m0s; retry in 3 s"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description This instance should get no traffic: it is shutting down, or its database is
+         *     unreachable or lacks migrations. Send requests to another instance.
+         */
+        NotReady: {
+            headers: {
+                "Retry-After": components["headers"]["Retry-After"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "about:blank",
+                 *       "title": "Service Unavailable",
+                 *       "status": 503,
+                 *       "detail": "this instance is shutting down; send requests to another one"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1894,6 +1948,28 @@ export interface operations {
                     "application/json": components["schemas"]["Liveness"];
                 };
             };
+            default: components["responses"]["Error"];
+        };
+    };
+    getReadiness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description This instance can serve requests. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            503: components["responses"]["NotReady"];
             default: components["responses"]["Error"];
         };
     };
