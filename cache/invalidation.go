@@ -2,15 +2,21 @@ package cache
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"userapi/store"
 )
 
 // invalidationWait bounds how long a writer waits to hear its own
 // invalidation come back from Redis.
 const invalidationWait = 100 * time.Millisecond
+
+// delChunk bounds the keys deleted in one round trip.
+const delChunk = 500
 
 // maxPendingInvalidations bounds the keys remembered while Redis is down, to
 // be deleted when it returns.
@@ -85,9 +91,13 @@ func (c *Client) keep(key string) {
 	inv.pending[key] = struct{}{}
 }
 
-// replay deletes the keys whose invalidation failed while Redis was down.
-// On failure the keys stay pending.
+// replay deletes the keys whose invalidation failed while Redis was down,
+// and, with a durable log, every key it names from the last TTL: those this
+// instance never heard of (written through an instance cut off from Redis,
+// or while this one was not running), and those a restarted Redis brought
+// back from disk. On failure the keys stay pending.
 func (c *Client) replay(ctx context.Context, rc rueidis.Client) error {
+	ctx = context.WithoutCancel(ctx)
 	inv := &c.inv
 	inv.mu.Lock()
 	keys := make([]string, 0, len(inv.pending))
@@ -97,21 +107,46 @@ func (c *Client) replay(ctx context.Context, rc rueidis.Client) error {
 	inv.pending = make(map[string]struct{})
 	inv.overflow = false
 	inv.mu.Unlock()
-	if len(keys) == 0 {
-		return nil
-	}
-	err := c.do(context.WithoutCancel(ctx), rc, func(ctx context.Context, rc rueidis.Client) error {
-		return rc.Do(ctx, rc.B().Del().Key(keys...).Build()).Error()
-	})
+	pending := len(keys)
+	var batch store.InvalidationBatch
+	err := func() (err error) {
+		if c.opts.Log != nil {
+			lctx, cancel := context.WithTimeout(ctx, logTimeout)
+			defer cancel()
+			if batch, err = c.opts.Log.Since(lctx, 0, c.logWindow()); err != nil {
+				return err
+			}
+			keys = append(keys, c.logKeys(batch.Rows)...)
+		}
+		return c.del(ctx, rc, keys)
+	}()
 	if err != nil {
 		inv.mu.Lock()
-		for _, k := range keys {
+		for _, k := range keys[:pending] {
 			inv.pending[k] = struct{}{}
 		}
 		inv.mu.Unlock()
 		return err
 	}
-	c.logger.Info("cache caught up on invalidations missed while Redis was down", "keys", len(keys))
+	if c.opts.Log != nil {
+		c.log.reset(batch)
+	}
+	if len(keys) > 0 {
+		c.logger.Info("cache caught up on invalidations missed while Redis was down", "keys", len(keys))
+	}
+	return nil
+}
+
+// del deletes keys in Redis, a bounded number per round trip.
+func (c *Client) del(ctx context.Context, rc rueidis.Client, keys []string) error {
+	for chunk := range slices.Chunk(keys, delChunk) {
+		err := c.do(ctx, rc, func(ctx context.Context, rc rueidis.Client) error {
+			return rc.Do(ctx, rc.B().Del().Key(chunk...).Build()).Error()
+		})
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

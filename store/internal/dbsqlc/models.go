@@ -22,6 +22,13 @@ type ApiKey struct {
 	RevokedAt  pgtype.Timestamptz
 }
 
+type CacheInvalidation struct {
+	ID        int64
+	Tx        int64
+	Key       string
+	CreatedAt time.Time
+}
+
 type IdempotencyKey struct {
 	Scope       string
 	Key         string
