@@ -75,9 +75,10 @@ type Client struct {
 	aside  atomic.Pointer[rueidisaside.CacheAsideClient] // nil until connected
 	outage *outage
 	inv    invalidations
-	// replaying is held by the one caller replaying missed invalidations;
-	// the others bypass Redis meanwhile.
-	replaying sync.Mutex
+	// replaying is closed when the replay of missed invalidations in
+	// progress ends; nil when none is.
+	replayMu  sync.Mutex
+	replaying chan struct{}
 	log       logCursor
 
 	stop      context.CancelFunc
@@ -235,24 +236,49 @@ func (c *Client) failed(err error) { c.outage.fail(err) }
 // available returns the connection unless Redis is absent or failed within
 // the last retryInterval. The first call after an outage (or a new
 // connection) first deletes the keys whose invalidation may have been
-// missed meanwhile, so that no entry older than its row is trusted; calls
-// made while it does bypass Redis.
+// missed meanwhile, so that no entry older than its row is trusted.
 func (c *Client) available(ctx context.Context) rueidisaside.CacheAsideClient {
 	a := c.aside.Load()
 	if a == nil || c.outage.bypassing() {
 		return nil
 	}
-	if _, stale := c.outage.needsReplay(); stale {
-		if !c.replaying.TryLock() {
-			return nil
-		}
-		defer c.replaying.Unlock()
-		if e, stale := c.outage.needsReplay(); stale {
-			if err := c.replay(ctx, (*a).Client()); err != nil {
-				return nil
-			}
-			c.outage.replayed(e)
-		}
+	if _, stale := c.outage.needsReplay(); stale && !c.replayMissed(ctx, (*a).Client()) {
+		return nil
 	}
 	return *a
+}
+
+// replayMissed replays the invalidations missed up to now, or waits for the
+// replay another caller is making (bounded by the Redis deadline and
+// logTimeout), and reports whether Redis may be used.
+func (c *Client) replayMissed(ctx context.Context, rc rueidis.Client) bool {
+	c.replayMu.Lock()
+	if running := c.replaying; running != nil {
+		c.replayMu.Unlock()
+		select {
+		case <-running:
+			_, stale := c.outage.needsReplay()
+			return !stale
+		case <-ctx.Done():
+			return false
+		}
+	}
+	e, stale := c.outage.needsReplay()
+	if !stale {
+		c.replayMu.Unlock()
+		return true
+	}
+	done := make(chan struct{})
+	c.replaying = done
+	c.replayMu.Unlock()
+
+	err := c.replay(ctx, rc)
+	if err == nil {
+		c.outage.replayed(e)
+	}
+	c.replayMu.Lock()
+	c.replaying = nil
+	c.replayMu.Unlock()
+	close(done)
+	return err == nil
 }

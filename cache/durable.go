@@ -83,13 +83,12 @@ func (l *logCursor) since() int64 {
 // plus a margin.
 func (c *Client) logWindow() time.Duration { return max(c.opts.TTL, keyTTL) + logMargin }
 
-// logKeys are the Redis keys the rows name.
-func (c *Client) logKeys(rows []store.Invalidation) []string {
-	keys := make([]string, len(rows))
-	for i, r := range rows {
-		keys[i] = c.opts.Prefix + r.Key
+// appendRows appends the Redis keys the rows name, and their versions.
+func (c *Client) appendRows(keys []string, versions []int64, rows []store.Invalidation) ([]string, []int64) {
+	for _, r := range rows {
+		keys, versions = append(keys, c.opts.Prefix+r.Key), append(versions, r.Version)
 	}
-	return keys
+	return keys, versions
 }
 
 // follow applies the invalidation log until ctx ends: at once when
@@ -145,8 +144,8 @@ func (c *Client) catchUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	keys := c.logKeys(c.log.unseen(batch))
-	if err := c.del(ctx, a.Client(), keys); err != nil {
+	keys, versions := c.appendRows(nil, nil, c.log.unseen(batch))
+	if err := c.deleteOlder(ctx, a.Client(), keys, versions); err != nil {
 		for _, k := range keys {
 			c.keep(k)
 		}

@@ -2,7 +2,7 @@ package cache
 
 import (
 	"context"
-	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -108,6 +108,7 @@ func (c *Client) replay(ctx context.Context, rc rueidis.Client) error {
 	inv.overflow = false
 	inv.mu.Unlock()
 	pending := len(keys)
+	versions := make([]int64, pending) // 0: whatever they hold
 	var batch store.InvalidationBatch
 	err := func() (err error) {
 		if c.opts.Log != nil {
@@ -116,9 +117,9 @@ func (c *Client) replay(ctx context.Context, rc rueidis.Client) error {
 			if batch, err = c.opts.Log.Since(lctx, 0, c.logWindow()); err != nil {
 				return err
 			}
-			keys = append(keys, c.logKeys(batch.Rows)...)
+			keys, versions = c.appendRows(keys, versions, batch.Rows)
 		}
-		return c.del(ctx, rc, keys)
+		return c.deleteOlder(ctx, rc, keys, versions)
 	}()
 	if err != nil {
 		inv.mu.Lock()
@@ -137,11 +138,42 @@ func (c *Client) replay(ctx context.Context, rc rueidis.Client) error {
 	return nil
 }
 
-// del deletes keys in Redis, a bounded number per round trip.
-func (c *Client) del(ctx context.Context, rc rueidis.Client, keys []string) error {
-	for chunk := range slices.Chunk(keys, delChunk) {
+// deleteOlderScript deletes each key KEYS[i] unless it holds a record whose
+// version is at least ARGV[i]; 0 deletes whatever it holds. A key read by a
+// script is not tracked: this costs no instance its copy of a fresh entry.
+var deleteOlderScript = rueidis.NewLuaScript(`
+for i, key in ipairs(KEYS) do
+  local want = tonumber(ARGV[i])
+  local v = redis.call('GET', key)
+  if v then
+    local fresh = false
+    if want > 0 then
+      local ok, e = pcall(cjson.decode, v)
+      fresh = ok and type(e) == 'table' and tonumber(e.version) ~= nil and tonumber(e.version) >= want
+    end
+    if not fresh then
+      redis.call('DEL', key)
+    end
+  end
+end
+return 0
+`)
+
+// deleteOlder deletes keys[i] in Redis unless it holds a record of version
+// versions[i] or later (0: whatever it holds), a bounded number per round
+// trip. Every instance applies every change recorded in the log; most find
+// the writer deleted the old entry already, and a reader may have loaded
+// the new one since, which must stay: deleting it would cost each instance
+// a database read per write for nothing.
+func (c *Client) deleteOlder(ctx context.Context, rc rueidis.Client, keys []string, versions []int64) error {
+	for start := 0; start < len(keys); start += delChunk {
+		end := min(start+delChunk, len(keys))
+		args := make([]string, 0, end-start)
+		for _, v := range versions[start:end] {
+			args = append(args, strconv.FormatInt(v, 10))
+		}
 		err := c.do(ctx, rc, func(ctx context.Context, rc rueidis.Client) error {
-			return rc.Do(ctx, rc.B().Del().Key(chunk...).Build()).Error()
+			return deleteOlderScript.Exec(ctx, rc, keys[start:end], args).Error()
 		})
 		if err != nil {
 			return err

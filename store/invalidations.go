@@ -25,6 +25,9 @@ type Invalidation struct {
 	ID  int64
 	Tx  int64 // the recording transaction
 	Key string
+	// Version is the user's version after the change: an entry holding it,
+	// or a later one, is not old. 0 means any entry is.
+	Version int64
 }
 
 // InvalidationBatch is what one read of the log found.
@@ -67,7 +70,7 @@ func (l *InvalidationLog) Since(ctx context.Context, since int64, within time.Du
 	for _, r := range rows {
 		b.Horizon = r.Horizon
 		if r.ID.Valid {
-			b.Rows = append(b.Rows, Invalidation{ID: r.ID.Int64, Tx: r.Tx.Int64, Key: r.Key.String})
+			b.Rows = append(b.Rows, Invalidation{ID: r.ID.Int64, Tx: r.Tx.Int64, Key: r.Key.String, Version: r.Version.Int64})
 		}
 	}
 	return b, nil

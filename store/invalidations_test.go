@@ -21,6 +21,14 @@ func keys(b store.InvalidationBatch) []string {
 	return ks
 }
 
+func versions(b store.InvalidationBatch) []int64 {
+	var vs []int64
+	for _, r := range b.Rows {
+		vs = append(vs, r.Version)
+	}
+	return vs
+}
+
 // Each change to a cached row records its key in the same transaction;
 // changes no cache holds (profile data, last use of a key) record nothing.
 func TestInvalidationLog_RecordsCachedChanges(t *testing.T) {
@@ -71,6 +79,11 @@ func TestInvalidationLog_RecordsCachedChanges(t *testing.T) {
 	want := []string{user, user, "apikey:uak_test", "apikey:uak_test", user}
 	if got := keys(b); !slices.Equal(got, want) {
 		t.Errorf("recorded %q, want %q (create, update, key create, key revoke, delete)", got, want)
+	}
+	// A user's entry of the new version or later is fresh; anything else
+	// is deleted whatever it holds.
+	if got, want := versions(b), []int64{1, 2, 0, 0, 0}; !slices.Equal(got, want) {
+		t.Errorf("recorded versions %v, want %v", got, want)
 	}
 	if b.Horizon == 0 {
 		t.Error("Horizon = 0, want the snapshot's xmin")

@@ -30,6 +30,7 @@ type config struct {
 	CacheNegativeTTL time.Duration
 	CachePrefix      string
 	RedisTimeout     time.Duration
+	InvalidationPoll time.Duration
 
 	RateLimit       ratelimit.Policy
 	RateLimitWrites ratelimit.Policy
@@ -111,6 +112,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		{"USERAPI_CACHE_TTL", "5m", positiveDuration(&c.CacheTTL)},
 		{"USERAPI_CACHE_NEGATIVE_TTL", "10s", positiveDuration(&c.CacheNegativeTTL)},
 		{"USERAPI_REDIS_TIMEOUT", "50ms", positiveDuration(&c.RedisTimeout)},
+		{"USERAPI_INVALIDATION_POLL", "1s", positiveDuration(&c.InvalidationPoll)},
 		{"USERAPI_CACHE_PREFIX", "userapi:", func(v string) error {
 			if len(v) > 100 || strings.ContainsAny(v, " \t\r\n") {
 				return errors.New("must be at most 100 characters, without spaces")
@@ -300,6 +302,8 @@ Environment (defaults in brackets):
   USERAPI_CACHE_NEGATIVE_TTL     how long "no such user" is remembered [10s]
   USERAPI_REDIS_TIMEOUT          longest wait for one Redis call; slower counts as Redis
                                  down, bypassed for a second [50ms]
+  USERAPI_INVALIDATION_POLL      how often each instance reads the database's record of
+                                 cache invalidations besides when notified of one [1s]
   USERAPI_CACHE_PREFIX           start of every Redis key, to share one Redis [userapi:]
   USERAPI_RATE_LIMIT             requests per client and period, or "off" [100/1m]
   USERAPI_RATE_LIMIT_WRITES      POST/PUT/PATCH/DELETE per client and period, or "off" [20/1m]

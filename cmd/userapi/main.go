@@ -266,6 +266,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.P
 		redis, err := cache.NewClient(cache.Options{
 			URL: cfg.RedisURL, Prefix: cfg.CachePrefix, TTL: cfg.CacheTTL, NegativeTTL: cfg.CacheNegativeTTL,
 			Timeout: cfg.RedisTimeout, Logger: logger,
+			Log: store.NewInvalidationLog(pool), Poll: cfg.InvalidationPoll,
 		})
 		if err != nil {
 			return fmt.Errorf("REDIS_URL: %w", err)

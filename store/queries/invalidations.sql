@@ -4,7 +4,7 @@
 -- (on every row, and alone when none match) the xmin of the statement's
 -- snapshot: every transaction below it had ended when the rows were read,
 -- so a later call with since = horizon misses none that commit afterwards.
-SELECT h.horizon, i.id, i.tx, i.key
+SELECT h.horizon, i.id, i.tx, i.key, i.version
 FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon) h
 LEFT JOIN cache_invalidations i
     ON i.tx >= @since::bigint

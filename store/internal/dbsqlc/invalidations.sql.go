@@ -12,7 +12,7 @@ import (
 )
 
 const invalidationsSince = `-- name: InvalidationsSince :many
-SELECT h.horizon, i.id, i.tx, i.key
+SELECT h.horizon, i.id, i.tx, i.key, i.version
 FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon) h
 LEFT JOIN cache_invalidations i
     ON i.tx >= $1::bigint
@@ -30,6 +30,7 @@ type InvalidationsSinceRow struct {
 	ID      pgtype.Int8
 	Tx      pgtype.Int8
 	Key     pgtype.Text
+	Version pgtype.Int8
 }
 
 // InvalidationsSince returns the invalidations recorded by transactions
@@ -51,6 +52,7 @@ func (q *Queries) InvalidationsSince(ctx context.Context, arg InvalidationsSince
 			&i.ID,
 			&i.Tx,
 			&i.Key,
+			&i.Version,
 		); err != nil {
 			return nil, err
 		}

@@ -26,6 +26,7 @@ type CacheInvalidation struct {
 	ID        int64
 	Tx        int64
 	Key       string
+	Version   pgtype.Int8
 	CreatedAt time.Time
 }
 
