@@ -22,11 +22,14 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
 	"github.com/redis/rueidis/rueidisaside"
+
+	"userapi/store"
 )
 
 // Options configures the connection to Redis and the entries kept in it.
@@ -48,6 +51,17 @@ type Options struct {
 	Timeout time.Duration
 	// Logger receives one line per change of the cache's state.
 	Logger *slog.Logger
+	// Log, when set, is the durable record of invalidations that the store
+	// writes in each change's transaction. The client deletes every key it
+	// names that this client has not deleted yet (see follow), and all those
+	// of the last TTL before using Redis again after losing it. Without it,
+	// a write through an instance that cannot reach Redis leaves other
+	// instances serving the old entry until that instance reaches Redis
+	// again, or until the TTL.
+	Log *store.InvalidationLog
+	// Poll is how often Log is read besides when PostgreSQL says it grew
+	// (LISTEN/NOTIFY), in case a notification is lost. Defaults to 1s.
+	Poll time.Duration
 }
 
 // ErrUnavailable is Client.Do's answer while Redis is known to be down.
@@ -61,9 +75,16 @@ type Client struct {
 	aside  atomic.Pointer[rueidisaside.CacheAsideClient] // nil until connected
 	outage *outage
 	inv    invalidations
+	// replaying is closed when the replay of missed invalidations in
+	// progress ends; nil when none is.
+	replayMu  sync.Mutex
+	replaying chan struct{}
+	log       logCursor
 
-	stop context.CancelFunc
-	done chan struct{}
+	stop      context.CancelFunc
+	done      chan struct{}
+	followers sync.WaitGroup
+	closeOnce sync.Once
 }
 
 // NewClient connects to the Redis at opts.URL. It never fails on Redis being
@@ -85,6 +106,9 @@ func NewClient(opts Options) (*Client, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = time.Second
 	}
 	clientOpt, err := rueidis.ParseURL(opts.URL)
 	if err != nil {
@@ -108,6 +132,9 @@ func NewClient(opts Options) (*Client, error) {
 		done:   make(chan struct{}),
 	}
 	go c.connect(ctx, clientOpt)
+	if opts.Log != nil {
+		c.followers.Go(func() { c.follow(ctx) })
+	}
 	return c, nil
 }
 
@@ -123,6 +150,12 @@ func (c *Client) connect(ctx context.Context, opt rueidis.ClientOption) {
 				opt.OnInvalidations = func(msgs []rueidis.RedisMessage) {
 					asides(msgs)
 					c.inv.heard(msgs)
+					if msgs == nil {
+						// The connection was lost (or Redis flushed): rueidis
+						// reconnects on the next call, maybe to a Redis that
+						// restarted with old entries. Replay first.
+						c.outage.connected()
+					}
 				}
 				return rueidis.NewClient(opt)
 			},
@@ -145,13 +178,17 @@ func (c *Client) connect(ctx context.Context, opt rueidis.ClientOption) {
 	}
 }
 
-// Close stops the background work and closes the Redis connection.
+// Close stops the background work and closes the Redis connection. Calls
+// after the first do nothing.
 func (c *Client) Close() {
-	c.stop()
-	<-c.done
-	if a := c.aside.Load(); a != nil {
-		(*a).Close()
-	}
+	c.closeOnce.Do(func() {
+		c.stop()
+		<-c.done
+		c.followers.Wait()
+		if a := c.aside.Load(); a != nil {
+			(*a).Close()
+		}
+	})
 }
 
 // Ping reports whether Redis answers within the deadline; /health shows it.
@@ -197,19 +234,51 @@ func (c *Client) do(ctx context.Context, rc rueidis.Client, call func(ctx contex
 func (c *Client) failed(err error) { c.outage.fail(err) }
 
 // available returns the connection unless Redis is absent or failed within
-// the last retryInterval. The first call after an outage first deletes the
-// keys whose invalidation failed meanwhile, so that no entry written before
-// the outage is trusted while a newer row exists.
+// the last retryInterval. The first call after an outage (or a new
+// connection) first deletes the keys whose invalidation may have been
+// missed meanwhile, so that no entry older than its row is trusted.
 func (c *Client) available(ctx context.Context) rueidisaside.CacheAsideClient {
 	a := c.aside.Load()
 	if a == nil || c.outage.bypassing() {
 		return nil
 	}
-	if c.outage.needsReplay() {
-		if err := c.replay(ctx, (*a).Client()); err != nil {
-			return nil
-		}
-		c.outage.replayed()
+	if _, stale := c.outage.needsReplay(); stale && !c.replayMissed(ctx, (*a).Client()) {
+		return nil
 	}
 	return *a
+}
+
+// replayMissed replays the invalidations missed up to now, or waits for the
+// replay another caller is making (bounded by the Redis deadline and
+// logTimeout), and reports whether Redis may be used.
+func (c *Client) replayMissed(ctx context.Context, rc rueidis.Client) bool {
+	c.replayMu.Lock()
+	if running := c.replaying; running != nil {
+		c.replayMu.Unlock()
+		select {
+		case <-running:
+			_, stale := c.outage.needsReplay()
+			return !stale
+		case <-ctx.Done():
+			return false
+		}
+	}
+	e, stale := c.outage.needsReplay()
+	if !stale {
+		c.replayMu.Unlock()
+		return true
+	}
+	done := make(chan struct{})
+	c.replaying = done
+	c.replayMu.Unlock()
+
+	err := c.replay(ctx, rc)
+	if err == nil {
+		c.outage.replayed(e)
+	}
+	c.replayMu.Lock()
+	c.replaying = nil
+	c.replayMu.Unlock()
+	close(done)
+	return err == nil
 }

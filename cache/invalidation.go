@@ -2,15 +2,21 @@ package cache
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"userapi/store"
 )
 
 // invalidationWait bounds how long a writer waits to hear its own
 // invalidation come back from Redis.
 const invalidationWait = 100 * time.Millisecond
+
+// delChunk bounds the keys deleted in one round trip.
+const delChunk = 500
 
 // maxPendingInvalidations bounds the keys remembered while Redis is down, to
 // be deleted when it returns.
@@ -85,9 +91,13 @@ func (c *Client) keep(key string) {
 	inv.pending[key] = struct{}{}
 }
 
-// replay deletes the keys whose invalidation failed while Redis was down.
-// On failure the keys stay pending.
+// replay deletes the keys whose invalidation failed while Redis was down,
+// and, with a durable log, every key it names from the last TTL: those this
+// instance never heard of (written through an instance cut off from Redis,
+// or while this one was not running), and those a restarted Redis brought
+// back from disk. On failure the keys stay pending.
 func (c *Client) replay(ctx context.Context, rc rueidis.Client) error {
+	ctx = context.WithoutCancel(ctx)
 	inv := &c.inv
 	inv.mu.Lock()
 	keys := make([]string, 0, len(inv.pending))
@@ -97,21 +107,78 @@ func (c *Client) replay(ctx context.Context, rc rueidis.Client) error {
 	inv.pending = make(map[string]struct{})
 	inv.overflow = false
 	inv.mu.Unlock()
-	if len(keys) == 0 {
-		return nil
-	}
-	err := c.do(context.WithoutCancel(ctx), rc, func(ctx context.Context, rc rueidis.Client) error {
-		return rc.Do(ctx, rc.B().Del().Key(keys...).Build()).Error()
-	})
+	pending := len(keys)
+	versions := make([]int64, pending) // 0: whatever they hold
+	var batch store.InvalidationBatch
+	err := func() (err error) {
+		if c.opts.Log != nil {
+			lctx, cancel := context.WithTimeout(ctx, logTimeout)
+			defer cancel()
+			if batch, err = c.opts.Log.Since(lctx, 0, c.logWindow()); err != nil {
+				return err
+			}
+			keys, versions = c.appendRows(keys, versions, batch.Rows)
+		}
+		return c.deleteOlder(ctx, rc, keys, versions)
+	}()
 	if err != nil {
 		inv.mu.Lock()
-		for _, k := range keys {
+		for _, k := range keys[:pending] {
 			inv.pending[k] = struct{}{}
 		}
 		inv.mu.Unlock()
 		return err
 	}
-	c.logger.Info("cache caught up on invalidations missed while Redis was down", "keys", len(keys))
+	if c.opts.Log != nil {
+		c.log.reset(batch)
+	}
+	if len(keys) > 0 {
+		c.logger.Info("cache caught up on invalidations missed while Redis was down", "keys", len(keys))
+	}
+	return nil
+}
+
+// deleteOlderScript deletes each key KEYS[i] unless it holds a record whose
+// version is at least ARGV[i]; 0 deletes whatever it holds. A key read by a
+// script is not tracked: this costs no instance its copy of a fresh entry.
+var deleteOlderScript = rueidis.NewLuaScript(`
+for i, key in ipairs(KEYS) do
+  local want = tonumber(ARGV[i])
+  local v = redis.call('GET', key)
+  if v then
+    local fresh = false
+    if want > 0 then
+      local ok, e = pcall(cjson.decode, v)
+      fresh = ok and type(e) == 'table' and tonumber(e.version) ~= nil and tonumber(e.version) >= want
+    end
+    if not fresh then
+      redis.call('DEL', key)
+    end
+  end
+end
+return 0
+`)
+
+// deleteOlder deletes keys[i] in Redis unless it holds a record of version
+// versions[i] or later (0: whatever it holds), a bounded number per round
+// trip. Every instance applies every change recorded in the log; most find
+// the writer deleted the old entry already, and a reader may have loaded
+// the new one since, which must stay: deleting it would cost each instance
+// a database read per write for nothing.
+func (c *Client) deleteOlder(ctx context.Context, rc rueidis.Client, keys []string, versions []int64) error {
+	for start := 0; start < len(keys); start += delChunk {
+		end := min(start+delChunk, len(keys))
+		args := make([]string, 0, end-start)
+		for _, v := range versions[start:end] {
+			args = append(args, strconv.FormatInt(v, 10))
+		}
+		err := c.do(ctx, rc, func(ctx context.Context, rc rueidis.Client) error {
+			return deleteOlderScript.Exec(ctx, rc, keys[start:end], args).Error()
+		})
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

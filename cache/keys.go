@@ -40,6 +40,9 @@ func KeyName(cachePrefix, prefix string) string {
 	return cachePrefix + "apikey:" + prefix
 }
 
+// Stats returns where Get's answers came from since the cache was made.
+func (k *Keys) Stats() Stats { return k.read.stats() }
+
 // Get returns the key with this prefix from memory, Redis or the store.
 // Returns store.ErrNotFound if there is none.
 func (k *Keys) Get(ctx context.Context, prefix string) (store.APIKey, error) {

@@ -20,14 +20,20 @@ var errCut = errors.New("cache: Redis failed during the call")
 
 // outage tracks whether Redis may be used. After a failure every caller
 // bypasses it for retryInterval; the first call after that replays the
-// invalidations missed meanwhile before Redis is trusted again. It is the
+// invalidations missed meanwhile before Redis is trusted again, and other
+// callers bypass Redis until it is done. It is the
 // one record of Redis's health: the cache and the rate limiter both read it.
 type outage struct {
 	logger *slog.Logger
 
-	until  atomic.Int64 // unix nanos; bypass Redis until then
-	stale  atomic.Bool  // invalidations may have been missed: replay them before Redis is used
-	failed atomic.Bool  // a call failed since Redis was last usable (for the "available again" line)
+	until atomic.Int64 // unix nanos; bypass Redis until then
+	// Each failure and each new connection starts an epoch in which
+	// invalidations may have been missed; Redis is used again once those of
+	// the latest epoch are replayed. A failure during a replay starts
+	// another, so that replay does not count.
+	epoch    atomic.Uint64
+	caughtUp atomic.Uint64 // the last epoch replayed
+	failed   atomic.Bool   // a call failed since Redis was last usable (for the log lines)
 
 	mu     sync.Mutex
 	cut    context.Context // cancelled at the next failure
@@ -47,27 +53,34 @@ func (o *outage) bypassing() bool { return time.Now().UnixNano() < o.until.Load(
 // still waiting on it give up (see untilFailure).
 func (o *outage) fail(err error) {
 	o.until.Store(time.Now().Add(retryInterval).UnixNano())
-	o.failed.Store(true)
+	o.epoch.Add(1)
 	o.mu.Lock()
 	o.cancel()
 	o.cut, o.cancel = context.WithCancel(context.Background())
 	o.mu.Unlock()
-	if !o.stale.Swap(true) {
+	if !o.failed.Swap(true) {
 		o.logger.Warn("cache unavailable: serving from the database, and rate limits are per instance until Redis returns", "error", err.Error())
 	}
 }
 
-// connected records a new connection: what was missed before it must be
-// replayed first.
-func (o *outage) connected() { o.stale.Store(true) }
+// connected records a new connection, or a lost one (rueidis reconnects by
+// itself on the next call): what was missed meanwhile must be replayed
+// first. A Redis restarted from its persisted data holds entries from before
+// the outage, however short it was.
+func (o *outage) connected() { o.epoch.Add(1) }
 
 // needsReplay reports whether missed invalidations must be replayed before
-// Redis is used.
-func (o *outage) needsReplay() bool { return o.stale.Load() }
+// Redis is used, and the epoch to pass to replayed once they are.
+func (o *outage) needsReplay() (uint64, bool) {
+	e := o.epoch.Load()
+	return e, e != o.caughtUp.Load()
+}
 
-// replayed records that Redis is usable again.
-func (o *outage) replayed() {
-	if o.stale.Swap(false) && o.failed.Swap(false) {
+// replayed records that what was missed up to epoch e is replayed: Redis is
+// usable again unless it failed since.
+func (o *outage) replayed(e uint64) {
+	o.caughtUp.Store(e)
+	if o.epoch.Load() == e && o.failed.Swap(false) {
 		o.logger.Info("cache available again")
 	}
 }

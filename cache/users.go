@@ -114,7 +114,8 @@ func (u *Users) Delete(ctx context.Context, id int64) error {
 	return err
 }
 
-// userEntry is how a user is kept in Redis: JSON, never code.
+// userEntry is how a user is kept in Redis: JSON, never code. The
+// invalidation log's replay reads its version (deleteOlderScript).
 type userEntry struct {
 	ID        int64     `json:"id"`
 	Name      string    `json:"name"`

@@ -7,11 +7,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -95,10 +97,11 @@ func NewClient(t testing.TB, opts cache.Options) *cache.Client {
 // Server is a private redis-server, a child process of the test, that the
 // test may stop and start again on the same port.
 type Server struct {
-	t    testing.TB
-	Port int
-	dir  string
-	cmd  *exec.Cmd
+	t       testing.TB
+	Port    int
+	dir     string
+	persist bool
+	cmd     *exec.Cmd
 }
 
 // NewServer starts a private redis-server on a free port. It is killed when
@@ -108,34 +111,55 @@ func NewServer(t testing.TB) *Server {
 	return NewServerOnPort(t, freeport.Port(t))
 }
 
+// NewPersistentServer starts a private redis-server that writes every
+// change to an append-only file before answering, so that after Stop, Start
+// brings back every key (with its expiry time) as it was.
+func NewPersistentServer(t testing.TB) *Server {
+	t.Helper()
+	return newServer(t, freeport.Port(t), true)
+}
+
 // NewServerOnPort starts a private redis-server on the given port.
 func NewServerOnPort(t testing.TB, port int) *Server {
+	t.Helper()
+	return newServer(t, port, false)
+}
+
+func newServer(t testing.TB, port int, persist bool) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server is not installed (Debian: apt-get install redis-server)")
 	}
-	s := &Server{t: t, Port: port, dir: t.TempDir()}
+	s := &Server{t: t, Port: port, dir: t.TempDir(), persist: persist}
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
 }
 
 // URL is the server's address as a Redis URL.
-func (s *Server) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.Port) }
+func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.Port) }
 
 // Start runs the server and waits until it answers.
 func (s *Server) Start() {
 	s.t.Helper()
-	s.cmd = exec.Command("redis-server",
-		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"))
+	persistence := []string{"--save", "", "--appendonly", "no"}
+	if s.persist {
+		persistence = []string{"--save", "", "--appendonly", "yes", "--appendfsync", "always"}
+	}
+	args := append([]string{"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
+		"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log")}, persistence...)
+	s.cmd = exec.Command("redis-server", args...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
+	// Answering PING means any persisted data is loaded: until then Redis
+	// answers LOADING.
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.Port), 100*time.Millisecond); err == nil {
-			c.Close()
+		if ping(s.Addr()) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -170,5 +194,128 @@ func (s *Server) Thaw() {
 	s.t.Helper()
 	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		s.t.Fatal(err)
+	}
+}
+
+// ping reports whether the Redis at addr answers PING with PONG.
+func ping(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	buf := make([]byte, 7)
+	n, _ := io.ReadFull(c, buf)
+	return string(buf[:n]) == "+PONG\r\n"
+}
+
+// Proxy forwards TCP connections to a server, so that a test can cut the
+// clients behind it off from the server, and only them.
+type Proxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	cut   bool
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// NewProxy listens on a free port and forwards each connection to target
+// (host:port). It is closed when the test ends.
+func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{ln: ln, target: target, conns: make(map[net.Conn]struct{})}
+	p.wg.Go(p.serve)
+	t.Cleanup(func() {
+		ln.Close()
+		p.Cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+// URL is the proxy's address as a Redis URL.
+func (p *Proxy) URL() string { return "redis://" + p.ln.Addr().String() + "/0" }
+
+// Cut closes every forwarded connection and refuses new ones (accepting and
+// closing them) until Heal: a partition between the proxy's clients and the
+// server, which stays up for everyone else.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+// Heal forwards new connections again.
+func (p *Proxy) Heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = false
+}
+
+func (p *Proxy) serve() {
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.wg.Go(func() { p.forward(client) })
+	}
+}
+
+func (p *Proxy) forward(client net.Conn) {
+	defer client.Close()
+	server, err := net.DialTimeout("tcp", p.target, time.Second)
+	if err != nil {
+		return
+	}
+	defer server.Close()
+	if !p.track(client, server) {
+		return
+	}
+	defer p.untrack(client, server)
+	done := make(chan struct{}, 2)
+	copyOne := func(dst, src net.Conn) {
+		_, _ = io.Copy(dst, src)
+		dst.Close()
+		src.Close()
+		done <- struct{}{}
+	}
+	go copyOne(server, client)
+	go copyOne(client, server)
+	<-done
+	<-done
+}
+
+// track registers a forwarded pair, unless the proxy is cut.
+func (p *Proxy) track(conns ...net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cut {
+		return false
+	}
+	for _, c := range conns {
+		p.conns[c] = struct{}{}
+	}
+	return true
+}
+
+func (p *Proxy) untrack(conns ...net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range conns {
+		delete(p.conns, c)
 	}
 }

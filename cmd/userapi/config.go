@@ -30,6 +30,7 @@ type config struct {
 	CacheNegativeTTL time.Duration
 	CachePrefix      string
 	RedisTimeout     time.Duration
+	InvalidationPoll time.Duration
 
 	RateLimit       ratelimit.Policy
 	RateLimitWrites ratelimit.Policy
@@ -124,6 +125,7 @@ func settings(c *config) []setting {
 		{"USERAPI_CACHE_TTL", "5m", "Longest a cached user lives; writes invalidate at once, so this only bounds memory", positiveDuration(&c.CacheTTL)},
 		{"USERAPI_CACHE_NEGATIVE_TTL", "10s", `How long "no such user" or "no such key" is remembered`, positiveDuration(&c.CacheNegativeTTL)},
 		{"USERAPI_REDIS_TIMEOUT", "50ms", "Longest wait for one Redis call; a slower answer counts as Redis being down, and Redis is bypassed for a second", positiveDuration(&c.RedisTimeout)},
+		{"USERAPI_INVALIDATION_POLL", "1s", "How often each instance reads the database's record of cache invalidations, besides when PostgreSQL notifies it of one", positiveDuration(&c.InvalidationPoll)},
 		{"USERAPI_CACHE_PREFIX", "userapi:", "Start of every Redis key, for sharing one Redis", func(v string) error {
 			if len(v) > 100 || strings.ContainsAny(v, " \t\r\n") {
 				return errors.New("must be at most 100 characters, without spaces")

@@ -127,8 +127,10 @@ func keysRevoke(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The revocation is recorded for the instances in its transaction;
+	// deleting the cached record here only saves them a round trip.
 	if err := forget(ctx, a.cfg, k.Prefix); err != nil {
-		fmt.Fprintf(a.stderr, "Revoked %s in the database, but could not tell the instances through Redis (%v): they may accept it for up to a minute more.\n", k.Prefix, err)
+		fmt.Fprintf(a.stderr, "Revoked %s (%s). Redis did not answer (%v): instances that reach it apply the revocation from the database within USERAPI_INVALIDATION_POLL, and the others check keys in the database meanwhile.\n", k.Prefix, k.Name, err)
 		return nil
 	}
 	fmt.Fprintf(a.stderr, "Revoked %s (%s): every instance refuses it from now on.\n", k.Prefix, k.Name)

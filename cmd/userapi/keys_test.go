@@ -132,6 +132,68 @@ func TestKeys_LifecycleAcrossInstances(t *testing.T) {
 	}
 }
 
+// A key revoked while Redis is down stays refused when Redis comes back
+// from disk with the key's old record: the revocation was recorded in the
+// database, and each instance applies it before trusting Redis again.
+func TestKeys_RevokedWhileRedisDown(t *testing.T) {
+	t.Parallel()
+	redis := cachetest.NewPersistentServer(t)
+	vars := map[string]string{
+		"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": redis.URL(), "USERAPI_CACHE_PREFIX": "userapi:",
+		"USERAPI_DB_MIN_CONNS": "0", "USERAPI_DB_MAX_CONNS": "2", "USERAPI_AUTH": "on",
+	}
+	key := newKey(t, vars, "--name", "reports", "--scopes", "users:read")
+	a, b := instance(t, vars), instance(t, vars)
+	for _, base := range []string{a, b} {
+		for range 3 { // in Redis, and in each instance's memory
+			if r := call(t, "GET", base+"/users", "", bearer(key)...); r.status != http.StatusOK {
+				t.Fatalf("GET %s/users = %d %s", base, r.status, r.body)
+			}
+		}
+	}
+
+	redis.Stop()
+	if _, err := keysCmd(t, vars, "revoke", key[:12]); err != nil {
+		t.Fatal(err)
+	}
+	refused := func(base string) bool {
+		t.Helper()
+		r := call(t, "GET", base+"/users", "", bearer(key)...)
+		return r.status == http.StatusUnauthorized && strings.Contains(r.body, "revoked")
+	}
+	for _, base := range []string{a, b} {
+		// At most until the instance notices Redis is gone and checks
+		// keys in the database.
+		for deadline := time.Now().Add(10 * time.Second); !refused(base); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s accepts the key revoked while Redis was down", base)
+			}
+		}
+	}
+
+	redis.Start() // with the key's record from before the revocation
+	entry := cachetest.Client(t, redis.URL())
+	cachedRevoked := func() bool {
+		v, _ := entry.Do(context.Background(), entry.B().Get().Key("userapi:apikey:"+key[:12]).Build()).ToString()
+		return strings.Contains(v, `"RevokedAt":"`) && !strings.Contains(v, `"RevokedAt":"0001-`)
+	}
+	// Until an instance has cached the revoked record, which it does once
+	// it trusts Redis again, and a few requests more.
+	for deadline, after := time.Now().Add(15*time.Second), 0; after < 5; time.Sleep(10 * time.Millisecond) {
+		for _, base := range []string{a, b} {
+			if !refused(base) {
+				t.Fatalf("%s accepts the revoked key after Redis came back", base)
+			}
+		}
+		if cachedRevoked() {
+			after++
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no instance cached the revoked record within 15s of Redis returning")
+		}
+	}
+}
+
 // Refusals name what is wrong, and a key that expired or never existed is
 // refused like any other bad key.
 func TestKeys_BadKeys(t *testing.T) {

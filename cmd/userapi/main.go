@@ -304,6 +304,7 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 		redis, err := cache.NewClient(cache.Options{
 			URL: cfg.RedisURL, Prefix: cfg.CachePrefix, TTL: cfg.CacheTTL, NegativeTTL: cfg.CacheNegativeTTL,
 			Timeout: cfg.RedisTimeout, Logger: logger,
+			Log: store.NewInvalidationLog(pool), Poll: cfg.InvalidationPoll,
 		})
 		if err != nil {
 			return fmt.Errorf("REDIS_URL: %w", err)

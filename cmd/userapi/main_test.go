@@ -214,6 +214,7 @@ func TestRun_BadConfig(t *testing.T) {
 		{map[string]string{"USERAPI_READ_HEADER_TIMEOUT": "0s"}, "USERAPI_READ_HEADER_TIMEOUT"},
 		{map[string]string{"USERAPI_IDEMPOTENCY_TTL": "10s"}, "USERAPI_IDEMPOTENCY_TTL"},
 		{map[string]string{"USERAPI_IDEMPOTENCY_TTL": "48h"}, "USERAPI_IDEMPOTENCY_TTL"},
+		{map[string]string{"USERAPI_INVALIDATION_POLL": "0s"}, "USERAPI_INVALIDATION_POLL"},
 	}
 	for _, tt := range tests {
 		err := run(context.Background(), []string{"serve"}, env(tt.env), &bytes.Buffer{}, &bytes.Buffer{})

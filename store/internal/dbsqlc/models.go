@@ -22,6 +22,14 @@ type ApiKey struct {
 	RevokedAt  pgtype.Timestamptz
 }
 
+type CacheInvalidation struct {
+	ID        int64
+	Tx        int64
+	Key       string
+	Version   pgtype.Int8
+	CreatedAt time.Time
+}
+
 type IdempotencyKey struct {
 	Scope       string
 	Key         string

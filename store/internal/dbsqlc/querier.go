@@ -29,6 +29,15 @@ type Querier interface {
 	// IdempotencyPut stores the key's record, replacing an expired one. It
 	// changes no row when an unexpired record exists.
 	IdempotencyPut(ctx context.Context, arg IdempotencyPutParams) (int64, error)
+	// InvalidationsSince returns the invalidations recorded by transactions
+	// with an id of at least since, made within the last within_seconds, and
+	// (on every row, and alone when none match) the xmin of the statement's
+	// snapshot: every transaction below it had ended when the rows were read,
+	// so a later call with since = horizon misses none that commit afterwards.
+	InvalidationsSince(ctx context.Context, arg InvalidationsSinceParams) ([]InvalidationsSinceRow, error)
+	// InvalidationsTrim deletes up to row_limit invalidations made before the
+	// last within_seconds.
+	InvalidationsTrim(ctx context.Context, arg InvalidationsTrimParams) (int64, error)
 	// UserCreate inserts a user and returns it with its id and timestamps.
 	// email_key is the address's key (package email), unique among users.
 	UserCreate(ctx context.Context, arg UserCreateParams) (User, error)

@@ -1,0 +1,172 @@
+package cache
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"userapi/store"
+)
+
+// logTimeout bounds one read of the invalidation log.
+const logTimeout = 5 * time.Second
+
+// logMargin is added to the longest TTL to get the part of the log that
+// matters: an entry older than its row was stored before the row's
+// transaction committed, so it expires within a TTL of the commit. Rows are
+// dated when their transaction began, which the margin allows for.
+const logMargin = time.Minute
+
+// trimEvery is how often an instance deletes the log's expired rows;
+// trimBatch bounds the rows one statement deletes.
+const (
+	trimEvery = time.Minute
+	trimBatch = 5000
+)
+
+// logCursor is how far this client has applied the invalidation log: every
+// row of a transaction below horizon, and the rows in seen above it.
+type logCursor struct {
+	mu      sync.Mutex
+	horizon int64
+	seen    map[int64]int64 // id -> tx, for rows with tx >= horizon
+}
+
+// reset starts from a batch read from the beginning of the window, all of
+// whose keys were just deleted.
+func (l *logCursor) reset(b store.InvalidationBatch) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.horizon, l.seen = 0, nil
+	l.advance(b)
+}
+
+// unseen returns the rows of b not applied yet, and marks them applied.
+// Rows come again while their transaction is at or above the horizon (some
+// older transaction is still running); deleting their keys again would
+// only evict fresh entries.
+func (l *logCursor) unseen(b store.InvalidationBatch) []store.Invalidation {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var rows []store.Invalidation
+	for _, r := range b.Rows {
+		if _, ok := l.seen[r.ID]; !ok {
+			rows = append(rows, r)
+		}
+	}
+	l.advance(b)
+	return rows
+}
+
+func (l *logCursor) advance(b store.InvalidationBatch) {
+	if l.seen == nil {
+		l.seen = make(map[int64]int64)
+	}
+	for _, r := range b.Rows {
+		l.seen[r.ID] = r.Tx
+	}
+	l.horizon = max(l.horizon, b.Horizon)
+	for id, tx := range l.seen {
+		if tx < l.horizon {
+			delete(l.seen, id)
+		}
+	}
+}
+
+func (l *logCursor) since() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.horizon
+}
+
+// logWindow is how far back the log matters: the longest TTL of any entry
+// plus a margin.
+func (c *Client) logWindow() time.Duration { return max(c.opts.TTL, keyTTL) + logMargin }
+
+// appendRows appends the Redis keys the rows name, and their versions.
+func (c *Client) appendRows(keys []string, versions []int64, rows []store.Invalidation) ([]string, []int64) {
+	for _, r := range rows {
+		keys, versions = append(keys, c.opts.Prefix+r.Key), append(versions, r.Version)
+	}
+	return keys, versions
+}
+
+// follow applies the invalidation log until ctx ends: at once when
+// PostgreSQL notifies a commit that recorded some, and every Poll in case a
+// notification was lost (it is sent once, to connected listeners).
+func (c *Client) follow(ctx context.Context) {
+	wake := make(chan struct{}, 1)
+	c.followers.Go(func() {
+		c.opts.Log.Listen(ctx, func() {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		})
+	})
+	poll := time.NewTicker(c.opts.Poll)
+	defer poll.Stop()
+	var lastTrim time.Time
+	var failing bool
+	for {
+		switch err := c.catchUp(ctx); {
+		case err != nil && !failing && ctx.Err() == nil:
+			c.logger.Warn("cache: cannot read the invalidation log; retrying", "error", err.Error())
+			failing = true
+		case err == nil && failing:
+			c.logger.Info("cache: reading the invalidation log again")
+			failing = false
+		}
+		if time.Since(lastTrim) >= trimEvery {
+			lastTrim = time.Now()
+			c.trim(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// catchUp deletes the keys of the log's rows this client has not applied.
+// While Redis is unavailable it does nothing: the replay that comes before
+// Redis is used again covers the whole window. It returns the log's error.
+func (c *Client) catchUp(ctx context.Context) error {
+	a := c.available(ctx) // replays first when needed
+	if a == nil {
+		return nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, logTimeout)
+	defer cancel()
+	batch, err := c.opts.Log.Since(lctx, c.log.since(), c.logWindow())
+	if err != nil {
+		return err
+	}
+	keys, versions := c.appendRows(nil, nil, c.log.unseen(batch))
+	if err := c.deleteOlder(ctx, a.Client(), keys, versions); err != nil {
+		for _, k := range keys {
+			c.keep(k)
+		}
+	}
+	return nil
+}
+
+// trim deletes the rows no instance needs any more.
+func (c *Client) trim(ctx context.Context) {
+	for ctx.Err() == nil {
+		tctx, cancel := context.WithTimeout(ctx, logTimeout)
+		n, err := c.opts.Log.Trim(tctx, c.logWindow(), trimBatch)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				c.logger.Warn("cache: trim the invalidation log", "error", err.Error())
+			}
+			return
+		}
+		if n < trimBatch {
+			return
+		}
+	}
+}

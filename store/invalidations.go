@@ -1,0 +1,123 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"userapi/store/internal/dbsqlc"
+)
+
+// InvalidationChannel is the NOTIFY channel on which each commit that
+// recorded invalidations wakes the instances.
+const InvalidationChannel = "cache_invalidations"
+
+// listenRetry is how long Listen waits before connecting again.
+const listenRetry = time.Second
+
+// Invalidation is one cache key to delete, recorded in the transaction of
+// the change that made the entry old. Triggers record them (migration 0007):
+// for users "user:ID", for API keys "apikey:PREFIX", without the
+// deployment's key prefix.
+type Invalidation struct {
+	ID  int64
+	Tx  int64 // the recording transaction
+	Key string
+	// Version is the user's version after the change: an entry holding it,
+	// or a later one, is not old. 0 means any entry is.
+	Version int64
+}
+
+// InvalidationBatch is what one read of the log found.
+type InvalidationBatch struct {
+	Rows []Invalidation
+	// Horizon is the since of the next read: every transaction below it had
+	// ended when this one read the log.
+	Horizon int64
+}
+
+// InvalidationLog is the durable record of cache invalidations.
+type InvalidationLog struct {
+	pool *pgxpool.Pool
+	q    *dbsqlc.Queries
+}
+
+// NewInvalidationLog reads the log through pool, and listens for new
+// entries on a connection of its own made from pool's settings.
+func NewInvalidationLog(pool *pgxpool.Pool) *InvalidationLog {
+	return &InvalidationLog{pool: pool, q: dbsqlc.New(pool)}
+}
+
+// Since returns the invalidations recorded within the last within by
+// transactions whose id is at least since: since 0 for all of them, or the
+// previous batch's Horizon for those that may have committed after it was
+// read. Rows already returned may come again.
+//
+// Why not "ids above the last one seen": ids are handed out when rows are
+// inserted and become visible when their transactions commit, in another
+// order. A reader that moved past id 7 would never see id 6 of a
+// transaction that committed after the read. The snapshot's xmin has no
+// such gap (see the query).
+func (l *InvalidationLog) Since(ctx context.Context, since int64, within time.Duration) (_ InvalidationBatch, err error) {
+	defer wrap(&err, "InvalidationLog.Since")
+	rows, err := l.q.InvalidationsSince(ctx, dbsqlc.InvalidationsSinceParams{Since: since, WithinSeconds: within.Seconds()})
+	if err != nil {
+		return InvalidationBatch{}, translate(err)
+	}
+	var b InvalidationBatch
+	for _, r := range rows {
+		b.Horizon = r.Horizon
+		if r.ID.Valid {
+			b.Rows = append(b.Rows, Invalidation{ID: r.ID.Int64, Tx: r.Tx.Int64, Key: r.Key.String, Version: r.Version.Int64})
+		}
+	}
+	return b, nil
+}
+
+// Trim deletes up to limit invalidations older than within, and returns how
+// many it deleted.
+func (l *InvalidationLog) Trim(ctx context.Context, within time.Duration, limit int64) (_ int64, err error) {
+	defer wrap(&err, "InvalidationLog.Trim")
+	n, err := l.q.InvalidationsTrim(ctx, dbsqlc.InvalidationsTrimParams{WithinSeconds: within.Seconds(), RowLimit: limit})
+	return n, translate(err)
+}
+
+// Listen calls wake whenever a transaction that recorded invalidations
+// commits, and after each (re)connection, since notifications sent while
+// disconnected are lost. It holds a connection of its own (LISTEN needs a
+// session, which a pool would hand to others), connects again after a
+// failure, and returns when ctx ends.
+func (l *InvalidationLog) Listen(ctx context.Context, wake func()) {
+	cfg := l.pool.Config().ConnConfig.Copy()
+	for ctx.Err() == nil {
+		l.listen(ctx, cfg, wake)
+		select {
+		case <-ctx.Done():
+		case <-time.After(listenRetry):
+		}
+	}
+}
+
+func (l *InvalidationLog) listen(ctx context.Context, cfg *pgx.ConnConfig, wake func()) {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), listenRetry)
+		defer cancel()
+		conn.Close(cctx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+InvalidationChannel); err != nil {
+		return
+	}
+	wake()
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return
+		}
+		wake()
+	}
+}
