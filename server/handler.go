@@ -22,8 +22,11 @@ type Handler struct {
 	webhooks     store.WebhookService
 	allowPrivate bool
 	checks       []Check
-	specYAML     []byte
-	specJSON     []byte
+	// exporter streams GET /users/export; exactCountWithin bounds count=exact.
+	exporter         store.UserExporter
+	exactCountWithin time.Duration
+	specYAML         []byte
+	specJSON         []byte
 }
 
 var _ gen.StrictServerInterface = (*Handler)(nil)

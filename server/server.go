@@ -66,6 +66,13 @@ type Options struct {
 	// validated: members in one object, and objects and arrays inside one
 	// another (DefaultJSONMaxKeys and DefaultJSONMaxDepth when zero).
 	JSONMaxKeys, JSONMaxDepth int
+	// Exporter streams GET /users/export: the store itself, not a cache
+	// over it (when nil, the users given to New if they can).
+	Exporter store.UserExporter
+	// ExactCountWithin bounds the count GET /users?count=exact makes;
+	// past it the page gets the estimate (store.DefaultExactCountWithin
+	// when zero).
+	ExactCountWithin time.Duration
 }
 
 // Observer is told what the server did, for metrics.
@@ -106,6 +113,10 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 	h := &Handler{
 		users: users, jobs: opts.Jobs, webhooks: opts.Webhooks, allowPrivate: opts.WebhookAllowPrivate,
 		checks: opts.Checks, specYAML: userapi.OpenAPI, specJSON: specJSON,
+		exporter: opts.Exporter, exactCountWithin: opts.ExactCountWithin,
+	}
+	if h.exporter == nil {
+		h.exporter, _ = users.(store.UserExporter)
 	}
 
 	e := echo.New()

@@ -255,7 +255,8 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 		return err
 	}
 	// Every user change queues its webhook events in its own transaction.
-	var users store.UserService = store.NewUsers(pool).WithHook(queue.UserHook())
+	stored := store.NewUsers(pool).WithHook(queue.UserHook())
+	var users store.UserService = stored
 	opts := server.Options{
 		Tracing: cfg.OTLPEndpoint != "",
 		Checks: []server.Check{
@@ -271,6 +272,8 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 		Idempotency:         store.NewIdempotency(pool),
 		IdempotencyTTL:      cfg.IdempotencyTTL,
 		RequestTimeout:      cfg.RequestTimeout,
+		Exporter:            stored, // exports read the database, not the cache
+		ExactCountWithin:    cfg.ExactCountTimeout,
 		JSONMaxKeys:         int(cfg.JSONMaxKeys),
 		JSONMaxDepth:        int(cfg.JSONMaxDepth),
 	}
