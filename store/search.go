@@ -276,8 +276,9 @@ func exactCount(ctx context.Context, db DB, q UserQuery, within time.Duration) (
 	if err != nil {
 		return 0, err
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // read only: nothing to commit
-	if _, err := tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)", strconv.FormatInt(within.Milliseconds(), 10)); err != nil {
+	defer tx.Rollback(ctx)                                     //nolint:errcheck // read only: nothing to commit
+	ms := strconv.FormatInt(max(1, within.Milliseconds()), 10) // 0 would be no limit
+	if _, err := tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)", ms); err != nil {
 		return 0, err
 	}
 	st := &statement{}
