@@ -28,6 +28,24 @@ func (e EventType) Valid() bool {
 	}
 }
 
+// Defines values for ExportFormat.
+const (
+	Csv    ExportFormat = "csv"
+	Ndjson ExportFormat = "ndjson"
+)
+
+// Valid indicates whether the value is a known member of the ExportFormat enum.
+func (e ExportFormat) Valid() bool {
+	switch e {
+	case Csv:
+		return true
+	case Ndjson:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	HealthStatusDegraded HealthStatus = "degraded"
@@ -133,6 +151,66 @@ func (e ReadinessStatus) Valid() bool {
 	}
 }
 
+// Defines values for UserCountMode.
+const (
+	Estimated UserCountMode = "estimated"
+	Exact     UserCountMode = "exact"
+)
+
+// Valid indicates whether the value is a known member of the UserCountMode enum.
+func (e UserCountMode) Valid() bool {
+	switch e {
+	case Estimated:
+		return true
+	case Exact:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UserSort.
+const (
+	UserSortCreatedAt      UserSort = "created_at"
+	UserSortEmail          UserSort = "email"
+	UserSortId             UserSort = "id"
+	UserSortMinusCreatedAt UserSort = "-created_at"
+	UserSortMinusEmail     UserSort = "-email"
+	UserSortMinusId        UserSort = "-id"
+	UserSortMinusName      UserSort = "-name"
+	UserSortMinusUpdatedAt UserSort = "-updated_at"
+	UserSortName           UserSort = "name"
+	UserSortUpdatedAt      UserSort = "updated_at"
+)
+
+// Valid indicates whether the value is a known member of the UserSort enum.
+func (e UserSort) Valid() bool {
+	switch e {
+	case UserSortCreatedAt:
+		return true
+	case UserSortEmail:
+		return true
+	case UserSortId:
+		return true
+	case UserSortMinusCreatedAt:
+		return true
+	case UserSortMinusEmail:
+		return true
+	case UserSortMinusId:
+		return true
+	case UserSortMinusName:
+		return true
+	case UserSortMinusUpdatedAt:
+		return true
+	case UserSortName:
+		return true
+	case UserSortUpdatedAt:
+		return true
+	default:
+		return false
+	}
+}
+
 // BatchGetRequest The ids of the users to get.
 type BatchGetRequest struct {
 	// Ids From 1 to 1000 user ids.
@@ -210,6 +288,9 @@ type Email = string
 
 // EventType A kind of user event.
 type EventType string
+
+// ExportFormat A download format, `csv` or `ndjson`.
+type ExportFormat string
 
 // FieldError What is wrong with one field of a request.
 type FieldError struct {
@@ -417,6 +498,9 @@ type User struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// UserCountMode How to count the users that match; see the `count` parameter.
+type UserCountMode string
+
 // UserCreate A new user.
 type UserCreate struct {
 	// Email An email address, up to 254 characters, kept as given. Unique among users:
@@ -437,13 +521,23 @@ type UserCreate struct {
 
 // UserPage One page of users.
 type UserPage struct {
-	// Items The users on this page, ordered by id.
+	// Items The users on this page, in the order asked for.
 	Items []User `json:"items"`
 
 	// NextCursor Pass this as `cursor` to get the next page; `null` when this is the last page.
 	//
 	// Example: eyJhZnRlciI6MX0
 	NextCursor *string `json:"next_cursor"`
+
+	// Total How many users match in all, when `count` asked for it.
+	//
+	// Example: 1
+	Total *int64 `json:"total,omitempty"`
+
+	// TotalIsEstimate Whether `total` is the planner's estimate rather than a count; present with `total`.
+	//
+	// Example: false
+	TotalIsEstimate *bool `json:"total_is_estimate,omitempty"`
 }
 
 // UserPatch The fields of a user to change. Absent fields keep their value.
@@ -481,6 +575,9 @@ type UserReplace struct {
 	// Example: Ada Lovelace
 	Name Name `json:"name"`
 }
+
+// UserSort An order of users; see the `sort` parameter.
+type UserSort string
 
 // Webhook A subscription. Its secret is shown only when it is created.
 type Webhook struct {
@@ -549,6 +646,12 @@ type WebhookWithSecret struct {
 	Url string `json:"url"`
 }
 
+// CreatedAfter defines model for CreatedAfter.
+type CreatedAfter = time.Time
+
+// CreatedBefore defines model for CreatedBefore.
+type CreatedBefore = time.Time
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
@@ -567,8 +670,23 @@ type Limit = int
 // Offset defines model for Offset.
 type Offset = int64
 
+// UpdatedAfter defines model for UpdatedAfter.
+type UpdatedAfter = time.Time
+
+// UpdatedBefore defines model for UpdatedBefore.
+type UpdatedBefore = time.Time
+
+// UserEmail defines model for UserEmail.
+type UserEmail = string
+
 // UserID defines model for UserID.
 type UserID = int64
+
+// UserSearch defines model for UserSearch.
+type UserSearch = string
+
+// UserSortParam An order of users; see the `sort` parameter.
+type UserSortParam = UserSort
 
 // WebhookID defines model for WebhookID.
 type WebhookID = int64
@@ -630,11 +748,42 @@ type ListUsersParams struct {
 	// `cursor`, which costs the same on every page. Cannot be combined with `cursor`.
 	Offset *Offset `form:"offset,omitempty" json:"offset,omitempty"`
 
-	// Cursor The `next_cursor` of the previous page. Cannot be combined with `offset`.
+	// Cursor The `next_cursor` of the previous page, unchanged, with the same `q`,
+	// filters and `sort`. Cannot be combined with `offset`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
-	// Email Only return the user with this email address, compared as uniqueness compares them (see `Email`).
-	Email *string `form:"email,omitempty" json:"email,omitempty"`
+	// Q Only users whose name or email contains this text, 1 to 200 characters,
+	// ignoring case and accents (`ada` finds `Ada Lovelace` and `ada@example.com`,
+	// `jose` finds `José`). Every character matches itself: `%`, `_` and `\`
+	// are not wildcards.
+	Q *UserSearch `form:"q,omitempty" json:"q,omitempty"`
+
+	// Email Only the user with this email address, compared as uniqueness compares them (see `Email`).
+	Email *UserEmail `form:"email,omitempty" json:"email,omitempty"`
+
+	// CreatedAfter Only users created after this instant (RFC 3339), not at it.
+	CreatedAfter *CreatedAfter `form:"created_after,omitempty" json:"created_after,omitempty"`
+
+	// CreatedBefore Only users created before this instant (RFC 3339), not at it; later than `created_after`.
+	CreatedBefore *CreatedBefore `form:"created_before,omitempty" json:"created_before,omitempty"`
+
+	// UpdatedAfter Only users that last changed after this instant (RFC 3339), not at it.
+	UpdatedAfter *UpdatedAfter `form:"updated_after,omitempty" json:"updated_after,omitempty"`
+
+	// UpdatedBefore Only users that last changed before this instant (RFC 3339), not at it; later than `updated_after`.
+	UpdatedBefore *UpdatedBefore `form:"updated_before,omitempty" json:"updated_before,omitempty"`
+
+	// Sort The order: a field, ascending, or descending with a leading `-`
+	// (`-created_at` is newest first). Users that tie are ordered by id, in
+	// the same direction.
+	Sort *UserSortParam `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// Count Add how many users match in all to the page, as `total`:
+	// `estimated` is the database planner's estimate, cheap at any size and
+	// usually within a few percent on large results; `exact` counts, within
+	// a short time limit, past which the estimate is given instead
+	// (`total_is_estimate` says which you got). Leave it out to count nothing.
+	Count *UserCountMode `form:"count,omitempty" json:"count,omitempty"`
 }
 
 // CreateUserParams defines parameters for CreateUser.
@@ -657,6 +806,38 @@ type CreateUserParams struct {
 	//   quoted string (`"abc"`, with `\"` and `\\` escaped, as in RFC 9651); both
 	//   name the same key. Anything else is `422`.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ExportUsersParams defines parameters for ExportUsers.
+type ExportUsersParams struct {
+	// Format The file's format.
+	Format *ExportFormat `form:"format,omitempty" json:"format,omitempty"`
+
+	// Q Only users whose name or email contains this text, 1 to 200 characters,
+	// ignoring case and accents (`ada` finds `Ada Lovelace` and `ada@example.com`,
+	// `jose` finds `José`). Every character matches itself: `%`, `_` and `\`
+	// are not wildcards.
+	Q *UserSearch `form:"q,omitempty" json:"q,omitempty"`
+
+	// Email Only the user with this email address, compared as uniqueness compares them (see `Email`).
+	Email *UserEmail `form:"email,omitempty" json:"email,omitempty"`
+
+	// CreatedAfter Only users created after this instant (RFC 3339), not at it.
+	CreatedAfter *CreatedAfter `form:"created_after,omitempty" json:"created_after,omitempty"`
+
+	// CreatedBefore Only users created before this instant (RFC 3339), not at it; later than `created_after`.
+	CreatedBefore *CreatedBefore `form:"created_before,omitempty" json:"created_before,omitempty"`
+
+	// UpdatedAfter Only users that last changed after this instant (RFC 3339), not at it.
+	UpdatedAfter *UpdatedAfter `form:"updated_after,omitempty" json:"updated_after,omitempty"`
+
+	// UpdatedBefore Only users that last changed before this instant (RFC 3339), not at it; later than `updated_after`.
+	UpdatedBefore *UpdatedBefore `form:"updated_before,omitempty" json:"updated_before,omitempty"`
+
+	// Sort The order: a field, ascending, or descending with a leading `-`
+	// (`-created_at` is newest first). Users that tie are ordered by id, in
+	// the same direction.
+	Sort *UserSortParam `form:"sort,omitempty" json:"sort,omitempty"`
 }
 
 // GetUserParams defines parameters for GetUser.

@@ -15,12 +15,18 @@ import (
 // database and Redis call runs on the request's context, so a frozen
 // dependency fails the request after d with a 503 and Retry-After instead of
 // holding the client, and a connection, for as long as it stays frozen.
-func deadline(d time.Duration) echo.MiddlewareFunc {
+// Streamed operations (Echo paths in streamed) take as long as their data
+// does; they end when the client leaves, and each statement they run is
+// bounded by the database's statement timeout.
+func deadline(d time.Duration, streamed map[string]bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		if d <= 0 {
 			return next
 		}
 		return func(c echo.Context) error {
+			if streamed[c.Path()] {
+				return next(c)
+			}
 			req := c.Request()
 			ctx, cancel := context.WithTimeout(req.Context(), d)
 			defer cancel()
@@ -38,4 +44,16 @@ func deadline(d time.Duration) echo.MiddlewareFunc {
 			return err
 		}
 	}
+}
+
+// streamedPaths are the Echo paths of the operations openapi.yaml marks
+// `x-streamed: true`.
+func streamedPaths(ops []operation) map[string]bool {
+	paths := map[string]bool{}
+	for _, op := range ops {
+		if v, _ := op.route.Operation.Extensions["x-streamed"].(bool); v {
+			paths[op.echoPath()] = true
+		}
+	}
+	return paths
 }

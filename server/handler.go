@@ -26,8 +26,11 @@ type Handler struct {
 	checks         []Check
 	ready          *Readiness
 	health         *healthCache
-	specYAML       []byte
-	specJSON       []byte
+	// exporter streams GET /users/export; exactCountWithin bounds count=exact.
+	exporter         store.UserExporter
+	exactCountWithin time.Duration
+	specYAML         []byte
+	specJSON         []byte
 }
 
 var _ gen.StrictServerInterface = (*Handler)(nil)

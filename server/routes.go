@@ -21,7 +21,7 @@ func addRoutes(e *echo.Echo, logger *slog.Logger, ops []operation, h *Handler, s
 	e.Use(
 		accessLog(logger, opts.Observer, labels),
 		recoverPanics(logger),
-		deadline(opts.RequestTimeout), // before anything that waits on a dependency
+		deadline(opts.RequestTimeout, streamedPaths(ops)), // before anything that waits on a dependency
 	)
 	if len(opts.CORSOrigins) > 0 {
 		e.Use(cors(opts.CORSOrigins)) // before the limiter: preflights spend nothing

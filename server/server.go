@@ -75,6 +75,13 @@ type Options struct {
 	// HealthMaxAge is how old a /health answer may be (DefaultHealthMaxAge
 	// when zero).
 	HealthMaxAge time.Duration
+	// Exporter streams GET /users/export: the store itself, not a cache
+	// over it (when nil, the users given to New if they can).
+	Exporter store.UserExporter
+	// ExactCountWithin bounds the count GET /users?count=exact makes;
+	// past it the page gets the estimate (store.DefaultExactCountWithin
+	// when zero).
+	ExactCountWithin time.Duration
 }
 
 // Observer is told what the server did, for metrics.
@@ -118,10 +125,14 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 	h := &Handler{
 		users: users, jobs: opts.Jobs, webhooks: opts.Webhooks, allowPrivate: opts.WebhookAllowPrivate, auth: opts.Auth != nil,
 		checks: opts.Checks, ready: opts.Ready, specYAML: userapi.OpenAPI, specJSON: specJSON,
+		exporter: opts.Exporter, exactCountWithin: opts.ExactCountWithin,
 	}
 	h.health = newHealthCache(opts.HealthMaxAge, h.probe)
 	if h.webhooksPerKey = opts.WebhooksPerKey; h.webhooksPerKey <= 0 {
 		h.webhooksPerKey = DefaultWebhooksPerKey
+	}
+	if h.exporter == nil {
+		h.exporter, _ = users.(store.UserExporter)
 	}
 
 	e := echo.New()

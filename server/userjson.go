@@ -29,6 +29,7 @@ func (r userResponse) VisitGetUserResponse(w http.ResponseWriter) error {
 type pageResponse struct {
 	users      []store.User
 	nextCursor *string
+	total      *store.UserTotal
 }
 
 func (r pageResponse) VisitListUsersResponse(w http.ResponseWriter) error {
@@ -40,6 +41,12 @@ func (r pageResponse) VisitListUsersResponse(w http.ResponseWriter) error {
 			b = append(b, "null"...)
 		} else {
 			b = appendString(b, *r.nextCursor)
+		}
+		if r.total != nil {
+			b = append(b, `,"total":`...)
+			b = strconv.AppendInt(b, r.total.N, 10)
+			b = append(b, `,"total_is_estimate":`...)
+			b = strconv.AppendBool(b, r.total.Estimate)
 		}
 		return append(b, '}')
 	})

@@ -12,14 +12,20 @@ import (
 	"userapi/store"
 )
 
-// ListUsers returns one page of users in id order.
+// ListUsers returns one page of the users that match the query, in its
+// order, and how many match when asked.
 func (h *Handler) ListUsers(ctx context.Context, req gen.ListUsersRequestObject) (gen.ListUsersResponseObject, error) {
 	p := req.Params
 	limit, err := specDefault(p.Limit)
 	if err != nil {
 		return nil, err
 	}
-	f := store.UserFilter{Limit: limit, Email: p.Email}
+	q, err := userQuery(searchParams{q: p.Q, email: p.Email, createdAfter: p.CreatedAfter, createdBefore: p.CreatedBefore,
+		updatedAfter: p.UpdatedAfter, updatedBefore: p.UpdatedBefore, sort: p.Sort})
+	if err != nil {
+		return nil, err
+	}
+	f := store.UserFilter{UserQuery: q, Limit: limit, ExactCountWithin: h.exactCountWithin}
 	if p.Offset != nil {
 		f.Offset = *p.Offset
 	}
@@ -27,19 +33,22 @@ func (h *Handler) ListUsers(ctx context.Context, req gen.ListUsersRequestObject)
 		if p.Offset != nil {
 			return nil, validation(gen.FieldError{Location: "query.cursor", Message: "cannot be combined with offset"})
 		}
-		after, ok := decodeCursor(*p.Cursor)
-		if !ok {
-			return nil, validation(gen.FieldError{Location: "query.cursor", Message: "is not a cursor this API returned; pass next_cursor unchanged"})
+		after, why := decodeCursor(q, *p.Cursor)
+		if why != "" {
+			return nil, validation(gen.FieldError{Location: "query.cursor", Message: why})
 		}
-		f.AfterID = after
+		f.After = &after
+	}
+	if p.Count != nil {
+		f.Count = map[gen.UserCountMode]store.UserCount{gen.Estimated: store.CountEstimated, gen.Exact: store.CountExact}[*p.Count]
 	}
 	page, err := h.users.List(ctx, f)
 	if err != nil {
 		return nil, err
 	}
-	out := pageResponse{users: page.Users}
+	out := pageResponse{users: page.Users, total: page.Total}
 	if page.More {
-		c := encodeCursor(page.Users[len(page.Users)-1].ID)
+		c := encodeCursor(q, q.Sort.PositionOf(page.Users[len(page.Users)-1]))
 		out.nextCursor = &c
 	}
 	return out, nil
@@ -168,14 +177,10 @@ func strongMatch(header string, version int64) bool {
 	return false
 }
 
-// Cursors are opaque to clients; inside they are the last id of the page.
+// Cursors of earlier versions were the last id of the page; see legacyCursor.
 const cursorPrefix = "after:"
 
-func encodeCursor(lastID int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.FormatInt(lastID, 10)))
-}
-
-func decodeCursor(s string) (int64, bool) {
+func decodeIDCursor(s string) (int64, bool) {
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
 		return 0, false

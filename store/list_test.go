@@ -6,9 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"userapi/store"
 	"userapi/store/storetest"
@@ -67,7 +67,7 @@ func TestUsers_ListByEmailGenericPlanUsesIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	page, err := users.List(ctx, store.UserFilter{Offset: 0, Limit: 100, Email: ptr("U42@Example.com")})
+	page, err := users.List(ctx, store.UserFilter{Offset: 0, Limit: 100, UserQuery: store.UserQuery{Email: ptr("U42@Example.com")}})
 	if err != nil || len(page.Users) != 1 || page.Users[0].Email != "u42@example.com" {
 		t.Fatalf("List(email U42@Example.com) = %+v, %v; want user u42@example.com", page, err)
 	}
@@ -100,8 +100,10 @@ func literal(t *testing.T, arg any) string {
 	switch v := arg.(type) {
 	case int64:
 		return strconv.FormatInt(v, 10)
-	case pgtype.Text:
-		return "'" + strings.ReplaceAll(v.String, "'", "''") + "'"
+	case string:
+		return "'" + strings.ReplaceAll(v, "'", "''") + "'"
+	case time.Time:
+		return "'" + v.Format(time.RFC3339Nano) + "'::timestamptz"
 	}
 	t.Fatalf("no literal for %T", arg)
 	return ""
@@ -122,7 +124,7 @@ func BenchmarkUsers_ListByEmailAfterOffsets(b *testing.B) {
 	}
 	email := "u250000@example.com"
 	for b.Loop() {
-		page, err := users.List(ctx, store.UserFilter{Offset: 1, Limit: 100, Email: &email})
+		page, err := users.List(ctx, store.UserFilter{Offset: 1, Limit: 100, UserQuery: store.UserQuery{Email: &email}})
 		if err != nil || len(page.Users) != 0 {
 			b.Fatalf("List(email, offset 1) = %+v, %v; want an empty page", page, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,7 +24,7 @@ var migrations embed.FS
 const migrationLock = 0x75736572617069 // "userapi"
 
 // Migrate applies every embedded migration not yet applied, in file-name
-// order, each in its own transaction, and then the job queue's (River's)
+// order, each in its own transaction (or none, see noTransaction), and then the job queue's (River's)
 // migrations. It returns the names it applied; River's start with "river/".
 //
 // River's tables live beside ours because jobs are inserted in the same
@@ -42,7 +43,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) (applied []string, err err
 		return nil, translate(err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
+	if err := lockMigrations(ctx, conn.Conn()); err != nil {
 		return nil, translate(err)
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLock) //nolint:errcheck // the lock goes with the session anyway
@@ -70,6 +71,26 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) (applied []string, err err
 	return append(applied, river...), err
 }
 
+// lockMigrations takes the migration lock, trying every lockRetry rather
+// than waiting in pg_advisory_lock: a session blocked there holds a
+// snapshot, which CREATE INDEX CONCURRENTLY in the lock holder's migration
+// waits for, and PostgreSQL would end one of the two as a deadlock.
+func lockMigrations(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		var locked bool
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", migrationLock).Scan(&locked); err != nil || locked {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(lockRetry):
+		}
+	}
+}
+
+const lockRetry = 100 * time.Millisecond
+
 // migrateRiver applies River's migrations, each in its own transaction
 // (one enum value must commit before the next migration uses it). The
 // caller holds the migration lock.
@@ -89,8 +110,19 @@ func migrateRiver(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 	return applied, nil
 }
 
+// noTransaction is the first line of a migration that cannot run in a
+// transaction (CREATE INDEX CONCURRENTLY). Its statements run one at a time,
+// each ending with a ";" at the end of a line (outside $$ quotes); the
+// migration is recorded after the last one succeeds, so a failed one runs
+// again, from the top, at the next start: such a migration must be safe to
+// repeat.
+const noTransaction = "-- userapi:no-transaction"
+
 // applyOnce runs one migration and records it, unless it is recorded already.
 func applyOnce(ctx context.Context, conn *pgx.Conn, name, sql string) (bool, error) {
+	if strings.HasPrefix(sql, noTransaction+"\n") {
+		return applyWithoutTx(ctx, conn, name, sql)
+	}
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return false, translate(err)
@@ -110,6 +142,48 @@ func applyOnce(ctx context.Context, conn *pgx.Conn, name, sql string) (bool, err
 		return false, err
 	}
 	return true, tx.Commit(ctx)
+}
+
+// applyWithoutTx is applyOnce for a migration marked noTransaction.
+func applyWithoutTx(ctx context.Context, conn *pgx.Conn, name, sql string) (bool, error) {
+	var seen bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)", name).Scan(&seen); err != nil {
+		return false, translate(err)
+	}
+	if seen {
+		return false, nil
+	}
+	for _, stmt := range statements(sql) {
+		// A string of several statements would run as one implicit
+		// transaction, so each goes on its own.
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			return false, err
+		}
+	}
+	_, err := conn.Exec(ctx, "INSERT INTO schema_migrations (name) VALUES ($1)", name)
+	return err == nil, err
+}
+
+// statements splits a migration at each line that ends with ";" outside a
+// $$-quoted body. Comment lines go with the statement they precede.
+func statements(sql string) []string {
+	var stmts []string
+	var cur strings.Builder
+	quoted := false
+	for line := range strings.Lines(sql) {
+		cur.WriteString(line)
+		if strings.Count(line, "$$")%2 == 1 {
+			quoted = !quoted
+		}
+		if !quoted && strings.HasSuffix(strings.TrimSpace(line), ";") {
+			stmts = append(stmts, cur.String())
+			cur.Reset()
+		}
+	}
+	if strings.TrimSpace(cur.String()) != "" {
+		stmts = append(stmts, cur.String())
+	}
+	return stmts
 }
 
 // Pending returns the names of the embedded migrations not yet applied to

@@ -49,23 +49,28 @@ type Profile struct {
 	ComputedAt time.Time
 }
 
-// UserFilter selects a page of users in id order.
+// UserFilter selects a page of the users a query selects.
 type UserFilter struct {
-	// AfterID skips users with this id or a lower one (keyset paging).
-	AfterID int64
-	// Offset skips this many users instead; it is ignored when AfterID is set.
+	UserQuery
+	// After, when set, starts the page right after this position in the
+	// query's order (keyset paging).
+	After *UserPosition
+	// Offset skips this many users instead; it is ignored when After is set.
 	Offset int64
 	// Limit is the page size, at least 1.
 	Limit int
-	// Email, when set, keeps only the user with this email, as package email
-	// compares addresses.
-	Email *string
+	// Count asks for the page's Total, and ExactCountWithin bounds an exact
+	// count (DefaultExactCountWithin when zero).
+	Count            UserCount
+	ExactCountWithin time.Duration
 }
 
-// UserPage is one page of users and whether more follow it.
+// UserPage is one page of users, whether more follow it, and how many
+// there are in all when the filter asked.
 type UserPage struct {
 	Users []User
 	More  bool
+	Total *UserTotal
 }
 
 // UserService is what the HTTP layer needs from a user repository. The
@@ -178,34 +183,17 @@ func (s *Users) GetMany(ctx context.Context, ids []int64) (_ []User, err error) 
 	return users, nil
 }
 
-// List returns up to f.Limit users in id order, and whether more follow.
+// List returns up to f.Limit users in f's order, whether more follow, and
+// the total f.Count asks for. Returns ErrBadQuery for an unknown sort field.
 func (s *Users) List(ctx context.Context, f UserFilter) (_ UserPage, err error) {
 	defer wrap(&err, "Users.List")
-	offset := f.Offset
-	if f.AfterID > 0 {
-		offset = 0
-	}
-	// One row more than asked tells whether another page follows.
-	limit := int64(f.Limit) + 1
-	var rows []dbsqlc.User
-	if f.Email != nil {
-		rows, err = s.queries(ctx).UserListByEmail(ctx, dbsqlc.UserListByEmailParams{
-			EmailKey: emailKey(*f.Email), AfterID: f.AfterID, RowOffset: offset, RowLimit: limit})
-	} else {
-		rows, err = s.queries(ctx).UserList(ctx, dbsqlc.UserListParams{AfterID: f.AfterID, RowOffset: offset, RowLimit: limit})
-	}
+	db := conn(ctx, s.db)
+	page, err := list(ctx, db, f)
 	if err != nil {
 		return UserPage{}, translate(err)
 	}
-	page := UserPage{More: len(rows) > f.Limit}
-	if page.More {
-		rows = rows[:f.Limit]
-	}
-	page.Users = make([]User, len(rows))
-	for i, row := range rows {
-		page.Users[i] = fromRow(row)
-	}
-	return page, nil
+	page.Total, err = count(ctx, db, f.UserQuery, f.Count, f.ExactCountWithin)
+	return page, translate(err)
 }
 
 // Update applies c to the user with this id under a row lock, so concurrent

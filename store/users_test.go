@@ -171,9 +171,9 @@ func TestUsers_List(t *testing.T) {
 
 	// Keyset paging visits every user once, in id order.
 	var seen []int64
-	var after int64
+	var after *store.UserPosition
 	for range 10 {
-		page, err := users.List(ctx, store.UserFilter{AfterID: after, Limit: 3})
+		page, err := users.List(ctx, store.UserFilter{After: after, Limit: 3})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +183,7 @@ func TestUsers_List(t *testing.T) {
 		if !page.More {
 			break
 		}
-		after = page.Users[len(page.Users)-1].ID
+		after = &store.UserPosition{ID: page.Users[len(page.Users)-1].ID}
 	}
 	if fmt.Sprint(seen) != fmt.Sprint(ids) {
 		t.Errorf("keyset pages = %v, want %v", seen, ids)
@@ -197,8 +197,8 @@ func TestUsers_List(t *testing.T) {
 	}{
 		{"Offset", store.UserFilter{Offset: 5, Limit: 3}, ids[5:], false},
 		{"OffsetMore", store.UserFilter{Offset: 1, Limit: 2}, ids[1:3], true},
-		{"EmailAnyCase", store.UserFilter{Limit: 10, Email: ptr("U3@EXAMPLE.COM")}, ids[3:4], false},
-		{"EmailUnknown", store.UserFilter{Limit: 10, Email: ptr("nobody@example.com")}, nil, false},
+		{"EmailAnyCase", store.UserFilter{Limit: 10, UserQuery: store.UserQuery{Email: ptr("U3@EXAMPLE.COM")}}, ids[3:4], false},
+		{"EmailUnknown", store.UserFilter{Limit: 10, UserQuery: store.UserQuery{Email: ptr("nobody@example.com")}}, nil, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

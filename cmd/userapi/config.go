@@ -42,6 +42,7 @@ type config struct {
 	ShutdownTimeout   time.Duration
 	ReadHeaderTimeout time.Duration
 	RequestTimeout    time.Duration
+	ExactCountTimeout time.Duration
 	IdempotencyTTL    time.Duration
 	JSONMaxKeys       int32
 	JSONMaxDepth      int32
@@ -176,7 +177,8 @@ func settings(c *config) []setting {
 		{"USERAPI_DRAIN_DELAY", "5s", "After SIGTERM, how long `/readyz` answers `503` while requests are still served (with `Connection: close`), before the listener closes", duration(&c.DrainDelay)},
 		{"USERAPI_SHUTDOWN_TIMEOUT", "25s", "Grace period for in-flight requests and running jobs on SIGTERM", duration(&c.ShutdownTimeout)},
 		{"USERAPI_READ_HEADER_TIMEOUT", "5s", "Longest a client may take to send a request's headers; slower connections are closed. Headers over 64 KiB get `431`", positiveDuration(&c.ReadHeaderTimeout)},
-		{"USERAPI_REQUEST_TIMEOUT", "10s", "Longest any request may take, including every database and Redis call it makes; past it the answer is `503` with `Retry-After`", positiveDuration(&c.RequestTimeout)},
+		{"USERAPI_REQUEST_TIMEOUT", "10s", "Longest any request may take, including every database and Redis call it makes; past it the answer is `503` with `Retry-After`. `GET /users/export` streams for as long as its client reads, each of its statements bounded by `USERAPI_DB_STATEMENT_TIMEOUT`", positiveDuration(&c.RequestTimeout)},
+		{"USERAPI_EXACT_COUNT_TIMEOUT", "500ms", "Longest `GET /users?count=exact` counts; past it the page carries the planner's estimate, with `total_is_estimate: true`", positiveDuration(&c.ExactCountTimeout)},
 		{"USERAPI_JSON_MAX_KEYS", "1000", "Most members one JSON object in a request body may have; more is a `422` naming `body`, answered before the body is validated", intIn(&c.JSONMaxKeys, 1, 1000000)},
 		{"USERAPI_JSON_MAX_DEPTH", "32", "Deepest nesting of objects and arrays in a JSON request body; deeper is a `422` naming `body`", intIn(&c.JSONMaxDepth, 1, 10000)},
 		{"USERAPI_IDEMPOTENCY_TTL", "24h", "How long a successful answer to a request with an `Idempotency-Key` is replayed, from 1m to 24h", func(v string) error {

@@ -255,7 +255,8 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 		return err
 	}
 	// Every user change queues its webhook events in its own transaction.
-	var users store.UserService = store.NewUsers(pool).WithHook(queue.UserHook())
+	stored := store.NewUsers(pool).WithHook(queue.UserHook())
+	var users store.UserService = stored
 	ready := &server.Readiness{Probe: func(ctx context.Context) error { return store.Ready(ctx, pool) }}
 	opts := server.Options{
 		Ready:   ready,
@@ -274,6 +275,8 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 		Idempotency:         store.NewIdempotency(pool),
 		IdempotencyTTL:      cfg.IdempotencyTTL,
 		RequestTimeout:      cfg.RequestTimeout,
+		Exporter:            stored, // exports read the database, not the cache
+		ExactCountWithin:    cfg.ExactCountTimeout,
 		JSONMaxKeys:         int(cfg.JSONMaxKeys),
 		JSONMaxDepth:        int(cfg.JSONMaxDepth),
 	}

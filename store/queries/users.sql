@@ -17,24 +17,8 @@ SELECT * FROM users
 WHERE id = @id
 FOR UPDATE;
 
--- name: UserList :many
--- UserList returns up to row_limit users whose id is greater than after_id,
--- in id order, skipping the first row_offset of them.
--- Each filter has a statement of its own: with an optional filter
--- ("@email IS NULL OR ..."), the generic plan PostgreSQL switches to after
--- a few runs cannot use the filter's index, and scans the whole table for
--- the life of the connection.
-SELECT * FROM users
-WHERE id > @after_id
-ORDER BY id
-LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
-
--- name: UserListByEmail :many
--- UserListByEmail is UserList for the users with this email key: one at most.
-SELECT * FROM users
-WHERE email_key = @email_key AND id > @after_id
-ORDER BY id
-LIMIT @row_limit::bigint OFFSET @row_offset::bigint;
+-- Lists (UserList, UserCount) are built in store/search.go from fixed
+-- fragments, one statement per combination of filters and order.
 
 -- name: UserUpdate :one
 -- UserUpdate sets the user's editable fields, bumps its version and returns it.

@@ -13,12 +13,20 @@ export interface paths {
         };
         /**
          * List users
-         * @description Returns users ordered by id, one page at a time.
+         * @description Returns the users that match `q` and the filters, in `sort` order (by id
+         *     unless asked otherwise), one page at a time. Every filter combines with
+         *     every other and with `q`.
          *
          *     Start with no `cursor`, then pass the `next_cursor` of each page as `cursor`
          *     to get the next one; `next_cursor` is `null` on the last page. Cursor paging
-         *     costs the same on page 1 and page 10,000. `offset` (up to 10,000) is also
-         *     accepted for jumping to a position, but it cannot be combined with `cursor`.
+         *     costs the same on page 1 and page 10,000, and a user created or changed
+         *     during the walk never makes another one repeat or go missing. A cursor
+         *     belongs to the query that returned it: sent with another `q`, filter or
+         *     `sort` it is refused (`422` naming `query.cursor`), as is a modified one.
+         *     `offset` (up to 10,000) is also accepted for jumping to a position, but it
+         *     cannot be combined with `cursor`.
+         *
+         *     Ask for `count` to learn how many users match in all.
          */
         get: operations["listUsers"];
         put?: never;
@@ -29,6 +37,37 @@ export interface paths {
          *     Send an `Idempotency-Key` to retry safely: the user is created at most once.
          */
         post: operations["createUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download users as CSV or NDJSON
+         * @description Streams every user that matches `q` and the filters, in `sort` order, as a
+         *     file download: as CSV (RFC 4180, with a header row `id,name,email,created_at,updated_at`)
+         *     or as NDJSON (one `User` per line). It costs one request of the read budget
+         *     however many users it sends, is not bound by the usual request time limit,
+         *     and stops as soon as the client goes away.
+         *
+         *     The file is one consistent view: users changed while it streams appear as
+         *     they were when it began.
+         *
+         *     In CSV, a cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage
+         *     return is prefixed with `'`, so that spreadsheets show it as text rather
+         *     than run it as a formula.
+         */
+        get: operations["exportUsers"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -482,14 +521,42 @@ export interface components {
         Email: string;
         /** @description One page of users. */
         UserPage: {
-            /** @description The users on this page, ordered by id. */
+            /** @description The users on this page, in the order asked for. */
             items: components["schemas"]["User"][];
             /**
              * @description Pass this as `cursor` to get the next page; `null` when this is the last page.
              * @example eyJhZnRlciI6MX0
              */
             next_cursor: string | null;
+            /**
+             * Format: int64
+             * @description How many users match in all, when `count` asked for it.
+             * @example 1
+             */
+            total?: number;
+            /**
+             * @description Whether `total` is the planner's estimate rather than a count; present with `total`.
+             * @example false
+             */
+            total_is_estimate?: boolean;
         };
+        /**
+         * @description An order of users; see the `sort` parameter.
+         * @default id
+         * @enum {string}
+         */
+        UserSort: "id" | "-id" | "name" | "-name" | "email" | "-email" | "created_at" | "-created_at" | "updated_at" | "-updated_at";
+        /**
+         * @description How to count the users that match; see the `count` parameter.
+         * @enum {string}
+         */
+        UserCountMode: "estimated" | "exact";
+        /**
+         * @description A download format, `csv` or `ndjson`.
+         * @default ndjson
+         * @enum {string}
+         */
+        ExportFormat: "csv" | "ndjson";
         /** @description The ids of the users to get. */
         BatchGetRequest: {
             /**
@@ -1128,8 +1195,50 @@ export interface components {
          *     `cursor`, which costs the same on every page. Cannot be combined with `cursor`.
          */
         Offset: number;
-        /** @description The `next_cursor` of the previous page. Cannot be combined with `offset`. */
+        /**
+         * @description The `next_cursor` of the previous page, unchanged, with the same `q`,
+         *     filters and `sort`. Cannot be combined with `offset`.
+         */
         Cursor: string;
+        /**
+         * @description Only users whose name or email contains this text, 1 to 200 characters,
+         *     ignoring case and accents (`ada` finds `Ada Lovelace` and `ada@example.com`,
+         *     `jose` finds `José`). Every character matches itself: `%`, `_` and `\`
+         *     are not wildcards.
+         * @example ada
+         */
+        UserSearch: string;
+        /**
+         * @description Only the user with this email address, compared as uniqueness compares them (see `Email`).
+         * @example ada@example.com
+         */
+        UserEmail: string;
+        /**
+         * @description Only users created after this instant (RFC 3339), not at it.
+         * @example 2026-01-01T00:00:00Z
+         */
+        CreatedAfter: string;
+        /**
+         * @description Only users created before this instant (RFC 3339), not at it; later than `created_after`.
+         * @example 2026-02-01T00:00:00Z
+         */
+        CreatedBefore: string;
+        /**
+         * @description Only users that last changed after this instant (RFC 3339), not at it.
+         * @example 2026-01-01T00:00:00Z
+         */
+        UpdatedAfter: string;
+        /**
+         * @description Only users that last changed before this instant (RFC 3339), not at it; later than `updated_after`.
+         * @example 2026-02-01T00:00:00Z
+         */
+        UpdatedBefore: string;
+        /**
+         * @description The order: a field, ascending, or descending with a leading `-`
+         *     (`-created_at` is newest first). Users that tie are ordered by id, in
+         *     the same direction.
+         */
+        UserSortParam: components["schemas"]["UserSort"];
         /**
          * @description An `ETag` you hold; when it still matches, the answer is `304` with no body.
          * @example "1"
@@ -1214,13 +1323,58 @@ export interface operations {
                  *     `cursor`, which costs the same on every page. Cannot be combined with `cursor`.
                  */
                 offset?: components["parameters"]["Offset"];
-                /** @description The `next_cursor` of the previous page. Cannot be combined with `offset`. */
+                /**
+                 * @description The `next_cursor` of the previous page, unchanged, with the same `q`,
+                 *     filters and `sort`. Cannot be combined with `offset`.
+                 */
                 cursor?: components["parameters"]["Cursor"];
                 /**
-                 * @description Only return the user with this email address, compared as uniqueness compares them (see `Email`).
+                 * @description Only users whose name or email contains this text, 1 to 200 characters,
+                 *     ignoring case and accents (`ada` finds `Ada Lovelace` and `ada@example.com`,
+                 *     `jose` finds `José`). Every character matches itself: `%`, `_` and `\`
+                 *     are not wildcards.
+                 * @example ada
+                 */
+                q?: components["parameters"]["UserSearch"];
+                /**
+                 * @description Only the user with this email address, compared as uniqueness compares them (see `Email`).
                  * @example ada@example.com
                  */
-                email?: string;
+                email?: components["parameters"]["UserEmail"];
+                /**
+                 * @description Only users created after this instant (RFC 3339), not at it.
+                 * @example 2026-01-01T00:00:00Z
+                 */
+                created_after?: components["parameters"]["CreatedAfter"];
+                /**
+                 * @description Only users created before this instant (RFC 3339), not at it; later than `created_after`.
+                 * @example 2026-02-01T00:00:00Z
+                 */
+                created_before?: components["parameters"]["CreatedBefore"];
+                /**
+                 * @description Only users that last changed after this instant (RFC 3339), not at it.
+                 * @example 2026-01-01T00:00:00Z
+                 */
+                updated_after?: components["parameters"]["UpdatedAfter"];
+                /**
+                 * @description Only users that last changed before this instant (RFC 3339), not at it; later than `updated_after`.
+                 * @example 2026-02-01T00:00:00Z
+                 */
+                updated_before?: components["parameters"]["UpdatedBefore"];
+                /**
+                 * @description The order: a field, ascending, or descending with a leading `-`
+                 *     (`-created_at` is newest first). Users that tie are ordered by id, in
+                 *     the same direction.
+                 */
+                sort?: components["parameters"]["UserSortParam"];
+                /**
+                 * @description Add how many users match in all to the page, as `total`:
+                 *     `estimated` is the database planner's estimate, cheap at any size and
+                 *     usually within a few percent on large results; `exact` counts, within
+                 *     a short time limit, past which the estimate is given instead
+                 *     (`total_is_estimate` says which you got). Leave it out to count nothing.
+                 */
+                count?: components["schemas"]["UserCountMode"];
             };
             header?: never;
             path?: never;
@@ -1330,6 +1484,88 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailedOrKeyReused"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Error"];
+        };
+    };
+    exportUsers: {
+        parameters: {
+            query?: {
+                /** @description The file's format. */
+                format?: components["schemas"]["ExportFormat"];
+                /**
+                 * @description Only users whose name or email contains this text, 1 to 200 characters,
+                 *     ignoring case and accents (`ada` finds `Ada Lovelace` and `ada@example.com`,
+                 *     `jose` finds `José`). Every character matches itself: `%`, `_` and `\`
+                 *     are not wildcards.
+                 * @example ada
+                 */
+                q?: components["parameters"]["UserSearch"];
+                /**
+                 * @description Only the user with this email address, compared as uniqueness compares them (see `Email`).
+                 * @example ada@example.com
+                 */
+                email?: components["parameters"]["UserEmail"];
+                /**
+                 * @description Only users created after this instant (RFC 3339), not at it.
+                 * @example 2026-01-01T00:00:00Z
+                 */
+                created_after?: components["parameters"]["CreatedAfter"];
+                /**
+                 * @description Only users created before this instant (RFC 3339), not at it; later than `created_after`.
+                 * @example 2026-02-01T00:00:00Z
+                 */
+                created_before?: components["parameters"]["CreatedBefore"];
+                /**
+                 * @description Only users that last changed after this instant (RFC 3339), not at it.
+                 * @example 2026-01-01T00:00:00Z
+                 */
+                updated_after?: components["parameters"]["UpdatedAfter"];
+                /**
+                 * @description Only users that last changed before this instant (RFC 3339), not at it; later than `updated_after`.
+                 * @example 2026-02-01T00:00:00Z
+                 */
+                updated_before?: components["parameters"]["UpdatedBefore"];
+                /**
+                 * @description The order: a field, ascending, or descending with a leading `-`
+                 *     (`-created_at` is newest first). Users that tie are ordered by id, in
+                 *     the same direction.
+                 */
+                sort?: components["parameters"]["UserSortParam"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching users, streamed. */
+            200: {
+                headers: {
+                    /**
+                     * @description `attachment`, with a file name: `users.csv` or `users.ndjson`.
+                     * @example attachment; filename="users.csv"
+                     */
+                    "Content-Disposition": string;
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example id,name,email,created_at,updated_at
+                     *     1,Ada Lovelace,ada@example.com,2026-01-02T03:04:05Z,2026-01-02T03:04:05Z
+                     */
+                    "text/csv": string;
+                    /** @example {"created_at":"2026-01-02T03:04:05Z","email":"ada@example.com","id":1,"name":"Ada Lovelace","updated_at":"2026-01-02T03:04:05Z"} */
+                    "application/x-ndjson": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
             429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Error"];
         };

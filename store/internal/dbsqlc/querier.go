@@ -51,18 +51,11 @@ type Querier interface {
 	// UserGetMany returns the users with these ids, in id order; unknown ids are
 	// left out.
 	UserGetMany(ctx context.Context, ids []int64) ([]User, error)
-	// UserList returns up to row_limit users whose id is greater than after_id,
-	// in id order, skipping the first row_offset of them.
-	// Each filter has a statement of its own: with an optional filter
-	// ("@email IS NULL OR ..."), the generic plan PostgreSQL switches to after
-	// a few runs cannot use the filter's index, and scans the whole table for
-	// the life of the connection.
-	UserList(ctx context.Context, arg UserListParams) ([]User, error)
-	// UserListByEmail is UserList for the users with this email key: one at most.
-	UserListByEmail(ctx context.Context, arg UserListByEmailParams) ([]User, error)
 	// UserSetProfile stores the user's derived profile data. It leaves version
 	// and updated_at alone: derived data is not an edit.
 	UserSetProfile(ctx context.Context, arg UserSetProfileParams) error
+	// Lists (UserList, UserCount) are built in store/search.go from fixed
+	// fragments, one statement per combination of filters and order.
 	// UserUpdate sets the user's editable fields, bumps its version and returns it.
 	// The email key changes only with the email, so a row the key migration left
 	// without one (a duplicate) can still change its name.

@@ -157,107 +157,6 @@ func (q *Queries) UserGetMany(ctx context.Context, ids []int64) ([]User, error) 
 	return items, nil
 }
 
-const userList = `-- name: UserList :many
-SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key FROM users
-WHERE id > $1
-ORDER BY id
-LIMIT $3::bigint OFFSET $2::bigint
-`
-
-type UserListParams struct {
-	AfterID   int64
-	RowOffset int64
-	RowLimit  int64
-}
-
-// UserList returns up to row_limit users whose id is greater than after_id,
-// in id order, skipping the first row_offset of them.
-// Each filter has a statement of its own: with an optional filter
-// ("@email IS NULL OR ..."), the generic plan PostgreSQL switches to after
-// a few runs cannot use the filter's index, and scans the whole table for
-// the life of the connection.
-func (q *Queries) UserList(ctx context.Context, arg UserListParams) ([]User, error) {
-	rows, err := q.db.Query(ctx, userList, arg.AfterID, arg.RowOffset, arg.RowLimit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []User
-	for rows.Next() {
-		var i User
-		if err := rows.Scan(
-			&i.ID,
-			&i.Name,
-			&i.Email,
-			&i.Version,
-			&i.CreatedAt,
-			&i.UpdatedAt,
-			&i.EmailNormalized,
-			&i.ProfileScore,
-			&i.ProfileComputedAt,
-			&i.EmailKey,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const userListByEmail = `-- name: UserListByEmail :many
-SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key FROM users
-WHERE email_key = $1 AND id > $2
-ORDER BY id
-LIMIT $4::bigint OFFSET $3::bigint
-`
-
-type UserListByEmailParams struct {
-	EmailKey  pgtype.Text
-	AfterID   int64
-	RowOffset int64
-	RowLimit  int64
-}
-
-// UserListByEmail is UserList for the users with this email key: one at most.
-func (q *Queries) UserListByEmail(ctx context.Context, arg UserListByEmailParams) ([]User, error) {
-	rows, err := q.db.Query(ctx, userListByEmail,
-		arg.EmailKey,
-		arg.AfterID,
-		arg.RowOffset,
-		arg.RowLimit,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []User
-	for rows.Next() {
-		var i User
-		if err := rows.Scan(
-			&i.ID,
-			&i.Name,
-			&i.Email,
-			&i.Version,
-			&i.CreatedAt,
-			&i.UpdatedAt,
-			&i.EmailNormalized,
-			&i.ProfileScore,
-			&i.ProfileComputedAt,
-			&i.EmailKey,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const userSetProfile = `-- name: UserSetProfile :exec
 UPDATE users
 SET email_normalized = $1, profile_score = $2, profile_computed_at = now()
@@ -278,6 +177,7 @@ func (q *Queries) UserSetProfile(ctx context.Context, arg UserSetProfileParams) 
 }
 
 const userUpdate = `-- name: UserUpdate :one
+
 UPDATE users
 SET name = $1, email = $2,
     email_key = CASE WHEN email = $2 THEN email_key ELSE $3 END,
@@ -293,6 +193,8 @@ type UserUpdateParams struct {
 	ID       int64
 }
 
+// Lists (UserList, UserCount) are built in store/search.go from fixed
+// fragments, one statement per combination of filters and order.
 // UserUpdate sets the user's editable fields, bumps its version and returns it.
 // The email key changes only with the email, so a row the key migration left
 // without one (a duplicate) can still change its name.
