@@ -141,8 +141,26 @@ func addOperations(e *echo.Echo, ops []operation, h *Handler, opts Options) {
 		}
 		mws[op.id] = mw
 	}
-	gen.RegisterHandlersWithOptions(e, gen.NewStrictHandler(h, nil), gen.RegisterHandlersOptions{OperationMiddlewares: mws})
+	gen.RegisterHandlersWithOptions(headToo{e}, gen.NewStrictHandler(h, nil), gen.RegisterHandlersOptions{OperationMiddlewares: mws})
 	refuseOtherMethods(e, ops)
+}
+
+// headToo registers a HEAD route beside every GET route, with the same
+// handler and middleware: load balancers probe with HEAD. The answer is the
+// GET answer, status, headers and Content-Length alike; net/http drops the
+// body of an answer to HEAD.
+type headToo struct{ *echo.Echo }
+
+func (r headToo) GET(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	r.Echo.HEAD(path, func(c echo.Context) error {
+		// The handler is shown a GET, as some refuse other methods (the
+		// Swagger UI's does); the server still answers the HEAD it was sent.
+		get := c.Request().Clone(c.Request().Context())
+		get.Method = http.MethodGet
+		c.SetRequest(get)
+		return h(c)
+	}, m...)
+	return r.Echo.GET(path, h, m...)
 }
 
 // refuseOtherMethods answers 405 with Allow for the methods a fixed path of
@@ -153,6 +171,9 @@ func refuseOtherMethods(e *echo.Echo, ops []operation) {
 	for _, op := range ops {
 		if !strings.Contains(op.path, "{") {
 			allowed[op.path] = append(allowed[op.path], op.method)
+			if op.method == http.MethodGet {
+				allowed[op.path] = append(allowed[op.path], http.MethodHead)
+			}
 		}
 	}
 	for path, have := range allowed {
@@ -174,15 +195,15 @@ func refuseOtherMethods(e *echo.Echo, ops []operation) {
 	}
 }
 
-var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+var methods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
 // addPages serves what openapi.yaml describes only by its entry points or
 // not at all: the documentation pages' assets, and the job dashboard (which
 // checks its own key). Neither spends a rate-limit budget: people reading
 // the docs, and a dashboard that polls, are never refused.
 func addPages(e *echo.Echo, specJSON []byte, opts Options) {
-	e.GET("/docs/*", swaggerUI(specJSON))
-	e.GET("/redoc/*", redocAssets())
+	headToo{e}.GET("/docs/*", swaggerUI(specJSON))
+	headToo{e}.GET("/redoc/*", redocAssets())
 	if opts.Admin != nil {
 		admin := echo.WrapHandler(opts.Admin)
 		if opts.Auth != nil {
