@@ -36,6 +36,8 @@ type operation struct {
 	deprecation http.Header
 	// route hands the validator the operation Echo matched.
 	route *routers.Route
+	// bodySchema is the schema of a JSON request body, if any.
+	bodySchema *openapi3.Schema
 }
 
 // budget names a rate-limit budget (see RateLimit).
@@ -76,6 +78,11 @@ func newOperation(spec *openapi3.T, path string, item *openapi3.PathItem, method
 	}
 	if op.id == "" {
 		return op, fmt.Errorf("no operationId")
+	}
+	if o.RequestBody != nil && o.RequestBody.Value != nil {
+		if mt := o.RequestBody.Value.Content.Get(echo.MIMEApplicationJSON); mt != nil && mt.Schema != nil {
+			op.bodySchema = mt.Schema.Value
+		}
 	}
 	switch {
 	case o.Security == nil:
