@@ -121,6 +121,9 @@ func (op operation) echoPath() string {
 //   - identify: read the API key (for limiting per key, and authorizing);
 //   - the rate limiter, for operations that spend a budget, before the key
 //     is refused so that a flood without keys is limited too;
+//   - verify: a key not verified here before, after the limiter has counted
+//     it against the address, so that made-up keys cannot buy a database
+//     lookup each once the address's budget is spent;
 //   - authorize: the operation's x-scope (401 / 403), so that a caller
 //     without a key learns nothing about what a valid request looks like;
 //   - validate: the request against the spec, with deprecation headers;
@@ -134,13 +137,15 @@ func addOperations(e *echo.Echo, ops []operation, h *Handler, opts Options) {
 		var mw []echo.MiddlewareFunc
 		limited := opts.RateLimit != nil && op.budget != budgetNone
 		if opts.Auth != nil && (!op.public || limited) {
-			mw = append(mw, identify(opts.Auth))
+			mw = append(mw, identify(opts.Auth, limited))
 		}
 		if limited {
 			mw = append(mw, rateLimit(*opts.RateLimit, op.budget, opts.Observer))
 		}
 		if opts.Auth != nil && !op.public {
-			mw = append(mw, authorize(op.scope, opts.Observer))
+			// A public operation needs no key: an unverified one only
+			// counts against the address.
+			mw = append(mw, verify(opts.Auth), authorize(op.scope, opts.Observer))
 		}
 		mw = append(mw, v.forOperation(op))
 		if op.idempotent {

@@ -23,7 +23,7 @@ type RateLimit struct {
 
 // rateLimit spends one request from the client's budget b, sets the
 // RateLimit-* headers, and refuses with 429 and Retry-After when the budget
-// is spent. The client is its API key when it presented a valid one, and
+// is spent. The client is its API key once identify has verified it, and
 // otherwise its IP address as ipExtractor found it.
 func rateLimit(rl RateLimit, b budget, obs Observer) echo.MiddlewareFunc {
 	policy, class := rl.Reads, "r:"
