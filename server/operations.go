@@ -123,7 +123,8 @@ func (op operation) echoPath() string {
 //     is refused so that a flood without keys is limited too;
 //   - verify: a key not verified here before, after the limiter has counted
 //     it against the address, so that made-up keys cannot buy a database
-//     lookup each once the address's budget is spent;
+//     lookup each once the address's budget is spent; then the limiter
+//     again, which spends from the key's budget if verify accepted it;
 //   - authorize: the operation's x-scope (401 / 403), so that a caller
 //     without a key learns nothing about what a valid request looks like;
 //   - validate: the request against the spec, with deprecation headers;
@@ -135,17 +136,24 @@ func addOperations(e *echo.Echo, ops []operation, h *Handler, opts Options) {
 	mws := make(map[string][]echo.MiddlewareFunc, len(ops))
 	for _, op := range ops {
 		var mw []echo.MiddlewareFunc
-		limited := opts.RateLimit != nil && op.budget != budgetNone
-		if opts.Auth != nil && (!op.public || limited) {
-			mw = append(mw, identify(opts.Auth, limited))
+		var limit echo.MiddlewareFunc
+		if opts.RateLimit != nil && op.budget != budgetNone {
+			limit = rateLimit(*opts.RateLimit, op.budget, opts.Observer)
 		}
-		if limited {
-			mw = append(mw, rateLimit(*opts.RateLimit, op.budget, opts.Observer))
+		if opts.Auth != nil && (!op.public || limit != nil) {
+			mw = append(mw, identify(opts.Auth, limit != nil))
+		}
+		if limit != nil {
+			mw = append(mw, limit)
 		}
 		if opts.Auth != nil && !op.public {
 			// A public operation needs no key: an unverified one only
 			// counts against the address.
-			mw = append(mw, verify(opts.Auth), authorize(op.scope, opts.Observer))
+			mw = append(mw, verify(opts.Auth))
+			if limit != nil {
+				mw = append(mw, limit)
+			}
+			mw = append(mw, authorize(op.scope, opts.Observer))
 		}
 		mw = append(mw, v.forOperation(op))
 		if op.idempotent {
