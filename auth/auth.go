@@ -181,6 +181,15 @@ func (c *Checker) Check(ctx context.Context, presented string) (Key, error) {
 	return Key{Prefix: prefix, Name: stored.Name, Scopes: stored.Scopes}, nil
 }
 
+// Verified reports whether a key with this prefix has passed Check on this
+// instance. Such prefixes are as few as the keys in use, so checking them
+// again cannot be used to multiply database lookups; any other prefix may be
+// made up, one lookup each.
+func (c *Checker) Verified(prefix string) bool {
+	_, ok := c.touched.Load(prefix)
+	return ok
+}
+
 // recordUse updates last-used in the background, at most once per
 // touchEvery per key and instance.
 func (c *Checker) recordUse(prefix string, now time.Time) {

@@ -422,7 +422,10 @@ type Liveness struct {
 // LivenessStatus Always `ok`.
 type LivenessStatus string
 
-// Name A display name, 1 to 100 characters.
+// Name A display name, 1 to 100 characters. It must not be blank (white space or
+// zero-width characters alone) and must not contain bidirectional override or
+// isolate characters (U+202A to U+202E, U+2066 to U+2069), which make text
+// read differently from how it is stored.
 //
 // Example: Ada Lovelace
 type Name = string
@@ -513,7 +516,11 @@ type UserCreate struct {
 	// Example: ada@example.com
 	Email Email `json:"email"`
 
-	// Name A display name, 1 to 100 characters.
+	// Name A display name, 1 to 100 characters. It must not be blank (white space or
+	// zero-width characters alone) and must not contain bidirectional override or
+	// isolate characters (U+202A to U+202E, U+2066 to U+2069), which make text
+	// read differently from how it is stored.
+	//
 	//
 	// Example: Ada Lovelace
 	Name Name `json:"name"`
@@ -552,7 +559,11 @@ type UserPatch struct {
 	// Example: ada@example.com
 	Email *Email `json:"email,omitempty"`
 
-	// Name A display name, 1 to 100 characters.
+	// Name A display name, 1 to 100 characters. It must not be blank (white space or
+	// zero-width characters alone) and must not contain bidirectional override or
+	// isolate characters (U+202A to U+202E, U+2066 to U+2069), which make text
+	// read differently from how it is stored.
+	//
 	//
 	// Example: Ada Lovelace
 	Name *Name `json:"name,omitempty"`
@@ -570,7 +581,11 @@ type UserReplace struct {
 	// Example: ada@example.com
 	Email Email `json:"email"`
 
-	// Name A display name, 1 to 100 characters.
+	// Name A display name, 1 to 100 characters. It must not be blank (white space or
+	// zero-width characters alone) and must not contain bidirectional override or
+	// isolate characters (U+202A to U+202E, U+2066 to U+2069), which make text
+	// read differently from how it is stored.
+	//
 	//
 	// Example: Ada Lovelace
 	Name Name `json:"name"`

@@ -15,6 +15,7 @@ import (
 const (
 	callerKey    = "caller"
 	authErrorKey = "auth_error"
+	pendingKey   = "pending_key" // a key identify left for verify
 )
 
 // Caller is who sent a request: the API key that authenticated it.
@@ -53,6 +54,9 @@ func callerOf(ctx context.Context) Caller {
 // KeyChecker checks a presented API key (see auth.Checker).
 type KeyChecker interface {
 	Check(ctx context.Context, key string) (auth.Key, error)
+	// Verified reports whether a key with this prefix has passed Check
+	// here before, so that checking it again costs no lookup per request.
+	Verified(prefix string) bool
 }
 
 var errNotBearer = errors.New(`the Authorization header must be "Bearer <key>"`)
@@ -60,7 +64,13 @@ var errNotBearer = errors.New(`the Authorization header must be "Bearer <key>"`)
 // identify checks the API key a request presents, before the rate limiter
 // so that the limiter can count per key. It refuses nothing itself:
 // authorize does, for the operations that need a key.
-func identify(keys KeyChecker) echo.MiddlewareFunc {
+//
+// With later set, a well-formed key whose prefix has not been verified here
+// is left for verify, after the limiter: until then the request counts
+// against its address, so that made-up keys, a database lookup each, are
+// refused once the address's budget is spent rather than each getting a
+// budget of its own.
+func identify(keys KeyChecker, later bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			header := c.Request().Header.Get(echo.HeaderAuthorization)
@@ -72,15 +82,37 @@ func identify(keys KeyChecker) echo.MiddlewareFunc {
 				c.Set(authErrorKey, errNotBearer)
 				return next(c)
 			}
-			key, err := keys.Check(c.Request().Context(), strings.TrimSpace(token))
-			if err != nil {
-				c.Set(authErrorKey, err)
+			token = strings.TrimSpace(token)
+			if prefix, ok := auth.PrefixOf(token); later && ok && !keys.Verified(prefix) {
+				c.Set(pendingKey, token)
 				return next(c)
 			}
-			setCaller(c, Caller{KeyPrefix: key.Prefix, Scopes: key.Scopes})
+			checkKey(c, keys, token)
 			return next(c)
 		}
 	}
+}
+
+// verify checks the key identify left for after the limiter.
+func verify(keys KeyChecker) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if token, ok := c.Get(pendingKey).(string); ok {
+				checkKey(c, keys, token)
+			}
+			return next(c)
+		}
+	}
+}
+
+// checkKey records who token belongs to, or why it is refused.
+func checkKey(c echo.Context, keys KeyChecker, token string) {
+	key, err := keys.Check(c.Request().Context(), token)
+	if err != nil {
+		c.Set(authErrorKey, err)
+		return
+	}
+	setCaller(c, Caller{KeyPrefix: key.Prefix, Scopes: key.Scopes})
 }
 
 // authorize refuses a request to an operation that needs the scope needs

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
@@ -45,6 +46,13 @@ func requestProblem(err error) *problem {
 		}
 		fields = append(fields, fieldErrors(re)...)
 	}
+	p := fieldsProblem(fields)
+	p.cause = err
+	return p
+}
+
+// fieldsProblem is the 422 listing fields, in order, at most maxFieldErrors.
+func fieldsProblem(fields []gen.FieldError) *problem {
 	sort.SliceStable(fields, func(i, j int) bool { return fields[i].Location < fields[j].Location })
 	detail := validationDetail(fields)
 	if len(fields) > maxFieldErrors {
@@ -53,7 +61,6 @@ func requestProblem(err error) *problem {
 	}
 	p := newProblem(http.StatusUnprocessableEntity, detail)
 	p.Errors = &fields
-	p.cause = err
 	return p
 }
 
@@ -194,12 +201,15 @@ func schemaFieldError(prefix string, se *openapi3.SchemaError) []gen.FieldError 
 		}
 	case "minimum":
 		if s.Min != nil {
-			msg = fmt.Sprintf("must be at least %s", formatNumber(*s.Min))
+			msg = "must be at least " + bound(s.Min, math.MinInt64)
 		}
 	case "maximum":
 		if s.Max != nil {
-			msg = fmt.Sprintf("must be at most %s", formatNumber(*s.Max))
+			msg = "must be at most " + bound(s.Max, math.MaxInt64)
 		}
+	case "pattern":
+		// A pattern says nothing to people: the spec words it beside it.
+		msg, _ = s.Extensions["x-pattern-message"].(string)
 	case "minItems":
 		msg = fmt.Sprintf("must have at least %d item(s)", s.MinItems)
 	case "maxItems":

@@ -36,6 +36,8 @@ type operation struct {
 	deprecation http.Header
 	// route hands the validator the operation Echo matched.
 	route *routers.Route
+	// bodySchema is the schema of a JSON request body, if any.
+	bodySchema *openapi3.Schema
 }
 
 // budget names a rate-limit budget (see RateLimit).
@@ -77,6 +79,11 @@ func newOperation(spec *openapi3.T, path string, item *openapi3.PathItem, method
 	if op.id == "" {
 		return op, fmt.Errorf("no operationId")
 	}
+	if o.RequestBody != nil && o.RequestBody.Value != nil {
+		if mt := o.RequestBody.Value.Content.Get(echo.MIMEApplicationJSON); mt != nil && mt.Schema != nil {
+			op.bodySchema = mt.Schema.Value
+		}
+	}
 	switch {
 	case o.Security == nil:
 		return op, fmt.Errorf("%s declares no security: `security: []` for a public operation, or a requirement and an x-scope", op.id)
@@ -114,6 +121,10 @@ func (op operation) echoPath() string {
 //   - identify: read the API key (for limiting per key, and authorizing);
 //   - the rate limiter, for operations that spend a budget, before the key
 //     is refused so that a flood without keys is limited too;
+//   - verify: a key not verified here before, after the limiter has counted
+//     it against the address, so that made-up keys cannot buy a database
+//     lookup each once the address's budget is spent; then the limiter
+//     again, which spends from the key's budget if verify accepted it;
 //   - authorize: the operation's x-scope (401 / 403), so that a caller
 //     without a key learns nothing about what a valid request looks like;
 //   - validate: the request against the spec, with deprecation headers;
@@ -125,14 +136,23 @@ func addOperations(e *echo.Echo, ops []operation, h *Handler, opts Options) {
 	mws := make(map[string][]echo.MiddlewareFunc, len(ops))
 	for _, op := range ops {
 		var mw []echo.MiddlewareFunc
-		limited := opts.RateLimit != nil && op.budget != budgetNone
-		if opts.Auth != nil && (!op.public || limited) {
-			mw = append(mw, identify(opts.Auth))
+		var limit echo.MiddlewareFunc
+		if opts.RateLimit != nil && op.budget != budgetNone {
+			limit = rateLimit(*opts.RateLimit, op.budget, opts.Observer)
 		}
-		if limited {
-			mw = append(mw, rateLimit(*opts.RateLimit, op.budget, opts.Observer))
+		if opts.Auth != nil && (!op.public || limit != nil) {
+			mw = append(mw, identify(opts.Auth, limit != nil))
+		}
+		if limit != nil {
+			mw = append(mw, limit)
 		}
 		if opts.Auth != nil && !op.public {
+			// A public operation needs no key: an unverified one only
+			// counts against the address.
+			mw = append(mw, verify(opts.Auth))
+			if limit != nil {
+				mw = append(mw, limit)
+			}
 			mw = append(mw, authorize(op.scope, opts.Observer))
 		}
 		mw = append(mw, v.forOperation(op))
@@ -141,8 +161,26 @@ func addOperations(e *echo.Echo, ops []operation, h *Handler, opts Options) {
 		}
 		mws[op.id] = mw
 	}
-	gen.RegisterHandlersWithOptions(e, gen.NewStrictHandler(h, nil), gen.RegisterHandlersOptions{OperationMiddlewares: mws})
+	gen.RegisterHandlersWithOptions(headToo{e}, gen.NewStrictHandler(h, nil), gen.RegisterHandlersOptions{OperationMiddlewares: mws})
 	refuseOtherMethods(e, ops)
+}
+
+// headToo registers a HEAD route beside every GET route, with the same
+// handler and middleware: load balancers probe with HEAD. The answer is the
+// GET answer, status, headers and Content-Length alike; net/http drops the
+// body of an answer to HEAD.
+type headToo struct{ *echo.Echo }
+
+func (r headToo) GET(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	r.Echo.HEAD(path, func(c echo.Context) error {
+		// The handler is shown a GET, as some refuse other methods (the
+		// Swagger UI's does); the server still answers the HEAD it was sent.
+		get := c.Request().Clone(c.Request().Context())
+		get.Method = http.MethodGet
+		c.SetRequest(get)
+		return h(c)
+	}, m...)
+	return r.Echo.GET(path, h, m...)
 }
 
 // refuseOtherMethods answers 405 with Allow for the methods a fixed path of
@@ -153,6 +191,9 @@ func refuseOtherMethods(e *echo.Echo, ops []operation) {
 	for _, op := range ops {
 		if !strings.Contains(op.path, "{") {
 			allowed[op.path] = append(allowed[op.path], op.method)
+			if op.method == http.MethodGet {
+				allowed[op.path] = append(allowed[op.path], http.MethodHead)
+			}
 		}
 	}
 	for path, have := range allowed {
@@ -174,15 +215,15 @@ func refuseOtherMethods(e *echo.Echo, ops []operation) {
 	}
 }
 
-var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+var methods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
 // addPages serves what openapi.yaml describes only by its entry points or
 // not at all: the documentation pages' assets, and the job dashboard (which
 // checks its own key). Neither spends a rate-limit budget: people reading
 // the docs, and a dashboard that polls, are never refused.
 func addPages(e *echo.Echo, specJSON []byte, opts Options) {
-	e.GET("/docs/*", swaggerUI(specJSON))
-	e.GET("/redoc/*", redocAssets())
+	headToo{e}.GET("/docs/*", swaggerUI(specJSON))
+	headToo{e}.GET("/redoc/*", redocAssets())
 	if opts.Admin != nil {
 		mountAdmin(e, opts)
 	}

@@ -170,10 +170,8 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 			h[k] = v
 		}
 		h.Set(echo.HeaderContentType, problemContentType)
-		if req.Method == http.MethodHead {
-			_ = c.NoContent(p.Status)
-			return
-		}
+		// Answers to HEAD too: net/http sends the Content-Length of the
+		// problem and drops its body.
 		if err := c.JSON(p.Status, p.Problem); err != nil {
 			logger.ErrorContext(req.Context(), "write error response", "request_id", id, "error", err.Error())
 		}

@@ -23,8 +23,10 @@ type RateLimit struct {
 
 // rateLimit spends one request from the client's budget b, sets the
 // RateLimit-* headers, and refuses with 429 and Retry-After when the budget
-// is spent. The client is its API key when it presented a valid one, and
-// otherwise its IP address as ipExtractor found it.
+// is spent. The client is its API key once identify has verified it, and
+// otherwise its IP address as ipExtractor found it. It runs again after
+// verify, where it spends only when verify has just made the client a key:
+// the key's budget then counts this request too.
 func rateLimit(rl RateLimit, b budget, obs Observer) echo.MiddlewareFunc {
 	policy, class := rl.Reads, "r:"
 	if b == budgetWrites {
@@ -40,6 +42,10 @@ func rateLimit(rl RateLimit, b budget, obs Observer) echo.MiddlewareFunc {
 			if who := caller(c); who.KeyPrefix != "" {
 				client = "key:" + who.KeyPrefix
 			}
+			if c.Get(limitedAsKey) == client {
+				return next(c)
+			}
+			c.Set(limitedAsKey, client)
 			d, err := rl.Limiter.Allow(req.Context(), class+client, policy)
 			if err != nil {
 				// Only a cancelled request gets here: the limiter falls back
@@ -63,6 +69,10 @@ func rateLimit(rl RateLimit, b budget, obs Observer) echo.MiddlewareFunc {
 		}
 	}
 }
+
+// limitedAsKey holds the client a request has spent from, so that it
+// spends once per client.
+const limitedAsKey = "limited_as"
 
 // seconds rounds up to whole seconds, at least 1 for any wait at all.
 func seconds(d time.Duration) string {

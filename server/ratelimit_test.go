@@ -1,13 +1,17 @@
 package server_test
 
 import (
+	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"userapi/auth"
 	"userapi/cache"
 	"userapi/cache/cachetest"
 	"userapi/ratelimit"
@@ -149,4 +153,48 @@ func TestRateLimit_ClientIdentity(t *testing.T) {
 		// address is the one the proxy saw.
 		s.do("GET", "/users/1", nil, "X-Forwarded-For", "192.0.2.99, 203.0.113.7").wantStatus(t, http.StatusTooManyRequests)
 	})
+}
+
+// countingKeys is a key store holding one key, counting its lookups.
+type countingKeys struct {
+	key     store.APIKey
+	lookups atomic.Int64
+}
+
+func (k *countingKeys) Get(_ context.Context, prefix string) (store.APIKey, error) {
+	k.lookups.Add(1)
+	if prefix == k.key.Prefix {
+		return k.key, nil
+	}
+	return store.APIKey{}, store.ErrNotFound
+}
+
+func (k *countingKeys) Touch(context.Context, string) error { return nil }
+
+// Made-up keys from one address share that address's budget: past it they
+// are refused before a lookup, so 100 of them cost as many lookups as the
+// budget allows, not 100. A key verified before keeps a budget of its own.
+func TestRateLimit_UnknownKeysShareTheAddressBudget(t *testing.T) {
+	t.Parallel()
+	real := auth.Generate()
+	keys := &countingKeys{key: store.APIKey{Prefix: real.Prefix, Hash: real.Hash, Scopes: []string{auth.ScopeAdmin}}}
+	s := limitedServerWith(t, "5/1h", "off", server.Options{Auth: auth.NewChecker(keys, keys, slog.New(slog.DiscardHandler))})
+
+	s.do("GET", "/users/1", nil, "Authorization", "Bearer "+real.Key).wantStatus(t, http.StatusOK) // 1 of the address's 5
+	count := map[int]int{}
+	for range 100 {
+		count[s.do("GET", "/users/1", nil, "Authorization", "Bearer "+auth.Generate().Key).status]++
+	}
+	if count[http.StatusUnauthorized] != 4 || count[http.StatusTooManyRequests] != 96 {
+		t.Errorf("100 made-up keys after one real request, at 5/1h: %v, want 4 × 401 and 96 × 429", count)
+	}
+	if got := keys.lookups.Load(); got != 5 {
+		t.Errorf("lookups = %d, want 5: one for the real key, one per made-up key the budget let through", got)
+	}
+	// The real key is counted by itself, not by its address, and its first
+	// request counted against both: it has 4 more.
+	for i := range 5 {
+		want := map[bool]int{true: http.StatusOK, false: http.StatusTooManyRequests}[i < 4]
+		s.do("GET", "/users/1", nil, "Authorization", "Bearer "+real.Key).wantStatus(t, want)
+	}
 }

@@ -87,6 +87,11 @@ func (v *validator) forOperation(op operation) echo.MiddlewareFunc {
 			if err := echomiddleware.ValidateRequestFromContext(c, matched{op.route, c}, v.opts); err != nil {
 				return err
 			}
+			if body, ok := c.Request().Body.(interface{ ValidatedValue() any }); ok && op.bodySchema != nil {
+				if fields := integerErrors(body.ValidatedValue(), op.bodySchema, "body", nil); len(fields) > 0 {
+					return fieldsProblem(fields)
+				}
+			}
 			return next(c)
 		}
 	}

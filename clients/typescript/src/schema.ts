@@ -505,7 +505,10 @@ export interface components {
             email?: components["schemas"]["Email"];
         };
         /**
-         * @description A display name, 1 to 100 characters.
+         * @description A display name, 1 to 100 characters. It must not be blank (white space or
+         *     zero-width characters alone) and must not contain bidirectional override or
+         *     isolate characters (U+202A to U+202E, U+2066 to U+2069), which make text
+         *     read differently from how it is stored.
          * @example Ada Lovelace
          */
         Name: string;
