@@ -1,8 +1,10 @@
 // Command bench measures userapi under load against a reference measured in
-// the same run: it seeds a fresh database with 10,000 users, starts the real
+// the same run: it seeds a fresh database with 100,000 users, starts the real
 // userapi binary and a minimal static-JSON Echo server as child processes,
 // and drives both with wrk from a third process, interleaving the scenarios
-// round by round and reporting medians.
+// round by round and reporting medians. Before them, it downloads every user
+// as NDJSON from GET /users/export once a round, reporting rows/s and the
+// server's peak RSS while it streams.
 //
 //	go run ./cmd/bench [-duration 5s] [-rounds 3] [-connections 64]
 //
@@ -12,6 +14,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -20,6 +23,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"net/url"
@@ -37,7 +41,10 @@ import (
 	"userapi/internal/freeport"
 )
 
-const users = 10000
+const users = 100000
+
+// searchConns is the load the search goal is stated at.
+const searchConns = 16
 
 // staticUser is what the reference server answers: the size and shape of a
 // real user.
@@ -75,6 +82,7 @@ type scenario struct {
 	target string // "userapi" or "static"
 	path   string
 	script string // wrk Lua that shapes the requests, if any
+	conns  int    // wrk connections; 0 for -connections
 }
 
 // Lua for wrk. Each prints its result as one JSON line in done().
@@ -121,6 +129,19 @@ end
 `
 }
 
+// search asks for a substring of 3–6 characters, a different one each
+// request: parts of the seeded first and last names (each in about one user
+// in 16), digits of the seeded emails (a few users) and one that matches
+// nobody.
+const search = `
+math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+local qs = {"ada", "grace", "hopper", "turin", "knuth", "lisko", "wirth", "ritch", "lamar", "ovela",
+  "edsg", "torva", "4242", "31337", "9999", "zqx"}
+request = function()
+  return wrk.format("GET", "/users?q=" .. qs[math.random(1, #qs)])
+end
+`
+
 const create = `
 local counter = 0
 local tag = tostring({}):sub(8)
@@ -164,6 +185,12 @@ func run(duration time.Duration, rounds, conns int) error {
 	if redisURL == "" {
 		redisURL = "redis://127.0.0.1:6379/0"
 	}
+	// `keys create` needs the schema, which serve does not wait for.
+	migrate := exec.Command(userapiBin, "migrate")
+	migrate.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL)
+	if out, err := migrate.CombinedOutput(); err != nil {
+		return fmt.Errorf("userapi migrate: %v\n%s", err, out)
+	}
 	// Two instances over the same data: one with the rate limiter off, one
 	// with it on at a limit no run reaches, so that every request pays for
 	// its decision without being refused.
@@ -196,6 +223,10 @@ func run(duration time.Duration, rounds, conns int) error {
 	keyCmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL, prefix)
 	keyOut, err := keyCmd.Output()
 	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return fmt.Errorf("userapi keys create: %w\n%s", err, exit.Stderr)
+		}
 		return fmt.Errorf("userapi keys create: %w", err)
 	}
 	key := strings.TrimSpace(string(keyOut))
@@ -220,21 +251,39 @@ func run(duration time.Duration, rounds, conns int) error {
 
 	runTag := randomHex()
 	scenarios := []scenario{
-		{"static JSON (reference)", "static", "/users/1", ""},
-		{"hot GET /users/1", "userapi", "/users/1", ""},
-		{"hot GET /users/1, rate limiter on", "limited", "/users/1", ""},
-		{"hot GET /users/1, no API key check", "noauth", "/users/1", ""},
-		{"random GET /users/{id}", "userapi", "/", randomGet},
-		{"POST /users/batch-get (100 ids)", "userapi", "/", batchGet},
-		{"GET /users?limit=100 (cursor)", "userapi", "/", listPage()},
-		{"POST /users", "userapi", "/", strings.Replace(create, "RUN", `"`+runTag+`"`, 1)},
+		{"static JSON (reference)", "static", "/users/1", "", 0},
+		{"hot GET /users/1", "userapi", "/users/1", "", 0},
+		{"hot GET /users/1, rate limiter on", "limited", "/users/1", "", 0},
+		{"hot GET /users/1, no API key check", "noauth", "/users/1", "", 0},
+		{"random GET /users/{id}", "userapi", "/", randomGet, 0},
+		{"POST /users/batch-get (100 ids)", "userapi", "/", batchGet, 0},
+		{"GET /users?limit=100 (cursor)", "userapi", "/", listPage(), 0},
+		{"POST /users", "userapi", "/", strings.Replace(create, "RUN", `"`+runTag+`"`, 1), 0},
+		{fmt.Sprintf("GET /users?q= (3–6 chars), %d conns", searchConns), "userapi", "/", search, searchConns},
 	}
+	searchName := scenarios[len(scenarios)-1].name
 	addrs := map[string]string{"userapi": apiAddr, "limited": limitedAddr, "noauth": openAddr, "static": staticAddr}
+	// The downloads come first, while the table holds the seeded users
+	// alone: POST /users adds more.
+	var exports []exportResult
+	for r := range rounds {
+		ex, err := export(apiAddr, key, api.Process.Pid)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  round %d  %-32s %9.0f rows/s  %d rows in %s  RSS %s before, peak %s\n",
+			r+1, "GET /users/export?format=ndjson", ex.rowsPerSec(), ex.rows, ex.elapsed.Round(time.Millisecond), mib(ex.rssBefore), mib(ex.peakRSS))
+		exports = append(exports, ex)
+	}
 	results := make(map[string][]result)
 	fmt.Printf("wrk -t2 -c%d -d%s, %d rounds, scenarios interleaved; %d users seeded\n", conns, duration, rounds, users)
 	for r := range rounds {
 		for _, sc := range scenarios {
-			res, err := runWrk(dir, sc, addrs[sc.target], key, duration, conns)
+			c := conns
+			if sc.conns > 0 {
+				c = sc.conns
+			}
+			res, err := runWrk(dir, sc, addrs[sc.target], key, duration, c)
 			if err != nil {
 				return err
 			}
@@ -258,6 +307,10 @@ func run(duration time.Duration, rounds, conns int) error {
 	fmt.Printf("\nhot read / static reference = %.2f (goal: 0.80 or better)\n", hot/ref)
 	fmt.Printf("hot read with rate limiter / without = %.2f (goal: 0.85 or better)\n", limitedHot/hot)
 	fmt.Printf("hot read with API key check / without = %.2f\n", hot/noAuthHot)
+	fmt.Printf("search p99 at %d connections = %s (goal: under 50ms)\n", searchConns, median(results[searchName]).p99)
+	ex := medianExport(exports)
+	fmt.Printf("export of %d rows as NDJSON = %.0f rows/s (goal: over 100000), server RSS %s before, peak %s while streaming (goal: flat)\n",
+		ex.rows, ex.rowsPerSec(), mib(ex.rssBefore), mib(ex.peakRSS))
 	fmt.Printf("machine: %d CPUs; server logs in %s (kept with BENCH_KEEP_LOGS=1)\n", numCPU(), dir)
 	return nil
 }
@@ -360,8 +413,18 @@ func seed(ctx context.Context, dbURL string) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, `INSERT INTO users (name, email)
-		SELECT 'User ' || g, 'user' || g || '@example.com' FROM generate_series(1, $1) g`, users)
+	// Names from 16 first and 16 last names, so that searching for one finds
+	// about one user in 16; the addresses are ASCII, whose email_key (see
+	// package email) is lower(email).
+	_, err = conn.Exec(ctx, `INSERT INTO users (name, email, email_key)
+		SELECT f || ' ' || l, e, lower(e)
+		FROM generate_series(1, $1) g,
+			LATERAL (SELECT
+				(ARRAY['Ada','Grace','Alan','Edsger','Barbara','Donald','Margaret','Ken',
+					'Dennis','Frances','John','Radia','Tony','Niklaus','Hedy','Linus'])[1 + g % 16] AS f,
+				(ARRAY['Lovelace','Hopper','Turing','Dijkstra','Liskov','Knuth','Hamilton','Thompson',
+					'Ritchie','Allen','Backus','Perlman','Hoare','Wirth','Lamarr','Torvalds'])[1 + (g / 16) % 16] AS l) n,
+			LATERAL (SELECT lower(f) || '.' || lower(l) || g || '@example.com' AS e) a`, users)
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
@@ -425,3 +488,92 @@ func numCPU() int {
 	fmt.Sscan(string(bytes.TrimSpace(out)), &n)
 	return n
 }
+
+type exportResult struct {
+	rows               int
+	elapsed            time.Duration
+	rssBefore, peakRSS int64 // bytes
+}
+
+func (e exportResult) rowsPerSec() float64 { return float64(e.rows) / e.elapsed.Seconds() }
+
+// medianExport picks the download with the median rate, reporting the
+// highest peak RSS of all.
+func medianExport(es []exportResult) exportResult {
+	s := slices.Clone(es)
+	slices.SortFunc(s, func(a, b exportResult) int { return cmp.Compare(a.rowsPerSec(), b.rowsPerSec()) })
+	m := s[len(s)/2]
+	for _, e := range es {
+		m.peakRSS = max(m.peakRSS, e.peakRSS)
+	}
+	return m
+}
+
+// export downloads every user as NDJSON, counting lines, and reads the
+// server's peak RSS over the download: the kernel's high-water mark, reset
+// to the current RSS just before (clear_refs 5).
+func export(addr, key string, pid int) (exportResult, error) {
+	status := fmt.Sprintf("/proc/%d/status", pid)
+	before, err := procStatus(status, "VmRSS")
+	if err != nil {
+		return exportResult{}, err
+	}
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+		return exportResult{}, fmt.Errorf("reset the peak RSS: %w", err)
+	}
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/users/export?format=ndjson", nil)
+	if err != nil {
+		return exportResult{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	start := time.Now()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return exportResult{}, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(res.Body, 4<<10))
+		return exportResult{}, fmt.Errorf("export: %s: %s", res.Status, body)
+	}
+	var lines lineCounter
+	if _, err := io.Copy(&lines, res.Body); err != nil {
+		return exportResult{}, fmt.Errorf("export: %w", err)
+	}
+	elapsed := time.Since(start)
+	peak, err := procStatus(status, "VmHWM")
+	if err != nil {
+		return exportResult{}, err
+	}
+	if int(lines) != users {
+		return exportResult{}, fmt.Errorf("export: %d rows, want %d", lines, users)
+	}
+	return exportResult{rows: int(lines), elapsed: elapsed, rssBefore: before, peakRSS: peak}, nil
+}
+
+type lineCounter int
+
+func (n *lineCounter) Write(p []byte) (int, error) {
+	*n += lineCounter(bytes.Count(p, []byte{'\n'}))
+	return len(p), nil
+}
+
+// procStatus reads one "Name:   123 kB" line of /proc/<pid>/status, in bytes.
+func procStatus(path, field string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err != nil {
+				return 0, fmt.Errorf("%s %s: %w", path, field, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("%s has no %s", path, field)
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
