@@ -45,7 +45,7 @@ type UserSort struct {
 // everyone.
 type UserQuery struct {
 	// Search keeps users whose name or email contains it, ignoring case and
-	// accents (userapi_fold in migration 0008); it matches literally.
+	// accents (userapi_fold in migration 0009); it matches literally.
 	Search string
 	// Email keeps only the user with this email, as package email compares
 	// addresses.
