@@ -102,7 +102,7 @@ func TestKeys_UnknownPrefixLookedUpOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := &countingKeys{KeyStore: store.NewAPIKeys(storetest.NewPool(t))}
-	keys := cache.NewKeys(cachetest.NewClient(t, cache.Options{URL: cachetest.URL(), Prefix: cachetest.Prefix(t)}), db)
+	keys := cache.NewKeys(cachetest.NewClient(t, cache.Options{URL: cachetest.URL(), Prefix: cachetest.Prefix(t), Timeout: testTimeout}), db)
 	prefix, _ := auth.PrefixOf(auth.Generate().Key)
 	for i := range 50 {
 		if _, err := keys.Get(ctx, prefix); !errors.Is(err, store.ErrNotFound) {

@@ -36,7 +36,7 @@ func (d durable) instance(t *testing.T, url string) instance {
 }
 
 func (d durable) options(url string) cache.Options {
-	return cache.Options{URL: url, Prefix: "userapi:", Log: d.log}
+	return cache.Options{URL: url, Prefix: "userapi:", Log: d.log, Timeout: testTimeout}
 }
 
 // untilServedFromRedis reads through read until stats shows a read served

@@ -60,8 +60,14 @@ type instance struct {
 
 func (b bundle) instance(t *testing.T, url string) instance {
 	t.Helper()
-	return newCache(t, b.db, cache.Options{URL: url, Prefix: b.prefix})
+	return newCache(t, b.db, cache.Options{URL: url, Prefix: b.prefix, Timeout: testTimeout})
 }
+
+// testTimeout replaces the production deadline on Redis calls in tests that
+// are not about a slow Redis: on a loaded machine under the race detector a
+// healthy Redis can take longer than 50 ms to answer, and a missed deadline
+// turns the cache off for a second, which is not what these tests look at.
+const testTimeout = 2 * time.Second
 
 func newCache(t *testing.T, next store.UserService, opts cache.Options) instance {
 	t.Helper()
@@ -410,7 +416,7 @@ func TestStartWithoutRedis(t *testing.T) {
 	port := freeport.Port(t)
 	var logs syncBuffer
 	client, err := cache.NewClient(cache.Options{
-		URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), Prefix: b.prefix,
+		URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), Prefix: b.prefix, Timeout: testTimeout,
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 	})
 	if err != nil {
@@ -465,7 +471,7 @@ func TestNegativeCaching_CreateInTransaction(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := storetest.NewPool(t)
-	c := newCache(t, store.NewUsers(pool), cache.Options{URL: cachetest.URL(), Prefix: cachetest.Prefix(t)})
+	c := newCache(t, store.NewUsers(pool), cache.Options{URL: cachetest.URL(), Prefix: cachetest.Prefix(t), Timeout: testTimeout})
 	k, err := store.NewIdempotency(pool).Begin(ctx, "", "key")
 	if err != nil {
 		t.Fatal(err)

@@ -335,6 +335,10 @@ func instance(t *testing.T, vars map[string]string) string {
 		"USERAPI_AUTH": "off",
 		// Draining has a test of its own (drain_test.go).
 		"USERAPI_DRAIN_DELAY": "0s",
+		// A slow Redis has a test of its own (redis_hang_test.go); on a
+		// loaded machine a healthy one can miss the 50 ms default, which
+		// would switch the cache off for a second under tests that read it.
+		"USERAPI_REDIS_TIMEOUT": "2s",
 	}
 	for k, v := range vars {
 		all[k] = v
