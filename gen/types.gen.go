@@ -242,9 +242,12 @@ type Delivery struct {
 	// Example: 2026-01-02T03:04:05Z
 	DeliveredAt time.Time `json:"delivered_at"`
 
-	// Error Why the attempt failed; `null` when it succeeded.
+	// Error Why the attempt failed, as a category: `connection failed`, `timeout`,
+	// `tls`, `blocked address` or `http status N`; `null` when it succeeded.
+	// Details stay in the service's log.
 	//
-	// Example: receiver answered 503
+	//
+	// Example: http status 503
 	Error *string `json:"error"`
 
 	// EventId The event's id, as in the `Userapi-Event-Id` header.

@@ -184,7 +184,9 @@ export interface paths {
          * Get a job
          * @description Returns a background job: its state, attempts and the error of each
          *     failed attempt. Finished jobs are kept for a day (`completed`,
-         *     `cancelled`) or a week (`discarded`), then forgotten.
+         *     `cancelled`) or a week (`discarded`), then forgotten. A webhook delivery
+         *     job also needs `webhooks:admin` (or `admin`), since it names a
+         *     subscription: without it the answer is `403`.
          */
         get: operations["getJob"];
         put?: never;
@@ -217,8 +219,14 @@ export interface paths {
          *
          *     The URL must be `http://` or `https://`. Unless the service allows private
          *     addresses (`USERAPI_WEBHOOK_ALLOW_PRIVATE`), a URL whose host is a loopback,
-         *     private or link-local address is refused here, and deliveries to host names
+         *     private or link-local address is refused here with a `422` at `body.url`,
+         *     whatever its spelling (`127.1`, `2130706433`, `0x7f000001`, `localhost.`,
+         *     names the hosts file maps to such an address, and 6to4, NAT64 or
+         *     IPv4-compatible IPv6 addresses wrapping one), and deliveries to host names
          *     that resolve to one fail without being sent.
+         *
+         *     One API key may hold at most `USERAPI_WEBHOOKS_PER_KEY` subscriptions
+         *     (100 by default); past it the answer is `422`.
          *
          *     With an `Idempotency-Key`, a retry gets the first answer again, secret
          *     included, and creates no second subscription.
@@ -757,8 +765,10 @@ export interface components {
              */
             latency_ms: number;
             /**
-             * @description Why the attempt failed; `null` when it succeeded.
-             * @example receiver answered 503
+             * @description Why the attempt failed, as a category: `connection failed`, `timeout`,
+             *     `tls`, `blocked address` or `http status N`; `null` when it succeeded.
+             *     Details stay in the service's log.
+             * @example http status 503
              */
             error: string | null;
             /**
