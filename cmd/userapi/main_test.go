@@ -156,12 +156,13 @@ func (b *slowBody) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func waitReady(t *testing.T, url string, done <-chan error) {
+func waitReady(t *testing.T, url string, done chan error) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-done:
+			done <- err // the cleanup waits for it too
 			t.Fatalf("run() returned before serving: %v", err)
 		default:
 		}

@@ -237,6 +237,7 @@ func (r *restartable) start() {
 		}
 		select {
 		case err := <-exited:
+			exited <- err // the cleanup waits for it too
 			r.t.Fatalf("%s exited before it was ready: %v", r.name, err)
 		case <-time.After(50 * time.Millisecond):
 		}
