@@ -191,6 +191,9 @@ func TestChart(t *testing.T) {
 		for _, c := range m.Spec.Template.Spec.Containers {
 			containers++
 			for _, e := range c.Env {
+				if !known[e.Name] {
+					t.Fatalf("%s %s: env %s is no setting of userapi (cmd/userapi/config.go)", m.Kind, m.Metadata.Name, e.Name)
+				}
 				setIn[e.Name]++
 			}
 		}
@@ -342,7 +345,11 @@ func checkGrace(t *testing.T, name string, pod podSpec, c container) {
 		}
 		total += d
 	}
-	if pod.TerminationGracePeriodSeconds == nil || time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second <= total {
-		t.Errorf("%s: terminationGracePeriodSeconds %v, want above drain delay + shutdown timeout (%v)", name, pod.TerminationGracePeriodSeconds, total)
+	grace := 30 // Kubernetes' default
+	if pod.TerminationGracePeriodSeconds != nil {
+		grace = *pod.TerminationGracePeriodSeconds
+	}
+	if time.Duration(grace)*time.Second <= total {
+		t.Errorf("%s: terminationGracePeriodSeconds %d, want above drain delay + shutdown timeout (%v)", name, grace, total)
 	}
 }
