@@ -37,8 +37,8 @@ generate: ## Regenerate gen/ and clients/typescript (from openapi.yaml) and stor
 	cd clients/typescript && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && npm run --silent generate
 
 .PHONY: docs
-docs: ## Rewrite the settings table in docs/operations.md from cmd/userapi/config.go (a test fails when they differ).
-	@$(DEV_ENV) && $(GO) test -count=1 -run '^TestSettingsDoc$$' ./cmd/userapi -update
+docs: ## Rewrite the settings lists in docs/operations.md and the chart's values.yaml from cmd/userapi/config.go (tests fail when they differ).
+	@$(DEV_ENV) && $(GO) test -count=1 -run '^(TestSettingsDoc|TestChartValuesListSettings)$$' ./cmd/userapi -update
 
 GENERATED := gen store/internal clients/typescript/src/schema.ts
 
@@ -61,6 +61,17 @@ vet: ## Run go vet, and fail on Go files gofmt would change.
 .PHONY: lint
 lint: ## Run staticcheck (pinned in tools/go.mod) over every package.
 	$(GO) tool -modfile=tools/go.mod staticcheck ./...
+
+HELM := $(GO) tool -modfile=tools/go.mod helm
+CHART := deploy/helm/userapi
+
+.PHONY: chart
+chart: ## Lint the Helm chart and render it (Helm pinned in tools/go.mod; go test ./cmd/userapi checks what it renders).
+	$(HELM) lint --strict $(CHART) --set database.secretName=userapi-database
+	@out=$$(mktemp) && trap 'rm -f "$$out"' EXIT \
+		&& $(HELM) template userapi $(CHART) --set database.secretName=userapi-database \
+			--set redis.secretName=userapi-redis --set metrics.serviceMonitor.enabled=true >"$$out" \
+		&& echo "helm template: $$(grep -c '^kind:' "$$out") objects rendered"
 
 .PHONY: stop
 stop: ## Stop the project-local PostgreSQL and Redis started by run or test.
