@@ -74,6 +74,16 @@ func (c *Client) invalidate(ctx context.Context, key string) {
 		}
 	}
 	c.keep(key)
+	// The other instances may still hold the old entry, in memory or in a
+	// Redis this one cannot reach: the change's trigger logged the key, and
+	// this wakes them to apply it now rather than at their next poll.
+	if c.opts.Log != nil {
+		nctx, cancel := context.WithTimeout(ctx, logTimeout)
+		defer cancel()
+		if err := c.opts.Log.Notify(nctx); err != nil {
+			c.logger.Warn("could not wake the other instances; they apply the change at their next poll", "err", err)
+		}
+	}
 }
 
 // keep remembers key for replay.

@@ -50,6 +50,15 @@ func NewInvalidationLog(pool *pgxpool.Pool) *InvalidationLog {
 	return &InvalidationLog{pool: pool, q: dbsqlc.New(pool)}
 }
 
+// Notify wakes every instance listening for the log, in a transaction of
+// its own: a writer calls it after a commit whose keys it could not delete
+// from Redis itself.
+func (l *InvalidationLog) Notify(ctx context.Context) (err error) {
+	defer wrap(&err, "InvalidationLog.Notify")
+	_, err = l.pool.Exec(ctx, "SELECT pg_notify($1, '')", InvalidationChannel)
+	return translate(err)
+}
+
 // Since returns the invalidations recorded within the last within by
 // transactions whose id is at least since: since 0 for all of them, or the
 // previous batch's Horizon for those that may have committed after it was

@@ -1,7 +1,8 @@
 -- Cache invalidations, recorded by triggers in the transaction of each change
 -- to a cached row, so that a change commits if and only if its invalidation
 -- is recorded. Every instance deletes the Redis keys named here that it has
--- not applied yet (woken by NOTIFY, and polling), and deletes all those of
+-- not applied yet (polling, and woken by a NOTIFY from a writer that could
+-- not reach Redis itself), and deletes all those of
 -- the last cache TTL after losing Redis: an instance that could not reach
 -- Redis when it wrote, or a Redis restarted from its persisted data, can no
 -- longer leave an old entry in place.
@@ -24,8 +25,11 @@ CREATE INDEX cache_invalidations_tx_idx ON cache_invalidations (tx);
 CREATE INDEX cache_invalidations_created_at_idx ON cache_invalidations (created_at);
 
 -- record_cache_invalidation records the key TG_ARGV[0] || the row's column
--- TG_ARGV[1], with the new row's version column TG_ARGV[2] if named, and
--- wakes the instances (NOTIFY is delivered at commit).
+-- TG_ARGV[1], with the new row's version column TG_ARGV[2] if named. It
+-- sends no NOTIFY: PostgreSQL commits notifying transactions one at a time,
+-- which would cap every write at one commit per disk flush. A writer that
+-- reached Redis has invalidated every instance already; one that did not
+-- notifies on its own (store.InvalidationLog.Notify).
 CREATE FUNCTION record_cache_invalidation() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     changed jsonb := to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END);
@@ -35,7 +39,6 @@ BEGIN
         version := (changed ->> TG_ARGV[2])::bigint;
     END IF;
     INSERT INTO cache_invalidations (key, version) VALUES (TG_ARGV[0] || (changed ->> TG_ARGV[1]), version);
-    PERFORM pg_notify('cache_invalidations', '');
     RETURN NULL;
 END
 $$;
