@@ -45,7 +45,7 @@ type UserSort struct {
 // everyone.
 type UserQuery struct {
 	// Search keeps users whose name or email contains it, ignoring case and
-	// accents (userapi_fold in migration 0009); it matches literally.
+	// accents (name_fold and email_fold, from userapi_fold in migration 0009); it matches literally.
 	Search string
 	// Email keeps only the user with this email, as package email compares
 	// addresses.
@@ -137,7 +137,7 @@ func (st *statement) filter(q UserQuery) {
 	}
 	if q.Search != "" {
 		p := fmt.Sprintf(searchPattern, st.arg(q.Search))
-		cond := "(userapi_fold(name) LIKE " + p + " OR userapi_fold(email) LIKE " + p + ")"
+		cond := "(name_fold LIKE " + p + " OR email_fold LIKE " + p + ")"
 		if utf8.RuneCountInString(q.Search) < 3 {
 			// No trigram in one or two characters: the plan walks the
 			// sort's index and filters, so it gets a statement of its own

@@ -18,11 +18,17 @@ CREATE OR REPLACE FUNCTION userapi_fold(text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$ SELECT lower(public.unaccent('public.unaccent'::regdictionary, $1)) $$;
 
+-- The folded name and email are stored beside the row: a search that walks
+-- a sort's index and filters would otherwise fold every row it passes, twice
+-- (most of a search's time). Adding them rewrites the table once.
+ALTER TABLE users ADD COLUMN IF NOT EXISTS name_fold text GENERATED ALWAYS AS (userapi_fold(name)) STORED;
+ALTER TABLE users ADD COLUMN IF NOT EXISTS email_fold text GENERATED ALWAYS AS (userapi_fold(email)) STORED;
+
 -- q of three characters or more: trigram indexes find the substring.
 DROP INDEX CONCURRENTLY IF EXISTS users_name_trgm;
-CREATE INDEX CONCURRENTLY users_name_trgm ON users USING gin (userapi_fold(name) gin_trgm_ops);
+CREATE INDEX CONCURRENTLY users_name_trgm ON users USING gin (name_fold gin_trgm_ops);
 DROP INDEX CONCURRENTLY IF EXISTS users_email_trgm;
-CREATE INDEX CONCURRENTLY users_email_trgm ON users USING gin (userapi_fold(email) gin_trgm_ops);
+CREATE INDEX CONCURRENTLY users_email_trgm ON users USING gin (email_fold gin_trgm_ops);
 
 -- One btree per sort key, with id as the tie-break, read forwards or
 -- backwards; keyset pages start with a range condition on the pair.

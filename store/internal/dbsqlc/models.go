@@ -52,6 +52,8 @@ type User struct {
 	ProfileScore      pgtype.Int2
 	ProfileComputedAt pgtype.Timestamptz
 	EmailKey          pgtype.Text
+	NameFold          pgtype.Text
+	EmailFold         pgtype.Text
 }
 
 type Webhook struct {

@@ -14,7 +14,7 @@ import (
 const userCreate = `-- name: UserCreate :one
 INSERT INTO users (name, email, email_key)
 VALUES ($1, $2, $3)
-RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key
+RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold
 `
 
 type UserCreateParams struct {
@@ -39,6 +39,8 @@ func (q *Queries) UserCreate(ctx context.Context, arg UserCreateParams) (User, e
 		&i.ProfileScore,
 		&i.ProfileComputedAt,
 		&i.EmailKey,
+		&i.NameFold,
+		&i.EmailFold,
 	)
 	return i, err
 }
@@ -46,7 +48,7 @@ func (q *Queries) UserCreate(ctx context.Context, arg UserCreateParams) (User, e
 const userDelete = `-- name: UserDelete :one
 DELETE FROM users
 WHERE id = $1
-RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key
+RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold
 `
 
 // UserDelete deletes the user with this id and returns the row it deleted.
@@ -64,12 +66,14 @@ func (q *Queries) UserDelete(ctx context.Context, id int64) (User, error) {
 		&i.ProfileScore,
 		&i.ProfileComputedAt,
 		&i.EmailKey,
+		&i.NameFold,
+		&i.EmailFold,
 	)
 	return i, err
 }
 
 const userGet = `-- name: UserGet :one
-SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key FROM users
+SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold FROM users
 WHERE id = $1
 `
 
@@ -88,12 +92,14 @@ func (q *Queries) UserGet(ctx context.Context, id int64) (User, error) {
 		&i.ProfileScore,
 		&i.ProfileComputedAt,
 		&i.EmailKey,
+		&i.NameFold,
+		&i.EmailFold,
 	)
 	return i, err
 }
 
 const userGetForUpdate = `-- name: UserGetForUpdate :one
-SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key FROM users
+SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold FROM users
 WHERE id = $1
 FOR UPDATE
 `
@@ -114,12 +120,14 @@ func (q *Queries) UserGetForUpdate(ctx context.Context, id int64) (User, error) 
 		&i.ProfileScore,
 		&i.ProfileComputedAt,
 		&i.EmailKey,
+		&i.NameFold,
+		&i.EmailFold,
 	)
 	return i, err
 }
 
 const userGetMany = `-- name: UserGetMany :many
-SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key FROM users
+SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold FROM users
 WHERE id = ANY($1::bigint[])
 ORDER BY id
 `
@@ -146,6 +154,8 @@ func (q *Queries) UserGetMany(ctx context.Context, ids []int64) ([]User, error) 
 			&i.ProfileScore,
 			&i.ProfileComputedAt,
 			&i.EmailKey,
+			&i.NameFold,
+			&i.EmailFold,
 		); err != nil {
 			return nil, err
 		}
@@ -183,7 +193,7 @@ SET name = $1, email = $2,
     email_key = CASE WHEN email = $2 THEN email_key ELSE $3 END,
     version = version + 1, updated_at = now()
 WHERE id = $4
-RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key
+RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold
 `
 
 type UserUpdateParams struct {
@@ -217,6 +227,8 @@ func (q *Queries) UserUpdate(ctx context.Context, arg UserUpdateParams) (User, e
 		&i.ProfileScore,
 		&i.ProfileComputedAt,
 		&i.EmailKey,
+		&i.NameFold,
+		&i.EmailFold,
 	)
 	return i, err
 }
