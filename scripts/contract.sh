@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The contract checks (make contract): the spec's lint, the breaking-change
 # gate, the TypeScript client's suite against the real server, directly and
-# through a validating proxy, and the docs pages in a headless browser.
+# through a validating proxy, the docs pages in a headless browser, and the
+# example admin app in it, against the server and against the mocks.
 # It installs what it needs: npm packages from the lockfiles, and Chromium
 # from the system's packages when it is missing.
 set -euo pipefail
@@ -15,9 +16,11 @@ step "installing the client's and the checks' npm packages (npm ci)"
 # (--ignore-scripts: the suite builds the client itself, so prepare need not.)
 (cd clients/typescript && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 (cd contract && npm ci --no-audit --no-fund --loglevel=error)
+# (Its prepare builds the client it links, and MSW's install writes its service worker.)
+(cd clients/typescript/examples/admin && npm ci --no-audit --no-fund --loglevel=error)
 
 if ! command -v chromium >/dev/null && [ -z "${CHROMIUM:-}" ]; then
-  step "installing Chromium for the docs check (apt-get install chromium)"
+  step "installing Chromium for the docs and admin app checks (apt-get install chromium)"
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null \
     || { echo "contract: Chromium is missing and could not be installed: apt-get install chromium"; exit 1; }
@@ -39,3 +42,6 @@ step "the client's calls through a validating proxy (every request and response 
 
 step "the docs pages in headless Chromium"
 (cd contract && node --test docs.test.mjs)
+
+step "the admin app (clients/typescript/examples/admin) in headless Chromium, built and served twice: against the server, then against the mocks; list, load more, create, edit, conflict, delete (screenshots in its screenshots/)"
+(cd clients/typescript/examples/admin && npm run --silent e2e)
