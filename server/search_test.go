@@ -269,10 +269,8 @@ func TestExportUsers_ClientLeaves(t *testing.T) {
 	dbURL := storetest.NewDB(t)
 	admin := storetest.Pool(t, dbURL, 1)
 	const users = 30 * store.ExportBatch
-	if _, err := admin.Exec(ctx, `INSERT INTO users (name, email, email_key)
-		SELECT 'User ' || g, 'x' || g || '@example.com', 'x' || g || '@example.com' FROM generate_series(1, $1) g`, users); err != nil {
-		t.Fatal(err)
-	}
+	storetest.BulkLoad(t, admin, `INSERT INTO users (name, email, email_key)
+		SELECT 'User ' || g, 'x' || g || '@example.com', 'x' || g || '@example.com' FROM generate_series(1, $1) g`, users)
 	var batches batchCounter
 	pool := storetest.PoolWith(t, dbURL, 2, func(c *pgxpool.Config) { c.ConnConfig.Tracer = &batches })
 	s := newServer(t, store.NewUsers(pool))
