@@ -8,14 +8,20 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"userapi/gen"
 	"userapi/server"
@@ -251,41 +257,78 @@ func TestExportUsers_NDJSON(t *testing.T) {
 	}
 }
 
-// A client that leaves in the middle of an export leaves no statement of
-// it running.
+// A client that leaves in the middle of an export stops it: the server
+// reads no more than the batch it is in and the next (a write to the closed
+// connection fails, and the request's context is cancelled, which cancels
+// the statement), and leaves no statement running. Each batch is counted as
+// the server's pool sends it; a server that went on reading would send all
+// of them.
 func TestExportUsers_ClientLeaves(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dbURL := storetest.NewDB(t)
-	pool := storetest.Pool(t, dbURL, 4)
-	if _, err := pool.Exec(ctx, `INSERT INTO users (name, email, email_key)
-		SELECT 'User ' || g, 'x' || g || '@example.com', 'x' || g || '@example.com' FROM generate_series(1, 200000) g`); err != nil {
-		t.Fatal(err)
-	}
+	admin := storetest.Pool(t, dbURL, 1)
+	const users = 30 * store.ExportBatch
+	storetest.BulkLoad(t, admin, `INSERT INTO users (name, email, email_key)
+		SELECT 'User ' || g, 'x' || g || '@example.com', 'x' || g || '@example.com' FROM generate_series(1, $1) g`, users)
+	var batches batchCounter
+	pool := storetest.PoolWith(t, dbURL, 2, func(c *pgxpool.Config) { c.ConnConfig.Tracer = &batches })
 	s := newServer(t, store.NewUsers(pool))
-	reqCtx, cancel := context.WithCancel(ctx)
-	req, _ := http.NewRequestWithContext(reqCtx, "GET", s.url+"/users/export?format=csv&sort=name", nil)
-	res, err := s.client.Do(req)
+
+	// A bare connection with a small receive buffer, so that the server
+	// cannot get far ahead of what the client reads, and so that the
+	// client is gone, its connection reset (unread data, no linger), when
+	// Close returns.
+	dialer := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4<<10) })
+	}}
+	conn, err := dialer.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := res.Body.Read(make([]byte, 1024)); err != nil {
-		t.Fatal(err)
+	fmt.Fprintf(conn, "GET /users/export?format=csv&sort=name HTTP/1.1\r\nHost: userapi\r\n\r\n")
+	head := make([]byte, 64<<10)
+	n, err := io.ReadAtLeast(conn, head, len(head))
+	if err != nil || !bytes.HasPrefix(head[:n], []byte("HTTP/1.1 200 ")) {
+		t.Fatalf("export answered %q, %v", head[:min(n, 200)], err)
 	}
-	cancel()
-	res.Body.Close()
+	_ = conn.(*net.TCPConn).SetLinger(0)
+	conn.Close()
+	atClose := batches.Load()
 
 	// Wait (without a time limit of its own: the test's deadline is it)
 	// until the export's session is idle or gone.
 	for {
 		var running int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`).Scan(&running); err != nil {
 			t.Fatal(err)
 		}
 		if running == 0 {
-			return
+			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	if atClose < 1 || atClose >= users/store.ExportBatch {
+		t.Fatalf("%d of %d batches read when the client left: the counter misses the export's statements, or the export was over",
+			atClose, users/store.ExportBatch)
+	}
+	after := batches.Load() - atClose
+	t.Logf("%d batches read before the client left, %d after", atClose, after)
+	if after > 2 {
+		t.Errorf("the server read %d batches after the client left (%d before), want at most 2", after, atClose)
+	}
 }
+
+// batchCounter counts the export's batches (statements reading users) as
+// a pool sends them.
+type batchCounter struct{ atomic.Int64 }
+
+func (b *batchCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(data.SQL, " FROM users") {
+		b.Add(1)
+	}
+	return ctx
+}
+
+func (*batchCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,14 +35,10 @@ func seededConn(t testing.TB, n int) *pgx.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
-	for _, sql := range []string{
-		fmt.Sprintf(`INSERT INTO users (name, email, email_key)
-			SELECT 'User ' || g, 'u' || g || '@example.com', 'u' || g || '@example.com' FROM generate_series(1, %d) g`, n),
-		"ANALYZE users",
-	} {
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatal(err)
-		}
+	storetest.BulkLoad(t, conn, `INSERT INTO users (name, email, email_key)
+		SELECT 'User ' || g, 'u' || g || '@example.com', 'u' || g || '@example.com' FROM generate_series(1, $1) g`, n)
+	if _, err := conn.Exec(ctx, "ANALYZE users"); err != nil {
+		t.Fatal(err)
 	}
 	return conn
 }

@@ -25,10 +25,11 @@ func TestUsers_ListPlansUseIndexes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	conn := connect(t)
-	exec(t, conn, `INSERT INTO users (name, email, email_key, created_at, updated_at)
+	storetest.BulkLoad(t, conn, `INSERT INTO users (name, email, email_key, created_at, updated_at)
 		SELECT 'Name ' || md5(g::text), 'u' || g || '@example.com', 'u' || g || '@example.com',
 		       '2026-01-01'::timestamptz + g * interval '1 minute', '2026-01-01'::timestamptz + (g % 5000) * interval '1 hour'
-		FROM generate_series(1, 100000) g`, "ANALYZE users")
+		FROM generate_series(1, 100000) g`)
+	exec(t, conn, "ANALYZE users")
 	db := &recorder{Conn: conn}
 	users := store.NewUsers(db)
 	from, to := epoch.Add(24*time.Hour), epoch.Add(48*time.Hour)
@@ -222,8 +223,9 @@ func TestUsers_ListCount(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	conn := connect(t)
-	exec(t, conn, `INSERT INTO users (name, email, email_key)
-		SELECT 'User ' || g, 'c' || g || '@example.com', 'c' || g || '@example.com' FROM generate_series(1, 30000) g`, "ANALYZE users")
+	storetest.BulkLoad(t, conn, `INSERT INTO users (name, email, email_key)
+		SELECT 'User ' || g, 'c' || g || '@example.com', 'c' || g || '@example.com' FROM generate_series(1, 30000) g`)
+	exec(t, conn, "ANALYZE users")
 	users := store.NewUsers(conn)
 	q := store.UserQuery{Search: "user 2"} // 2, 20-29, ..., 20000-29999
 	page, err := users.List(ctx, store.UserFilter{UserQuery: q, Limit: 1, Count: store.CountExact})

@@ -105,11 +105,21 @@ func NewPool(t testing.TB) *pgxpool.Pool {
 // the test ends.
 func Pool(t testing.TB, dbURL string, maxConns int32) *pgxpool.Pool {
 	t.Helper()
+	return PoolWith(t, dbURL, maxConns, nil)
+}
+
+// PoolWith is Pool with its configuration changed by configure first (a
+// tracer that watches the statements, say).
+func PoolWith(t testing.TB, dbURL string, maxConns int32, configure func(*pgxpool.Config)) *pgxpool.Pool {
+	t.Helper()
 	cfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.MaxConns = maxConns
+	if configure != nil {
+		configure(cfg)
+	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
