@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -41,16 +42,17 @@ type userData struct {
 // DeliverArgs asks for one event to be delivered to one subscription.
 type DeliverArgs struct {
 	WebhookID int64 `json:"webhook_id"`
-	// EventID, when set, is the delivery's webhook-id; otherwise Event.ID
-	// is. Either is in the job's arguments, so every attempt sends the same.
-	EventID string `json:"event_id,omitempty"`
-	Event   Event  `json:"event"`
+	// EventID, when set, is the event's id in the event log, and the
+	// delivery's webhook-id; otherwise Event.ID is. Either is in the job's
+	// arguments, so every attempt sends the same.
+	EventID int64 `json:"event_id,omitempty"`
+	Event   Event `json:"event"`
 }
 
 // MessageID is the webhook-id of the delivery: the event's id.
 func (a DeliverArgs) MessageID() string {
-	if a.EventID != "" {
-		return a.EventID
+	if a.EventID != 0 {
+		return strconv.FormatInt(a.EventID, 10)
 	}
 	return a.Event.ID
 }

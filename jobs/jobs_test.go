@@ -420,7 +420,7 @@ func TestDeliverArgs_MessageID(t *testing.T) {
 		want string
 	}{
 		{jobs.DeliverArgs{Event: jobs.Event{ID: "uuid-1"}}, "uuid-1"},
-		{jobs.DeliverArgs{EventID: "42", Event: jobs.Event{ID: "uuid-1"}}, "42"},
+		{jobs.DeliverArgs{EventID: 42, Event: jobs.Event{ID: "uuid-1"}}, "42"},
 	}
 	for _, tt := range tests {
 		if got := tt.args.MessageID(); got != tt.want {
