@@ -250,7 +250,7 @@ type Delivery struct {
 	// Example: http status 503
 	Error *string `json:"error"`
 
-	// EventId The event's id, as in the `Userapi-Event-Id` header.
+	// EventId The event's id, as in the `webhook-id` header.
 	//
 	// Example: 0b9f0b5e-7f8e-4a53-9a43-0f8c2d2c6a11
 	EventId string `json:"event_id"`
@@ -623,7 +623,11 @@ type WebhookCreate struct {
 	// Events The event types to deliver.
 	Events []EventType `json:"events"`
 
-	// Secret The key that signs deliveries, 16 to 200 characters; generated when absent.
+	// Secret The secret that signs deliveries, generated when absent: `whsec_` and the
+	// standard base64 (padded) of a random key of 24 to 64 bytes.
+	//
+	//
+	// Example: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwC2a3kQz7Y3c=
 	Secret *string `json:"secret,omitempty"`
 
 	// Url Where to `POST` events; `http://` or `https://`.
@@ -636,6 +640,42 @@ type WebhookCreate struct {
 type WebhookList struct {
 	// Items The subscriptions, oldest first.
 	Items []Webhook `json:"items"`
+}
+
+// WebhookSecret A subscription's new signing secret.
+type WebhookSecret struct {
+	// PreviousSecretExpiresAt Until when the replaced secret also signs deliveries (RFC 3339, UTC).
+	//
+	// Example: 2026-01-03T03:04:05Z
+	PreviousSecretExpiresAt time.Time `json:"previous_secret_expires_at"`
+
+	// Secret The new signing secret (`whsec_` and base64). It is not shown again.
+	//
+	// Example: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwC2a3kQz7Y3c=
+	Secret string `json:"secret"`
+}
+
+// WebhookTestResult What the receiver answered to a test event.
+type WebhookTestResult struct {
+	// LatencyMs From sending to the answer, in milliseconds.
+	//
+	// Example: 12.5
+	LatencyMs float64 `json:"latency_ms"`
+
+	// MessageId The test event's id, as in its `webhook-id` header.
+	//
+	// Example: ping_0b9f0b5e-7f8e-4a53-9a43-0f8c2d2c6a11
+	MessageId string `json:"message_id"`
+
+	// StatusCode The receiver's status code.
+	//
+	// Example: 204
+	StatusCode int `json:"status_code"`
+
+	// Success Whether that is a `2xx`, which a delivery takes as accepted.
+	//
+	// Example: true
+	Success bool `json:"success"`
 }
 
 // WebhookWithSecret A new subscription, with the secret that signs its deliveries.
@@ -653,9 +693,9 @@ type WebhookWithSecret struct {
 	// Example: 1
 	Id int64 `json:"id"`
 
-	// Secret The signing key. It is not shown again.
+	// Secret The signing secret (`whsec_` and base64). It is not shown again.
 	//
-	// Example: whsec_3q2-7wAAAAA8T1hnVVcyb0RBbm9lRUFhcmFh
+	// Example: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwC2a3kQz7Y3c=
 	Secret string `json:"secret"`
 
 	// Url Where events are POSTed (http or https).
@@ -756,6 +796,9 @@ type ValidationFailedOrKeyReused = Problem
 
 // WebhookNotFound An error, as in RFC 9457.
 type WebhookNotFound = Problem
+
+// WebhookUnreachable An error, as in RFC 9457.
+type WebhookUnreachable = Problem
 
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
@@ -924,6 +967,28 @@ type CreateWebhookParams struct {
 type ListWebhookDeliveriesParams struct {
 	// Limit How many attempts to return, from 1 to 1000.
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// RotateWebhookSecretParams defines parameters for RotateWebhookSecret.
+type RotateWebhookSecretParams struct {
+	// IdempotencyKey Makes a retry of this request safe: it takes effect at most once. Choose a
+	// new unique value (a UUID, say) for each new request, and send the same one
+	// when you retry it.
+	//
+	// * A request that succeeded (`2xx`) is remembered with its key for 24 hours.
+	//   The same key with the same request (method, path and body, byte for byte)
+	//   within that time gets the same answer again, status, headers and body, with
+	//   `Idempotent-Replayed: true`, and changes nothing.
+	// * The same key with a different request is refused with `422`.
+	// * While a request with the key is still being handled, another one with it
+	//   is refused with `409` and `Retry-After`.
+	// * Answers other than `2xx` are not remembered: a retry after an error (a
+	//   `409` for a taken email, a `503`, a timeout) runs the request again.
+	// * Keys belong to the API key that sent them; other API keys never see them.
+	// * The value is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
+	//   quoted string (`"abc"`, with `\"` and `\\` escaped, as in RFC 9651); both
+	//   name the same key. Anything else is `422`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.

@@ -1,17 +1,14 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -45,7 +42,19 @@ type userData struct {
 // DeliverArgs asks for one event to be delivered to one subscription.
 type DeliverArgs struct {
 	WebhookID int64 `json:"webhook_id"`
-	Event     Event `json:"event"`
+	// EventID, when set, is the event's id in the event log, and the
+	// delivery's webhook-id; otherwise Event.ID is. Either is in the job's
+	// arguments, so every attempt sends the same.
+	EventID int64 `json:"event_id,omitempty"`
+	Event   Event `json:"event"`
+}
+
+// MessageID is the webhook-id of the delivery: the event's id.
+func (a DeliverArgs) MessageID() string {
+	if a.EventID != 0 {
+		return strconv.FormatInt(a.EventID, 10)
+	}
+	return a.Event.ID
 }
 
 // Kind names the job in River's table.
@@ -82,7 +91,7 @@ func (q *Queue) UserHook() store.UserHook {
 type deliverWorker struct {
 	river.WorkerDefaults[DeliverArgs]
 	webhooks *store.Webhooks
-	client   *http.Client
+	client   *webhook.Client
 	timeout  time.Duration
 	logger   *slog.Logger
 	observe  func(DeliveryOutcome) // nil: nobody is told
@@ -158,8 +167,9 @@ func (w *deliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 	if err != nil {
 		return river.JobCancel(err)
 	}
-	d := store.Delivery{WebhookID: hook.ID, EventID: job.Args.Event.ID, EventType: job.Args.Event.Type, Attempt: job.Attempt}
-	retry, err := w.send(ctx, hook, body, &d)
+	d := store.Delivery{WebhookID: hook.ID, EventID: job.Args.MessageID(), EventType: job.Args.Event.Type, Attempt: job.Attempt}
+	msg := webhook.Message{ID: d.EventID, Body: body, Secrets: hook.SigningSecrets(time.Now())}
+	retry, err := w.send(ctx, hook, msg, &d)
 	if err != nil {
 		d.Error = err.Error()
 	}
@@ -190,30 +200,19 @@ func (w *deliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 
 // send makes one delivery attempt and fills in d's status and latency. It
 // says whether a failure is worth retrying: network errors, timeouts, 5xx,
-// 408 and 429 are; other answers mean the receiver will not take it.
-func (w *deliverWorker) send(ctx context.Context, hook store.Webhook, body []byte, d *store.Delivery) (retry bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook.URL, bytes.NewReader(body))
-	if err != nil {
-		return false, fmt.Errorf("bad URL: %w", err)
+// 408 and 429 are; other answers mean the receiver will not take it, and a
+// blocked address stays blocked.
+func (w *deliverWorker) send(ctx context.Context, hook store.Webhook, msg webhook.Message, d *store.Delivery) (retry bool, err error) {
+	res, err := w.client.Send(ctx, hook.URL, msg)
+	d.Latency, d.StatusCode = res.Latency, res.StatusCode
+	var failed *webhook.Failure
+	switch {
+	case errors.As(err, &failed):
+		w.logger.InfoContext(ctx, "webhook: delivery failed", "webhook_id", hook.ID, "failure", failed.Reason, "error", failed.Err.Error())
+		return failed.Reason != webhook.FailureBlocked, failed
+	case err != nil:
+		return false, err
 	}
-	now := time.Now()
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "userapi-webhooks/1")
-	req.Header.Set(webhook.HeaderEventID, d.EventID)
-	req.Header.Set(webhook.HeaderTimestamp, fmt.Sprint(now.Unix()))
-	req.Header.Set(webhook.HeaderSignature, webhook.Sign(hook.Secret, now, body))
-
-	res, err := w.client.Do(req)
-	d.Latency = time.Since(now)
-	if err != nil {
-		why := failure(err)
-		w.logger.InfoContext(ctx, "webhook: delivery failed", "webhook_id", hook.ID, "failure", why, "error", err.Error())
-		return why != FailureBlocked, errors.New(why)
-	}
-	// Drain a little so the connection can be reused; the body means nothing.
-	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 4096))
-	res.Body.Close()
-	d.StatusCode = res.StatusCode
 	switch c := res.StatusCode; {
 	case c >= 200 && c < 300:
 		return false, nil
@@ -222,36 +221,4 @@ func (w *deliverWorker) send(ctx context.Context, hook store.Webhook, body []byt
 	default:
 		return false, fmt.Errorf("http status %d", c)
 	}
-}
-
-// Why a delivery attempt got no answer, as its subscriber sees it (in the
-// delivery log and the job's errors). Categories only: the network's own
-// words would tell whoever can subscribe which internal resolvers exist and
-// which hosts refuse rather than ignore a connection. The log has them.
-const (
-	FailureConnect = "connection failed" // no connection: DNS, refused, unreachable, dial timeout
-	FailureTimeout = "timeout"           // connected, but no answer in time
-	FailureTLS     = "tls"               // the TLS handshake failed, or the certificate
-	FailureBlocked = "blocked address"   // the URL leads to an address deliveries may not reach
-)
-
-// failure is the category of a failed attempt's error.
-func failure(err error) string {
-	var opErr *net.OpError
-	var dnsErr *net.DNSError
-	var certErr *tls.CertificateVerificationError
-	var alert tls.AlertError
-	var record tls.RecordHeaderError
-	var netErr net.Error
-	switch {
-	case errors.Is(err, webhook.ErrPrivateAddress):
-		return FailureBlocked
-	case errors.As(err, &opErr) && opErr.Op == "dial", errors.As(err, &dnsErr):
-		return FailureConnect
-	case errors.As(err, &certErr), errors.As(err, &alert), errors.As(err, &record):
-		return FailureTLS
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return FailureTimeout
-	}
-	return FailureConnect
 }

@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -112,7 +110,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 	}
 	deliver := &deliverWorker{
 		webhooks: store.NewWebhooks(pool),
-		client:   newHTTPClient(opts.WebhookTimeout, opts.WebhookAllowPrivate),
+		client:   webhook.NewClient(opts.WebhookTimeout, opts.WebhookAllowPrivate),
 		timeout:  opts.WebhookTimeout,
 		logger:   opts.Logger,
 		observe:  opts.OnDelivery,
@@ -300,25 +298,4 @@ func (b backoff) NextRetry(job *rivertype.JobRow) time.Time {
 	}
 	jitter := time.Duration((rand.Float64()*0.2 - 0.1) * float64(d))
 	return time.Now().Add(d + jitter)
-}
-
-// newHTTPClient makes the client deliveries use: no proxy from the
-// environment, no redirects (a redirect could lead to a private address),
-// and unless allowPrivate, no connections to private addresses.
-func newHTTPClient(timeout time.Duration, allowPrivate bool) *http.Client {
-	dialer := &net.Dialer{Timeout: timeout}
-	if !allowPrivate {
-		dialer.Control = webhook.PublicOnly
-	}
-	return &http.Client{
-		Timeout: timeout,
-		Transport: &http.Transport{
-			DialContext:           dialer.DialContext,
-			TLSHandshakeTimeout:   timeout,
-			ResponseHeaderTimeout: timeout,
-			MaxIdleConnsPerHost:   4,
-			IdleConnTimeout:       90 * time.Second,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 }

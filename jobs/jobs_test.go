@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"userapi/jobs"
 	"userapi/jobs/jobstest"
@@ -24,7 +25,18 @@ import (
 	"userapi/webhook"
 )
 
-const secret = "whsec_test_secret_0123456789"
+// secret signs the tests' deliveries; verify checks them as a receiver
+// would, with the official Standard Webhooks library.
+var secret = webhook.NewSecret()
+
+func verify(t *testing.T, secret string, d delivery) error {
+	t.Helper()
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wh.Verify(d.body, d.header)
+}
 
 // newQueue returns a started queue on a small pool, stopped when the test
 // ends, and the pool.
@@ -214,10 +226,10 @@ func TestDeliver_RetriesUntilAccepted(t *testing.T) {
 		t.Fatalf("receiver got %d deliveries, job attempt %d with %d errors; want 3, 3, 2", len(got), j.Attempt, len(j.Errors))
 	}
 	for i, d := range got {
-		if err := webhook.Verify(secret, d.header, d.body, time.Now(), 0); err != nil {
+		if err := verify(t, secret, d); err != nil {
 			t.Errorf("delivery %d: Verify() = %v", i+1, err)
 		}
-		if id := d.header.Get(webhook.HeaderEventID); id == "" || id != got[0].event.ID || d.event.ID != id {
+		if id := d.header.Get(webhook.HeaderID); id == "" || id != got[0].event.ID || d.event.ID != id {
 			t.Errorf("delivery %d: event id header %q, body %q; want both %q", i+1, id, d.event.ID, got[0].event.ID)
 		}
 		if d.event.Type != store.UserCreated || !strings.Contains(string(d.event.Data), `"email":"ada@example.com"`) {
@@ -261,7 +273,7 @@ func TestDeliver_SlowReceiverTimesOut(t *testing.T) {
 		t.Fatalf("delivery log has %d attempts, want 1", len(log))
 	}
 	d := log[0]
-	if d.StatusCode != 0 || d.Error != jobs.FailureTimeout || d.Latency < 300*time.Millisecond || d.Latency > 2*time.Second {
+	if d.StatusCode != 0 || d.Error != webhook.FailureTimeout || d.Latency < 300*time.Millisecond || d.Latency > 2*time.Second {
 		t.Errorf("attempt = status %d, error %q, latency %s; want no status, a timeout, about 300ms", d.StatusCode, d.Error, d.Latency)
 	}
 	if len(j.Errors) != 1 {
@@ -328,7 +340,7 @@ func TestDeliver_PrivateAddressRefused(t *testing.T) {
 	if n := len(rc.deliveries()); n != 0 {
 		t.Errorf("receiver on a loopback address got %d deliveries, want 0", n)
 	}
-	if log := deliveryLog(t, pool); len(log) != 1 || log[0].Error != jobs.FailureBlocked {
+	if log := deliveryLog(t, pool); len(log) != 1 || log[0].Error != webhook.FailureBlocked {
 		t.Errorf("delivery log = %+v, want one attempt refused for a private address", log)
 	}
 }
@@ -349,6 +361,70 @@ func TestComputeProfile(t *testing.T) {
 		got := jobs.ComputeProfile(store.User{Name: tt.name, Email: tt.email})
 		if got.EmailNormalized != tt.wantEmail || got.Score != tt.wantScore {
 			t.Errorf("ComputeProfile(%q, %q) = %q, %d; want %q, %d", tt.name, tt.email, got.EmailNormalized, got.Score, tt.wantEmail, tt.wantScore)
+		}
+	}
+}
+
+// After a rotation, queued deliveries carry a signature for each secret
+// until the overlap ends, then one for the new secret only; every attempt
+// of one delivery has the same webhook-id.
+func TestDeliver_SignedWithBothSecretsDuringOverlap(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rc := newReceiver(t, func(int, http.ResponseWriter, *http.Request) {})
+	q, pool := newQueue(t, jobs.Options{Workers: 1, WebhookAllowPrivate: true})
+	hooks := store.NewWebhooks(pool)
+	oldSecret := webhook.NewSecret()
+	w, err := hooks.Create(ctx, store.NewWebhook{URL: rc.srv.URL, Events: []string{store.UserCreated}, Secret: oldSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := store.NewUsers(pool).WithHook(q.UserHook())
+	deliverOne := func(email string) delivery {
+		t.Helper()
+		if _, err := users.Create(ctx, store.NewUser{Name: "Ada", Email: email}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-rc.seen:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no delivery for %s", email)
+		}
+		got := rc.deliveries()
+		return got[len(got)-1]
+	}
+
+	newSecret := webhook.NewSecret()
+	if _, err := hooks.RotateSecret(ctx, w.ID, newSecret, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	d := deliverOne("during@example.com")
+	if verify(t, oldSecret, d) != nil || verify(t, newSecret, d) != nil {
+		t.Errorf("during the overlap, delivery with signatures %q must verify with both secrets", d.header.Get(webhook.HeaderSignature))
+	}
+	if _, err := pool.Exec(ctx, "UPDATE webhooks SET previous_secret_until = now() - interval '1 second'"); err != nil {
+		t.Fatal(err)
+	}
+	d = deliverOne("after@example.com")
+	if verify(t, oldSecret, d) == nil || verify(t, newSecret, d) != nil {
+		t.Errorf("after the overlap, delivery with signatures %q must verify with the new secret only", d.header.Get(webhook.HeaderSignature))
+	}
+}
+
+// The webhook-id of a delivery is the job's event_id when it has one, so
+// that a delivery made from the event log carries the log's id.
+func TestDeliverArgs_MessageID(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args jobs.DeliverArgs
+		want string
+	}{
+		{jobs.DeliverArgs{Event: jobs.Event{ID: "uuid-1"}}, "uuid-1"},
+		{jobs.DeliverArgs{EventID: 42, Event: jobs.Event{ID: "uuid-1"}}, "42"},
+	}
+	for _, tt := range tests {
+		if got := tt.args.MessageID(); got != tt.want {
+			t.Errorf("%+v.MessageID() = %q, want %q", tt.args, got, tt.want)
 		}
 	}
 }

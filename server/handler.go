@@ -12,6 +12,7 @@ import (
 	"userapi/gen"
 	"userapi/jobs"
 	"userapi/store"
+	"userapi/webhook"
 )
 
 // Handler implements every operation of the API. It only translates between
@@ -22,10 +23,14 @@ type Handler struct {
 	webhooks       store.WebhookService
 	allowPrivate   bool
 	webhooksPerKey int
-	auth           bool // keys are checked: some answers depend on the caller's scopes
-	checks         []Check
-	ready          *Readiness
-	health         *healthCache
+	// rotationOverlap is how long a rotated-out secret keeps signing;
+	// sender makes test deliveries.
+	rotationOverlap time.Duration
+	sender          *webhook.Client
+	auth            bool // keys are checked: some answers depend on the caller's scopes
+	checks          []Check
+	ready           *Readiness
+	health          *healthCache
 	// exporter streams GET /users/export; exactCountWithin bounds count=exact.
 	exporter         store.UserExporter
 	exactCountWithin time.Duration

@@ -79,7 +79,7 @@ func (s *idemServer) count(t *testing.T, sql string, args ...any) int {
 func (s *idemServer) subscribe(t *testing.T) {
 	t.Helper()
 	if _, err := store.NewWebhooks(s.pool).Create(context.Background(), store.NewWebhook{
-		URL: "https://example.com/hook", Events: []string{store.UserCreated}, Secret: "0123456789abcdef",
+		URL: "https://example.com/hook", Events: []string{store.UserCreated}, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 	}); err != nil {
 		t.Fatal(err)
 	}

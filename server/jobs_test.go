@@ -21,6 +21,7 @@ import (
 	"userapi/server"
 	"userapi/store"
 	"userapi/store/storetest"
+	"userapi/webhook"
 )
 
 // jobServer is the HTTP server over a real queue with workers, on a small
@@ -161,6 +162,7 @@ func TestJobs_FailedAttemptIsRetried(t *testing.T) {
 
 func TestWebhooks_API(t *testing.T) {
 	t.Parallel()
+	ownSecret := webhook.NewSecret()
 	var hits atomic.Int32
 	recv := newReceiverServer(t, func(http.ResponseWriter, *http.Request) { hits.Add(1) })
 	// jobServer's HTTP layer refuses private URLs (the default).
@@ -172,11 +174,11 @@ func TestWebhooks_API(t *testing.T) {
 	if !strings.HasPrefix(w.Secret, "whsec_") || len(w.Secret) < 40 || created.header.Get("Location") != fmt.Sprint("/webhooks/", w.Id) {
 		t.Errorf("created = %s (Location %q), want a generated whsec_ secret and a Location", created.body, created.header.Get("Location"))
 	}
-	own := s.do("POST", "/webhooks", map[string]any{"url": "https://example.com/other", "events": []string{"user.updated"}, "secret": "my-own-secret-1234"}).
+	own := s.do("POST", "/webhooks", map[string]any{"url": "https://example.com/other", "events": []string{"user.updated"}, "secret": ownSecret}).
 		wantStatus(t, http.StatusCreated)
 	var w2 gen.WebhookWithSecret
 	mustJSON(t, own.body, &w2)
-	if w2.Secret != "my-own-secret-1234" {
+	if w2.Secret != ownSecret {
 		t.Errorf("secret = %q, want the one given", w2.Secret)
 	}
 

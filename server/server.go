@@ -17,6 +17,7 @@ import (
 
 	"userapi"
 	"userapi/store"
+	"userapi/webhook"
 )
 
 // bodyLimit is the largest request body accepted, in bytes.
@@ -48,6 +49,13 @@ type Options struct {
 	// WebhookAllowPrivate accepts subscription URLs whose host is a
 	// loopback or private address.
 	WebhookAllowPrivate bool
+	// WebhookTimeout bounds a test delivery (DefaultWebhookTimeout when
+	// zero), as Options.WebhookTimeout of package jobs bounds the others.
+	WebhookTimeout time.Duration
+	// WebhookRotationOverlap is how long a secret replaced by a rotation
+	// keeps signing deliveries beside the new one
+	// (DefaultWebhookRotationOverlap when zero).
+	WebhookRotationOverlap time.Duration
 	// WebhooksPerKey is how many subscriptions one API key may make
 	// (DefaultWebhooksPerKey when zero): each adds a delivery to every event.
 	WebhooksPerKey int
@@ -102,8 +110,12 @@ type Observer interface {
 // so that unknown paths add no label values.
 const UnmatchedRoute = "unmatched"
 
-// DefaultWebhooksPerKey is Options.WebhooksPerKey when zero.
-const DefaultWebhooksPerKey = 100
+// Defaults of Options.
+const (
+	DefaultWebhooksPerKey         = 100
+	DefaultWebhookTimeout         = 5 * time.Second
+	DefaultWebhookRotationOverlap = 24 * time.Hour
+)
 
 // AdminPrefix is where Options.Admin is mounted.
 const AdminPrefix = "/admin/jobs"
@@ -134,6 +146,14 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 	if h.exporter == nil {
 		h.exporter, _ = users.(store.UserExporter)
 	}
+	if h.rotationOverlap = opts.WebhookRotationOverlap; h.rotationOverlap <= 0 {
+		h.rotationOverlap = DefaultWebhookRotationOverlap
+	}
+	timeout := opts.WebhookTimeout
+	if timeout <= 0 {
+		timeout = DefaultWebhookTimeout
+	}
+	h.sender = webhook.NewClient(timeout, opts.WebhookAllowPrivate)
 
 	e := echo.New()
 	e.HideBanner = true

@@ -2,14 +2,17 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
+
+	"github.com/google/uuid"
 
 	"userapi/gen"
+	"userapi/jobs"
 	"userapi/store"
 	"userapi/webhook"
 )
@@ -27,11 +30,12 @@ func (h *Handler) CreateWebhook(ctx context.Context, req gen.CreateWebhookReques
 	if err := webhook.CheckURL(req.Body.Url, h.allowPrivate); err != nil {
 		return nil, validation(gen.FieldError{Location: "body.url", Message: err.Error()})
 	}
-	secret := ""
+	secret := webhook.NewSecret()
 	if req.Body.Secret != nil {
+		if err := webhook.CheckSecret(*req.Body.Secret); err != nil {
+			return nil, validation(gen.FieldError{Location: "body.secret", Message: err.Error()})
+		}
 		secret = *req.Body.Secret
-	} else {
-		secret = newSecret()
 	}
 	events := make([]string, len(req.Body.Events))
 	for i, e := range req.Body.Events {
@@ -55,13 +59,6 @@ func (h *Handler) CreateWebhook(ctx context.Context, req gen.CreateWebhookReques
 			Location: "/webhooks/" + strconv.FormatInt(w.ID, 10),
 		},
 	}, nil
-}
-
-// newSecret returns 32 random bytes, printable.
-func newSecret() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b) // never fails (crypto/rand panics instead)
-	return "whsec_" + base64.RawURLEncoding.EncodeToString(b)
 }
 
 // ListWebhooks returns every subscription.
@@ -135,6 +132,61 @@ func (h *Handler) ListWebhookDeliveries(ctx context.Context, req gen.ListWebhook
 		out.Items[i] = item
 	}
 	return gen.ListWebhookDeliveries200JSONResponse{Body: out}, nil
+}
+
+// RotateWebhookSecret gives the subscription a new secret; the old one
+// keeps signing beside it for the rotation overlap.
+func (h *Handler) RotateWebhookSecret(ctx context.Context, req gen.RotateWebhookSecretRequestObject) (gen.RotateWebhookSecretResponseObject, error) {
+	if h.webhooks == nil {
+		return nil, errNoWebhooks
+	}
+	until := time.Now().Add(h.rotationOverlap).UTC().Truncate(time.Microsecond) // as PostgreSQL keeps it
+	w, err := h.webhooks.RotateSecret(ctx, req.Id, webhook.NewSecret(), until)
+	if err != nil {
+		return nil, webhookError(err, req.Id)
+	}
+	return gen.RotateWebhookSecret200JSONResponse{Body: gen.WebhookSecret{Secret: w.Secret, PreviousSecretExpiresAt: until}}, nil
+}
+
+// TestWebhook sends a ping event to the subscription now, signed as
+// deliveries are, and reports the receiver's answer.
+func (h *Handler) TestWebhook(ctx context.Context, req gen.TestWebhookRequestObject) (gen.TestWebhookResponseObject, error) {
+	if h.webhooks == nil {
+		return nil, errNoWebhooks
+	}
+	w, err := h.webhooks.Get(ctx, req.Id)
+	if err != nil {
+		return nil, webhookError(err, req.Id)
+	}
+	now := time.Now()
+	ping := jobs.Event{ID: "ping_" + uuid.NewString(), Type: "ping", OccurredAt: now.UTC(), Data: fmt.Appendf(nil, `{"webhook_id":%d}`, w.ID)}
+	body, err := json.Marshal(ping)
+	if err != nil {
+		return nil, err
+	}
+	res, err := h.sender.Send(ctx, w.URL, webhook.Message{ID: ping.ID, Body: body, Secrets: w.SigningSecrets(now)})
+	var failed *webhook.Failure
+	if errors.As(err, &failed) {
+		status := http.StatusBadGateway
+		switch failed.Reason {
+		case webhook.FailureTimeout:
+			status = http.StatusGatewayTimeout
+		case webhook.FailureBlocked:
+			status = http.StatusUnprocessableEntity
+		}
+		p := newProblem(status, fmt.Sprintf("the test event to webhook %d got no answer: %s", w.ID, failed.Reason))
+		p.cause = failed.Err
+		return nil, p
+	}
+	if err != nil {
+		return nil, err
+	}
+	return gen.TestWebhook200JSONResponse{Body: gen.WebhookTestResult{
+		MessageId:  ping.ID,
+		StatusCode: res.StatusCode,
+		Success:    res.StatusCode >= 200 && res.StatusCode < 300,
+		LatencyMs:  float64(res.Latency.Microseconds()) / 1000,
+	}}, nil
 }
 
 func webhookError(err error, id int64) error {

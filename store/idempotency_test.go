@@ -100,7 +100,7 @@ func TestWithTx(t *testing.T) {
 			Create(txCtx, store.NewUser{Name: "Bob", Email: "bob@example.com"}); err == nil {
 			t.Fatal("Create with a failing hook succeeded")
 		}
-		if _, err := webhooks.Create(txCtx, store.NewWebhook{URL: "https://example.com/h", Events: []string{store.UserCreated}, Secret: "0123456789abcdef"}); err != nil {
+		if _, err := webhooks.Create(txCtx, store.NewWebhook{URL: "https://example.com/h", Events: []string{store.UserCreated}, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}); err != nil {
 			t.Fatal(err)
 		}
 		// Outside, nothing is visible yet.

@@ -18,6 +18,19 @@ type Webhook struct {
 	Events    []string
 	Secret    string
 	CreatedAt time.Time
+	// PreviousSecret is the secret the last rotation replaced; it signs
+	// beside Secret until PreviousUntil. Empty when there is none.
+	PreviousSecret string
+	PreviousUntil  time.Time
+}
+
+// SigningSecrets are the secrets that sign a delivery made at now: the
+// current one, and the one it replaced while their overlap lasts.
+func (w Webhook) SigningSecrets(now time.Time) []string {
+	if w.PreviousSecret != "" && now.Before(w.PreviousUntil) {
+		return []string{w.Secret, w.PreviousSecret}
+	}
+	return []string{w.Secret}
 }
 
 // NewWebhook holds what a caller supplies to subscribe.
@@ -66,6 +79,10 @@ type WebhookService interface {
 	// Deliveries returns a subscription's latest limit delivery attempts,
 	// newest first. Returns ErrNotFound if there is no such subscription.
 	Deliveries(ctx context.Context, id int64, limit int) ([]Delivery, error)
+	// RotateSecret makes secret the subscription's secret; the one it
+	// replaces keeps signing beside it until previousUntil. Returns
+	// ErrNotFound if there is no such subscription.
+	RotateSecret(ctx context.Context, id int64, secret string, previousUntil time.Time) (Webhook, error)
 }
 
 // Webhooks is the PostgreSQL subscription repository.
@@ -149,6 +166,17 @@ func (s *Webhooks) Delete(ctx context.Context, id int64) (err error) {
 	return nil
 }
 
+// RotateSecret makes secret the subscription's secret; the one it replaces
+// keeps signing beside it until previousUntil (and one replaced earlier
+// stops). Returns ErrNotFound if there is no such subscription.
+func (s *Webhooks) RotateSecret(ctx context.Context, id int64, secret string, previousUntil time.Time) (_ Webhook, err error) {
+	defer wrap(&err, "Webhooks.RotateSecret(%d)", id)
+	row, err := s.queries(ctx).WebhookRotateSecret(ctx, dbsqlc.WebhookRotateSecretParams{
+		ID: id, Secret: secret, PreviousUntil: pgtype.Timestamptz{Time: previousUntil, Valid: true},
+	})
+	return webhookFromRow(row), translate(err)
+}
+
 // Subscribers returns the ids of the subscriptions to an event type.
 func (s *Webhooks) Subscribers(ctx context.Context, eventType string) (_ []int64, err error) {
 	defer wrap(&err, "Webhooks.Subscribers(%q)", eventType)
@@ -202,5 +230,8 @@ func (s *Webhooks) Deliveries(ctx context.Context, id int64, limit int) (_ []Del
 func (s *Webhooks) queries(ctx context.Context) *dbsqlc.Queries { return queries(ctx, s.db, s.q) }
 
 func webhookFromRow(r dbsqlc.Webhook) Webhook {
-	return Webhook{ID: r.ID, URL: r.Url, Events: r.Events, Secret: r.Secret, CreatedAt: r.CreatedAt.UTC()}
+	return Webhook{
+		ID: r.ID, URL: r.Url, Events: r.Events, Secret: r.Secret, CreatedAt: r.CreatedAt.UTC(),
+		PreviousSecret: r.PreviousSecret.String, PreviousUntil: r.PreviousSecretUntil.Time,
+	}
 }

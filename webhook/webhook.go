@@ -1,84 +1,78 @@
-// Package webhook holds what both ends of a webhook agree on: the headers,
-// the signature scheme, and which URLs a delivery may go to. Receivers
-// written in Go can verify deliveries with Verify.
+// Package webhook holds what both ends of a webhook agree on, which is the
+// Standard Webhooks specification: the headers, the signature and the
+// secrets' form; and how deliveries are sent: which addresses they may
+// reach, and how a failed attempt is described. Receivers verify deliveries
+// with any Standard Webhooks library.
 package webhook
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
-	"net/http"
-	"strconv"
+	"fmt"
 	"strings"
 	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
-// Headers of every delivery.
+// Headers of every delivery, as Standard Webhooks names them.
 const (
-	// HeaderEventID is the event's id: the same on every attempt to deliver
-	// it, so receivers can drop duplicates.
-	HeaderEventID = "Userapi-Event-Id"
+	// HeaderID is the message's id: the event's id, the same on every
+	// attempt to deliver it, so receivers can drop duplicates.
+	HeaderID = standardwebhooks.HeaderWebhookID
 	// HeaderTimestamp is when this attempt was signed, in Unix seconds.
-	HeaderTimestamp = "Userapi-Timestamp"
-	// HeaderSignature is "v1=" and the hex HMAC-SHA256, keyed with the
-	// subscription's secret, of the timestamp, a ".", and the body.
-	HeaderSignature = "Userapi-Signature"
+	HeaderTimestamp = standardwebhooks.HeaderWebhookTimestamp
+	// HeaderSignature holds one "v1,<base64>" HMAC-SHA256 signature of
+	// "id.timestamp.body" per secret that signs, separated by spaces.
+	HeaderSignature = standardwebhooks.HeaderWebhookSignature
 )
 
-// DefaultTolerance is how old a signature Verify accepts by default, which
-// bounds how long a captured delivery can be replayed.
-const DefaultTolerance = 5 * time.Minute
+// secretPrefix starts every secret; the base64 after it is the key.
+const secretPrefix = "whsec_"
 
-// Sign returns the HeaderSignature value for a body sent at ts.
-func Sign(secret string, ts time.Time, body []byte) string {
-	return "v1=" + hex.EncodeToString(mac(secret, strconv.FormatInt(ts.Unix(), 10), body))
-}
-
-func mac(secret, timestamp string, body []byte) []byte {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(timestamp))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return m.Sum(nil)
-}
-
-// Errors of Verify.
-var (
-	ErrNoSignature  = errors.New("webhook: no signature or timestamp header")
-	ErrBadSignature = errors.New("webhook: signature does not match")
-	ErrTooOld       = errors.New("webhook: timestamp is outside the tolerance")
+// Key sizes a new secret may have, in bytes: the specification asks for
+// 24 to 64.
+const (
+	MinKeyBytes = 24
+	MaxKeyBytes = 64
+	newKeyBytes = 32
 )
 
-// Verify checks a delivery's signature against the secret, and that its
-// timestamp is within tolerance of now (DefaultTolerance when zero). The
-// signature header may carry several "v1=" values, comma-separated, so that
-// a secret can be rotated; one match is enough.
-func Verify(secret string, h http.Header, body []byte, now time.Time, tolerance time.Duration) error {
-	ts, sig := h.Get(HeaderTimestamp), h.Get(HeaderSignature)
-	if ts == "" || sig == "" {
-		return ErrNoSignature
+// NewSecret returns a new random secret.
+func NewSecret() string {
+	b := make([]byte, newKeyBytes)
+	_, _ = rand.Read(b) // never fails (crypto/rand panics instead)
+	return secretPrefix + base64.StdEncoding.EncodeToString(b)
+}
+
+// CheckSecret says what is wrong with a secret a subscriber chose, or
+// returns nil: it must be "whsec_" and the standard base64 of a key of
+// MinKeyBytes to MaxKeyBytes.
+func CheckSecret(secret string) error {
+	b64, ok := strings.CutPrefix(secret, secretPrefix)
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if !ok || err != nil {
+		return errors.New(`must be "whsec_" followed by standard base64 (with padding)`)
 	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return ErrNoSignature
+	if len(key) < MinKeyBytes || len(key) > MaxKeyBytes {
+		return fmt.Errorf("its key must be %d to %d bytes long, not %d", MinKeyBytes, MaxKeyBytes, len(key))
 	}
-	if tolerance == 0 {
-		tolerance = DefaultTolerance
-	}
-	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
-		return ErrTooOld
-	}
-	want := mac(secret, ts, body)
-	for _, v := range strings.Split(sig, ",") {
-		got, ok := strings.CutPrefix(strings.TrimSpace(v), "v1=")
-		if !ok {
-			continue
+	return nil
+}
+
+// Sign returns the HeaderSignature value for a message sent at ts: one
+// signature for each secret, in the order given.
+func Sign(id string, ts time.Time, body []byte, secrets ...string) (string, error) {
+	sigs := make([]string, len(secrets))
+	for i, s := range secrets {
+		wh, err := standardwebhooks.NewWebhook(s)
+		if err != nil {
+			return "", fmt.Errorf("webhook secret %d: %w", i+1, err)
 		}
-		raw, err := hex.DecodeString(got)
-		if err == nil && hmac.Equal(raw, want) {
-			return nil
+		if sigs[i], err = wh.Sign(id, ts, body); err != nil {
+			return "", err
 		}
 	}
-	return ErrBadSignature
+	return strings.Join(sigs, " "), nil
 }

@@ -47,15 +47,16 @@ type config struct {
 	JSONMaxKeys       int32
 	JSONMaxDepth      int32
 
-	Workers             int32
-	ProcessDelay        time.Duration
-	WebhookConcurrency  int32
-	WebhookTimeout      time.Duration
-	WebhookAllowPrivate bool
-	WebhooksPerKey      int32
-	JobRetryBackoff     time.Duration
-	JobRescueAfter      time.Duration
-	AdminUI             bool
+	Workers                int32
+	ProcessDelay           time.Duration
+	WebhookConcurrency     int32
+	WebhookTimeout         time.Duration
+	WebhookAllowPrivate    bool
+	WebhooksPerKey         int32
+	WebhookRotationOverlap time.Duration
+	JobRetryBackoff        time.Duration
+	JobRescueAfter         time.Duration
+	AdminUI                bool
 
 	Auth bool // false only for local experiments
 }
@@ -196,6 +197,7 @@ func settings(c *config) []setting {
 		{"USERAPI_WEBHOOK_TIMEOUT", "5s", "Longest one delivery attempt may take, connecting included", positiveDuration(&c.WebhookTimeout)},
 		{"USERAPI_WEBHOOK_ALLOW_PRIVATE", "off", "`on` lets webhooks reach loopback, private and link-local addresses. Keep it `off` in production: otherwise anyone who can subscribe can make the service call into its own network", onOff(&c.WebhookAllowPrivate)},
 		{"USERAPI_WEBHOOKS_PER_KEY", "100", "Subscriptions one API key may make (each adds a delivery per event); past it, `POST /webhooks` answers `422`", intIn(&c.WebhooksPerKey, 1, 100000)},
+		{"USERAPI_WEBHOOK_ROTATION_OVERLAP", "24h", "After `POST /webhooks/{id}/rotate-secret`, how long the replaced secret keeps signing deliveries beside the new one, so that receivers can switch without missing any", positiveDuration(&c.WebhookRotationOverlap)},
 		{"USERAPI_JOB_RETRY_BACKOFF", "1s", "Wait before a failed job's first retry; it doubles with each attempt, up to 1h, ±10%", positiveDuration(&c.JobRetryBackoff)},
 		{"USERAPI_JOB_RESCUE_AFTER", "1h", "A job running this long (and longer than its own time limit) is presumed lost with its process and run again; must exceed the longest job", positiveDuration(&c.JobRescueAfter)},
 		{"USERAPI_ADMIN_UI", "off", "`on` serves the River job dashboard at `/admin/jobs`. With API keys on, the browser asks for a password: give a key with the `admin` scope (any user name)", onOff(&c.AdminUI)},

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"userapi/internal/freeport"
 	"userapi/store/storetest"
@@ -217,7 +218,11 @@ func TestCrash_JobsAndEventsSurviveSIGKILL(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	const secret = "crash-test-secret-0123"
+	secret := webhook.NewSecret()
+	verifier, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var mu sync.Mutex
 	events := map[string]string{} // event id → "type user-id"
 	var bad []string
@@ -231,7 +236,7 @@ func TestCrash_JobsAndEventsSurviveSIGKILL(t *testing.T) {
 		_ = json.Unmarshal(body, &ev)
 		mu.Lock()
 		defer mu.Unlock()
-		if err := webhook.Verify(secret, r.Header, body, time.Now(), 0); err != nil {
+		if err := verifier.Verify(body, r.Header); err != nil {
 			bad = append(bad, err.Error())
 		}
 		events[ev.ID] = fmt.Sprint(ev.Type, " ", ev.Data.ID)

@@ -46,3 +46,11 @@ SELECT * FROM webhook_deliveries
 WHERE webhook_id = @webhook_id
 ORDER BY id DESC
 LIMIT @row_limit::bigint;
+
+-- name: WebhookRotateSecret :one
+-- WebhookRotateSecret makes secret the subscription's secret, and keeps the
+-- one it replaces signing beside it until previous_until.
+UPDATE webhooks
+SET previous_secret = secret, previous_secret_until = @previous_until, secret = @secret
+WHERE id = @id
+RETURNING *;

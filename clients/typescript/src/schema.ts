@@ -294,6 +294,75 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/webhooks/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate the signing secret
+         * @description Gives the subscription a new, generated secret, in this answer only. For
+         *     `USERAPI_WEBHOOK_ROTATION_OVERLAP` (24 hours by default) after the rotation,
+         *     until `previous_secret_expires_at`, deliveries carry two signatures, one with
+         *     the new secret and one with the secret it replaced, so that the receiver can
+         *     switch to the new one at any moment in between; after that, only the new one.
+         *     Rotating again within the overlap ends the older secret's at once.
+         *
+         *     With an `Idempotency-Key`, a retry gets the first answer again, secret
+         *     included, and rotates no second time.
+         */
+        post: operations["rotateWebhookSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a test event
+         * @description Sends a `ping` event to the subscription's URL now, signed like every
+         *     delivery, and answers with what the receiver said and how long it took. The
+         *     body is `{"id", "type": "ping", "occurred_at", "data": {"webhook_id"}}`; its
+         *     `id` is new for each test (and the `webhook-id` header). Nothing is queued,
+         *     retried or added to the delivery log.
+         *
+         *     Any answer of the receiver, `2xx` or not, is a `200` here with its status.
+         *     No answer is a problem: `502` when no connection could be made (or TLS
+         *     failed), `504` when the receiver took longer than the delivery timeout, and
+         *     `422` when the URL leads to an address deliveries may not reach.
+         */
+        post: operations["testWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/livez": {
         parameters: {
             query?: never;
@@ -677,7 +746,11 @@ export interface components {
             url: string;
             /** @description The event types to deliver. */
             events: components["schemas"]["EventType"][];
-            /** @description The key that signs deliveries, 16 to 200 characters; generated when absent. */
+            /**
+             * @description The secret that signs deliveries, generated when absent: `whsec_` and the
+             *     standard base64 (padded) of a random key of 24 to 64 bytes.
+             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwC2a3kQz7Y3c=
+             */
             secret?: string;
         };
         /** @description A subscription. Its secret is shown only when it is created. */
@@ -724,10 +797,48 @@ export interface components {
              */
             created_at: string;
             /**
-             * @description The signing key. It is not shown again.
-             * @example whsec_3q2-7wAAAAA8T1hnVVcyb0RBbm9lRUFhcmFh
+             * @description The signing secret (`whsec_` and base64). It is not shown again.
+             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwC2a3kQz7Y3c=
              */
             secret: string;
+        };
+        /** @description A subscription's new signing secret. */
+        WebhookSecret: {
+            /**
+             * @description The new signing secret (`whsec_` and base64). It is not shown again.
+             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwC2a3kQz7Y3c=
+             */
+            secret: string;
+            /**
+             * Format: date-time
+             * @description Until when the replaced secret also signs deliveries (RFC 3339, UTC).
+             * @example 2026-01-03T03:04:05Z
+             */
+            previous_secret_expires_at: string;
+        };
+        /** @description What the receiver answered to a test event. */
+        WebhookTestResult: {
+            /**
+             * @description The test event's id, as in its `webhook-id` header.
+             * @example ping_0b9f0b5e-7f8e-4a53-9a43-0f8c2d2c6a11
+             */
+            message_id: string;
+            /**
+             * @description The receiver's status code.
+             * @example 204
+             */
+            status_code: number;
+            /**
+             * @description Whether that is a `2xx`, which a delivery takes as accepted.
+             * @example true
+             */
+            success: boolean;
+            /**
+             * Format: double
+             * @description From sending to the answer, in milliseconds.
+             * @example 12.5
+             */
+            latency_ms: number;
         };
         /** @description Every subscription. */
         WebhookList: {
@@ -743,7 +854,7 @@ export interface components {
              */
             id: number;
             /**
-             * @description The event's id, as in the `Userapi-Event-Id` header.
+             * @description The event's id, as in the `webhook-id` header.
              * @example 0b9f0b5e-7f8e-4a53-9a43-0f8c2d2c6a11
              */
             event_id: string;
@@ -1026,6 +1137,27 @@ export interface components {
                  *       "title": "Not Found",
                  *       "status": 404,
                  *       "detail": "webhook 42 does not exist"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The receiver gave no answer: `502` when no connection could be made (or TLS
+         *     failed), `504` when it took too long, `422` when its URL leads to an
+         *     address deliveries may not reach.
+         */
+        WebhookUnreachable: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "about:blank",
+                 *       "title": "Bad Gateway",
+                 *       "status": 502,
+                 *       "detail": "the test event to webhook 42 got no answer: connection failed"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -2176,6 +2308,104 @@ export interface operations {
             404: components["responses"]["WebhookNotFound"];
             422: components["responses"]["ValidationFailed"];
             429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Error"];
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes a retry of this request safe: it takes effect at most once. Choose a
+                 *     new unique value (a UUID, say) for each new request, and send the same one
+                 *     when you retry it.
+                 *
+                 *     * A request that succeeded (`2xx`) is remembered with its key for 24 hours.
+                 *       The same key with the same request (method, path and body, byte for byte)
+                 *       within that time gets the same answer again, status, headers and body, with
+                 *       `Idempotent-Replayed: true`, and changes nothing.
+                 *     * The same key with a different request is refused with `422`.
+                 *     * While a request with the key is still being handled, another one with it
+                 *       is refused with `409` and `Retry-After`.
+                 *     * Answers other than `2xx` are not remembered: a retry after an error (a
+                 *       `409` for a taken email, a `503`, a timeout) runs the request again.
+                 *     * Keys belong to the API key that sent them; other API keys never see them.
+                 *     * The value is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
+                 *       quoted string (`"abc"`, with `\"` and `\\` escaped, as in RFC 9651); both
+                 *       name the same key. Anything else is `422`.
+                 * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /**
+                 * @description The subscription's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new secret. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookSecret"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["WebhookNotFound"];
+            409: components["responses"]["IdempotencyKeyInProgress"];
+            422: components["responses"]["ValidationFailedOrKeyReused"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Error"];
+        };
+    };
+    testWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The receiver answered. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookTestResult"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["WebhookNotFound"];
+            422: components["responses"]["WebhookUnreachable"];
+            429: components["responses"]["TooManyRequests"];
+            502: components["responses"]["WebhookUnreachable"];
+            504: components["responses"]["WebhookUnreachable"];
             default: components["responses"]["Error"];
         };
     };

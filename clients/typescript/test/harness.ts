@@ -28,6 +28,8 @@ export interface Harness {
   anonymous(): UserApiClient;
   /** A new API key holding scopes (all by default). */
   key(scopes?: string): string;
+  /** Runs SQL on the server's database; absent with USERAPI_URL. */
+  sql?: (statement: string) => void;
   stop(): Promise<void>;
 }
 
@@ -38,6 +40,7 @@ export async function startHarness(): Promise<Harness> {
   const cleanups: (() => void)[] = [];
   let baseUrl = process.env.USERAPI_URL ?? "";
   let newKey = (_scopes: string): string => process.env.USERAPI_KEY ?? "";
+  let sql: Harness["sql"];
 
   if (!baseUrl) {
     const dir = mkdtempSync(join(tmpdir(), "userapi-client-test-"));
@@ -57,6 +60,8 @@ export async function startHarness(): Promise<Harness> {
         console.error(`could not drop test database ${db}`);
       }
     });
+
+    sql = (statement) => execFileSync("psql", [dbUrl.toString(), "-qc", statement], { stdio: "ignore" });
 
     const port = await freePort();
     const log = join(dir, "userapi.log");
@@ -118,6 +123,7 @@ export async function startHarness(): Promise<Harness> {
       clients++;
       return newKey(scopes);
     },
+    sql,
     async stop() {
       for (const c of children.reverse()) {
         c.kill("SIGTERM");

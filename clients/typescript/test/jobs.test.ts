@@ -1,9 +1,10 @@
 // Background jobs and webhooks through the generated client, against a real
 // userapi with its workers (see harness.ts).
 import assert from "node:assert/strict";
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { after, before, describe, it } from "node:test";
+
+import { Webhook } from "standardwebhooks";
 
 import { startHarness, type Harness } from "./harness.js";
 
@@ -60,7 +61,7 @@ describe("webhooks", () => {
     });
     assert.equal(created.response.status, 201);
     const hook = created.data!;
-    assert.ok(hook.secret.length >= 16, "the secret is shown once, on create");
+    assert.match(hook.secret, /^whsec_[A-Za-z0-9+/]+={0,2}$/, "the secret is shown once, on create");
 
     const listed = (await api.GET("/webhooks")).data!;
     assert.ok(listed.items.some((w) => w.id === hook.id));
@@ -77,11 +78,9 @@ describe("webhooks", () => {
     const body = JSON.parse(event.body);
     assert.equal(body.type, "user.created");
 
-    // Verify the signature as a receiver would: HMAC-SHA256(secret, timestamp + "." + body).
-    const timestamp = String(event.headers["userapi-timestamp"]);
-    const signature = String(event.headers["userapi-signature"]);
-    const expected = "v1=" + createHmac("sha256", hook.secret).update(`${timestamp}.${event.body}`).digest("hex");
-    assert.ok(timingSafeEqual(Buffer.from(signature), Buffer.from(expected)), "the signature verifies");
+    // Verify as a receiver would, with the official Standard Webhooks library.
+    assert.deepEqual(new Webhook(hook.secret).verify(event.body, stringHeaders(event.headers)), body);
+    assert.equal(event.headers["webhook-id"], body.id, "webhook-id is the event's id");
 
     let deliveries = 0;
     for (let i = 0; i < 50 && deliveries === 0; i++) {
@@ -93,4 +92,59 @@ describe("webhooks", () => {
     const removed = await api.DELETE("/webhooks/{id}", { params: { path: { id: hook.id } } });
     assert.equal(removed.response.status, 204);
   });
+
+  it("tests the endpoint, rotates the secret: both secrets verify during the overlap, only the new one after", async () => {
+    const api = h.client();
+    const addr = receiver.address();
+    assert.ok(addr && typeof addr === "object");
+    const hook = (
+      await api.POST("/webhooks", { body: { url: `http://127.0.0.1:${addr.port}/hook`, events: ["user.created"] } })
+    ).data!;
+    const path = { params: { path: { id: hook.id } } };
+    const ping = async () => {
+      const res = await api.POST("/webhooks/{id}/test", path);
+      assert.equal(res.response.status, 200);
+      const result = res.data!;
+      assert.equal(result.status_code, 204);
+      assert.ok(result.success && result.latency_ms > 0);
+      const got = received.find((e) => e.headers["webhook-id"] === result.message_id);
+      assert.ok(got, "the test event arrived before the answer");
+      assert.equal(JSON.parse(got.body).type, "ping");
+      return got;
+    };
+    const verifies = (secret: string, e: (typeof received)[number]) => {
+      try {
+        new Webhook(secret).verify(e.body, stringHeaders(e.headers));
+        return true;
+      } catch {
+        return false;
+      }
+    };
+
+    assert.ok(verifies(hook.secret, await ping()), "the test event verifies with the secret");
+    const rotated = await api.POST("/webhooks/{id}/rotate-secret", path);
+    assert.equal(rotated.response.status, 200);
+    const secret = rotated.data!.secret;
+    assert.notEqual(secret, hook.secret);
+    assert.ok(Date.parse(rotated.data!.previous_secret_expires_at) > Date.now() + 3_600_000, "the old secret signs for hours");
+
+    const during = await ping();
+    assert.equal(String(during.headers["webhook-signature"]).split(" ").length, 2, "two signatures during the overlap");
+    assert.ok(verifies(hook.secret, during), "the old secret verifies during the overlap");
+    assert.ok(verifies(secret, during), "the new secret verifies during the overlap");
+
+    if (h.sql) {
+      // The overlap ends, as a day passing would end it.
+      h.sql(`UPDATE webhooks SET previous_secret_until = now() - interval '1 second' WHERE id = ${hook.id}`);
+      const afterwards = await ping();
+      assert.ok(!verifies(hook.secret, afterwards), "the old secret no longer verifies");
+      assert.ok(verifies(secret, afterwards), "the new secret verifies");
+    }
+    await api.DELETE("/webhooks/{id}", path);
+  });
 });
+
+/** Node's incoming headers as the verifier takes them. */
+function stringHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, String(v)]));
+}

@@ -57,12 +57,14 @@ type User struct {
 }
 
 type Webhook struct {
-	ID        int64
-	Url       string
-	Events    []string
-	Secret    string
-	CreatedAt time.Time
-	OwnerKey  pgtype.Text
+	ID                  int64
+	Url                 string
+	Events              []string
+	Secret              string
+	CreatedAt           time.Time
+	OwnerKey            pgtype.Text
+	PreviousSecret      pgtype.Text
+	PreviousSecretUntil pgtype.Timestamptz
 }
 
 type WebhookDelivery struct {

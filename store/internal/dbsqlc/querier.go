@@ -79,6 +79,9 @@ type Querier interface {
 	// WebhookOwnerLock makes one key's subscriptions wait for each other until
 	// the transaction ends, so that counting them and adding one is one step.
 	WebhookOwnerLock(ctx context.Context, ownerKey string) error
+	// WebhookRotateSecret makes secret the subscription's secret, and keeps the
+	// one it replaces signing beside it until previous_until.
+	WebhookRotateSecret(ctx context.Context, arg WebhookRotateSecretParams) (Webhook, error)
 }
 
 var _ Querier = (*Queries)(nil)

@@ -27,7 +27,7 @@ func (q *Queries) WebhookCountByOwner(ctx context.Context, ownerKey string) (int
 const webhookCreate = `-- name: WebhookCreate :one
 INSERT INTO webhooks (url, events, secret, owner_key)
 VALUES ($1, $2::text[], $3, $4)
-RETURNING id, url, events, secret, created_at, owner_key
+RETURNING id, url, events, secret, created_at, owner_key, previous_secret, previous_secret_until
 `
 
 type WebhookCreateParams struct {
@@ -53,6 +53,8 @@ func (q *Queries) WebhookCreate(ctx context.Context, arg WebhookCreateParams) (W
 		&i.Secret,
 		&i.CreatedAt,
 		&i.OwnerKey,
+		&i.PreviousSecret,
+		&i.PreviousSecretUntil,
 	)
 	return i, err
 }
@@ -144,7 +146,7 @@ func (q *Queries) WebhookDeliveryList(ctx context.Context, arg WebhookDeliveryLi
 }
 
 const webhookGet = `-- name: WebhookGet :one
-SELECT id, url, events, secret, created_at, owner_key FROM webhooks
+SELECT id, url, events, secret, created_at, owner_key, previous_secret, previous_secret_until FROM webhooks
 WHERE id = $1
 `
 
@@ -159,12 +161,14 @@ func (q *Queries) WebhookGet(ctx context.Context, id int64) (Webhook, error) {
 		&i.Secret,
 		&i.CreatedAt,
 		&i.OwnerKey,
+		&i.PreviousSecret,
+		&i.PreviousSecretUntil,
 	)
 	return i, err
 }
 
 const webhookList = `-- name: WebhookList :many
-SELECT id, url, events, secret, created_at, owner_key FROM webhooks
+SELECT id, url, events, secret, created_at, owner_key, previous_secret, previous_secret_until FROM webhooks
 ORDER BY id
 `
 
@@ -185,6 +189,8 @@ func (q *Queries) WebhookList(ctx context.Context) ([]Webhook, error) {
 			&i.Secret,
 			&i.CreatedAt,
 			&i.OwnerKey,
+			&i.PreviousSecret,
+			&i.PreviousSecretUntil,
 		); err != nil {
 			return nil, err
 		}
@@ -232,4 +238,35 @@ SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $1::text, 0))
 func (q *Queries) WebhookOwnerLock(ctx context.Context, ownerKey string) error {
 	_, err := q.db.Exec(ctx, webhookOwnerLock, ownerKey)
 	return err
+}
+
+const webhookRotateSecret = `-- name: WebhookRotateSecret :one
+UPDATE webhooks
+SET previous_secret = secret, previous_secret_until = $1, secret = $2
+WHERE id = $3
+RETURNING id, url, events, secret, created_at, owner_key, previous_secret, previous_secret_until
+`
+
+type WebhookRotateSecretParams struct {
+	PreviousUntil pgtype.Timestamptz
+	Secret        string
+	ID            int64
+}
+
+// WebhookRotateSecret makes secret the subscription's secret, and keeps the
+// one it replaces signing beside it until previous_until.
+func (q *Queries) WebhookRotateSecret(ctx context.Context, arg WebhookRotateSecretParams) (Webhook, error) {
+	row := q.db.QueryRow(ctx, webhookRotateSecret, arg.PreviousUntil, arg.Secret, arg.ID)
+	var i Webhook
+	err := row.Scan(
+		&i.ID,
+		&i.Url,
+		&i.Events,
+		&i.Secret,
+		&i.CreatedAt,
+		&i.OwnerKey,
+		&i.PreviousSecret,
+		&i.PreviousSecretUntil,
+	)
+	return i, err
 }

@@ -301,7 +301,7 @@ export function createMockHandlers(options: MockOptions = {}) {
       if (!Array.isArray(events) || events.length === 0) errors.push({ location: "body.events", message: events === undefined ? "is required" : "must have at least 1 item(s)" });
       if (errors.length) return invalid(errors);
       const hook = store.addWebhook({ url: url as string, events: events as Webhook["events"] });
-      const withSecret = { ...hook, secret: typeof secret === "string" ? secret : "whsec_mock-secret-0000000000000000" };
+      const withSecret = { ...hook, secret: typeof secret === "string" ? secret : "whsec_bW9jay1zZWNyZXQtMDAwMDAwMDAwMDAwMDAwMDAwMDA=" };
       return HttpResponse.json(withSecret, { status: 201, headers: { Location: `/webhooks/${hook.id}` } });
     }),
 
@@ -316,6 +316,22 @@ export function createMockHandlers(options: MockOptions = {}) {
       const denied = refuse(request, "webhooks:admin");
       if (denied) return denied;
       return store.webhooks.delete(Number(params.id)) ? new HttpResponse(null, { status: 204 }) : problem(404, `webhook ${params.id} does not exist`);
+    }),
+
+    http.post("/webhooks/{id}/rotate-secret", ({ request, params }) => {
+      const denied = refuse(request, "webhooks:admin");
+      if (denied) return denied;
+      if (!store.webhooks.has(Number(params.id))) return problem(404, `webhook ${params.id} does not exist`);
+      const expires = new Date(Date.now() + 24 * 3_600_000).toISOString();
+      return HttpResponse.json({ secret: "whsec_bW9jay1yb3RhdGVkLTAwMDAwMDAwMDAwMDAwMDAwMDA=", previous_secret_expires_at: expires });
+    }),
+
+    // Nothing is sent: the mocks answer as if the receiver took it at once.
+    http.post("/webhooks/{id}/test", ({ request, params }) => {
+      const denied = refuse(request, "webhooks:admin");
+      if (denied) return denied;
+      if (!store.webhooks.has(Number(params.id))) return problem(404, `webhook ${params.id} does not exist`);
+      return HttpResponse.json({ message_id: `ping_mock-${params.id}`, status_code: 204, success: true, latency_ms: 1 });
     }),
 
     http.get("/webhooks/{id}/deliveries", ({ request, params }) => {
