@@ -756,10 +756,15 @@ type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 type PreconditionFailedApplicationProblemPlusJSONResponse Problem
 
 type TooManyRequestsResponseHeaders struct {
-	RateLimitLimit     *int
+	RateLimit *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitLimit  *int
+	RateLimitPolicy *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
-	RateLimitReset     *int
-	RetryAfter         int
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitReset *int
+	RetryAfter     int
 }
 type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -935,10 +940,15 @@ type GetJobResponseObject interface {
 }
 
 type GetJob200ResponseHeaders struct {
-	RateLimitLimit     *int
+	RateLimit *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitLimit  *int
+	RateLimitPolicy *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
-	RateLimitReset     *int
-	XRequestID         *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitReset *int
+	XRequestID     *string
 }
 
 type GetJob200JSONResponse struct {
@@ -953,8 +963,14 @@ func (response GetJob200JSONResponse) VisitGetJobResponse(w http.ResponseWriter)
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -1045,8 +1061,14 @@ func (response GetJob429ApplicationProblemPlusJSONResponse) VisitGetJobResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -1329,10 +1351,15 @@ type ListUsersResponseObject interface {
 }
 
 type ListUsers200ResponseHeaders struct {
-	RateLimitLimit     *int
+	RateLimit *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitLimit  *int
+	RateLimitPolicy *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
-	RateLimitReset     *int
-	XRequestID         *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitReset *int
+	XRequestID     *string
 }
 
 type ListUsers200JSONResponse struct {
@@ -1347,8 +1374,14 @@ func (response ListUsers200JSONResponse) VisitListUsersResponse(w http.ResponseW
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -1425,8 +1458,14 @@ func (response ListUsers429ApplicationProblemPlusJSONResponse) VisitListUsersRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -1474,10 +1513,15 @@ type CreateUser201ResponseHeaders struct {
 	ETag               string
 	IdempotentReplayed *string
 	Location           string
-	RateLimitLimit     *int
+	RateLimit          *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitLimit  *int
+	RateLimitPolicy *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
-	RateLimitReset     *int
-	XRequestID         *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitReset *int
+	XRequestID     *string
 }
 
 type CreateUser201JSONResponse struct {
@@ -1497,8 +1541,14 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -1642,8 +1692,14 @@ func (response CreateUser429ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -1687,10 +1743,15 @@ type BatchGetUsersResponseObject interface {
 }
 
 type BatchGetUsers200ResponseHeaders struct {
-	RateLimitLimit     *int
+	RateLimit *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitLimit  *int
+	RateLimitPolicy *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
-	RateLimitReset     *int
-	XRequestID         *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitReset *int
+	XRequestID     *string
 }
 
 type BatchGetUsers200JSONResponse struct {
@@ -1705,8 +1766,14 @@ func (response BatchGetUsers200JSONResponse) VisitBatchGetUsersResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -1831,8 +1898,14 @@ func (response BatchGetUsers429ApplicationProblemPlusJSONResponse) VisitBatchGet
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -1877,10 +1950,15 @@ type ExportUsersResponseObject interface {
 
 type ExportUsers200ResponseHeaders struct {
 	ContentDisposition string
-	RateLimitLimit     *int
+	RateLimit          *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitLimit  *int
+	RateLimitPolicy *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
-	RateLimitReset     *int
-	XRequestID         *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitReset *int
+	XRequestID     *string
 }
 
 type ExportUsers200ApplicationxNdjsonResponse struct {
@@ -1896,8 +1974,14 @@ func (response ExportUsers200ApplicationxNdjsonResponse) VisitExportUsersRespons
 		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
 	}
 	w.Header().Set("Content-Disposition", fmt.Sprint(response.Headers.ContentDisposition))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -1953,8 +2037,14 @@ func (response ExportUsers200TextcsvResponse) VisitExportUsersResponse(w http.Re
 		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
 	}
 	w.Header().Set("Content-Disposition", fmt.Sprint(response.Headers.ContentDisposition))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -2035,8 +2125,14 @@ func (response ExportUsers429ApplicationProblemPlusJSONResponse) VisitExportUser
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -2080,10 +2176,15 @@ type DeleteUserResponseObject interface {
 }
 
 type DeleteUser204ResponseHeaders struct {
-	RateLimitLimit     *int
+	RateLimit *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitLimit  *int
+	RateLimitPolicy *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
-	RateLimitReset     *int
-	XRequestID         *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitReset *int
+	XRequestID     *string
 }
 
 type DeleteUser204Response struct {
@@ -2091,8 +2192,14 @@ type DeleteUser204Response struct {
 }
 
 func (response DeleteUser204Response) VisitDeleteUserResponse(w http.ResponseWriter) error {
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -2184,8 +2291,14 @@ func (response DeleteUser429ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -2230,11 +2343,16 @@ type GetUserResponseObject interface {
 }
 
 type GetUser200ResponseHeaders struct {
-	ETag               string
-	RateLimitLimit     *int
+	ETag      string
+	RateLimit *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitLimit  *int
+	RateLimitPolicy *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
-	RateLimitReset     *int
-	XRequestID         *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitReset *int
+	XRequestID     *string
 }
 
 type GetUser200JSONResponse struct {
@@ -2250,8 +2368,14 @@ func (response GetUser200JSONResponse) VisitGetUserResponse(w http.ResponseWrite
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -2268,11 +2392,16 @@ func (response GetUser200JSONResponse) VisitGetUserResponse(w http.ResponseWrite
 }
 
 type GetUser304ResponseHeaders struct {
-	ETag               string
-	RateLimitLimit     *int
+	ETag      string
+	RateLimit *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitLimit  *int
+	RateLimitPolicy *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
-	RateLimitReset     *int
-	XRequestID         *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitReset *int
+	XRequestID     *string
 }
 
 type GetUser304Response struct {
@@ -2281,8 +2410,14 @@ type GetUser304Response struct {
 
 func (response GetUser304Response) VisitGetUserResponse(w http.ResponseWriter) error {
 	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -2374,8 +2509,14 @@ func (response GetUser429ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -2421,11 +2562,16 @@ type UpdateUserResponseObject interface {
 }
 
 type UpdateUser200ResponseHeaders struct {
-	ETag               string
-	RateLimitLimit     *int
+	ETag      string
+	RateLimit *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitLimit  *int
+	RateLimitPolicy *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
-	RateLimitReset     *int
-	XRequestID         *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitReset *int
+	XRequestID     *string
 }
 
 type UpdateUser200JSONResponse struct {
@@ -2441,8 +2587,14 @@ func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.Respons
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -2615,8 +2767,14 @@ func (response UpdateUser429ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -2662,11 +2820,16 @@ type ReplaceUserResponseObject interface {
 }
 
 type ReplaceUser200ResponseHeaders struct {
-	ETag               string
-	RateLimitLimit     *int
+	ETag      string
+	RateLimit *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitLimit  *int
+	RateLimitPolicy *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
-	RateLimitReset     *int
-	XRequestID         *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitReset *int
+	XRequestID     *string
 }
 
 type ReplaceUser200JSONResponse struct {
@@ -2682,8 +2845,14 @@ func (response ReplaceUser200JSONResponse) VisitReplaceUserResponse(w http.Respo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -2856,8 +3025,14 @@ func (response ReplaceUser429ApplicationProblemPlusJSONResponse) VisitReplaceUse
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -2904,10 +3079,15 @@ type ProcessUserResponseObject interface {
 type ProcessUser202ResponseHeaders struct {
 	IdempotentReplayed *string
 	Location           string
-	RateLimitLimit     *int
+	RateLimit          *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitLimit  *int
+	RateLimitPolicy *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
-	RateLimitReset     *int
-	XRequestID         *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitReset *int
+	XRequestID     *string
 }
 
 type ProcessUser202JSONResponse struct {
@@ -2926,8 +3106,14 @@ func (response ProcessUser202JSONResponse) VisitProcessUserResponse(w http.Respo
 		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -3037,8 +3223,14 @@ func (response ProcessUser429ApplicationProblemPlusJSONResponse) VisitProcessUse
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -3081,10 +3273,15 @@ type ListWebhooksResponseObject interface {
 }
 
 type ListWebhooks200ResponseHeaders struct {
-	RateLimitLimit     *int
+	RateLimit *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitLimit  *int
+	RateLimitPolicy *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
-	RateLimitReset     *int
-	XRequestID         *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitReset *int
+	XRequestID     *string
 }
 
 type ListWebhooks200JSONResponse struct {
@@ -3099,8 +3296,14 @@ func (response ListWebhooks200JSONResponse) VisitListWebhooksResponse(w http.Res
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -3161,8 +3364,14 @@ func (response ListWebhooks429ApplicationProblemPlusJSONResponse) VisitListWebho
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -3209,10 +3418,15 @@ type CreateWebhookResponseObject interface {
 type CreateWebhook201ResponseHeaders struct {
 	IdempotentReplayed *string
 	Location           string
-	RateLimitLimit     *int
+	RateLimit          *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitLimit  *int
+	RateLimitPolicy *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
-	RateLimitReset     *int
-	XRequestID         *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitReset *int
+	XRequestID     *string
 }
 
 type CreateWebhook201JSONResponse struct {
@@ -3231,8 +3445,14 @@ func (response CreateWebhook201JSONResponse) VisitCreateWebhookResponse(w http.R
 		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -3374,8 +3594,14 @@ func (response CreateWebhook429ApplicationProblemPlusJSONResponse) VisitCreateWe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -3419,10 +3645,15 @@ type DeleteWebhookResponseObject interface {
 }
 
 type DeleteWebhook204ResponseHeaders struct {
-	RateLimitLimit     *int
+	RateLimit *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitLimit  *int
+	RateLimitPolicy *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
-	RateLimitReset     *int
-	XRequestID         *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitReset *int
+	XRequestID     *string
 }
 
 type DeleteWebhook204Response struct {
@@ -3430,8 +3661,14 @@ type DeleteWebhook204Response struct {
 }
 
 func (response DeleteWebhook204Response) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -3523,8 +3760,14 @@ func (response DeleteWebhook429ApplicationProblemPlusJSONResponse) VisitDeleteWe
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -3568,10 +3811,15 @@ type GetWebhookResponseObject interface {
 }
 
 type GetWebhook200ResponseHeaders struct {
-	RateLimitLimit     *int
+	RateLimit *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitLimit  *int
+	RateLimitPolicy *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
-	RateLimitReset     *int
-	XRequestID         *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitReset *int
+	XRequestID     *string
 }
 
 type GetWebhook200JSONResponse struct {
@@ -3586,8 +3834,14 @@ func (response GetWebhook200JSONResponse) VisitGetWebhookResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -3680,8 +3934,14 @@ func (response GetWebhook429ApplicationProblemPlusJSONResponse) VisitGetWebhookR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -3726,10 +3986,15 @@ type ListWebhookDeliveriesResponseObject interface {
 }
 
 type ListWebhookDeliveries200ResponseHeaders struct {
-	RateLimitLimit     *int
+	RateLimit *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitLimit  *int
+	RateLimitPolicy *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
-	RateLimitReset     *int
-	XRequestID         *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitReset *int
+	XRequestID     *string
 }
 
 type ListWebhookDeliveries200JSONResponse struct {
@@ -3744,8 +4009,14 @@ func (response ListWebhookDeliveries200JSONResponse) VisitListWebhookDeliveriesR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -3838,8 +4109,14 @@ func (response ListWebhookDeliveries429ApplicationProblemPlusJSONResponse) Visit
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))

@@ -886,8 +886,9 @@ export interface components {
     };
     responses: {
         /**
-         * @description No API key was sent, or the one sent is malformed, unknown, revoked or
-         *     expired. Send `Authorization: Bearer <key>`.
+         * @description No API key or token was sent, or the one sent is malformed, unknown,
+         *     revoked or expired (a token: not signed by the identity provider, or
+         *     not meant for this service). Send `Authorization: Bearer <key or token>`.
          */
         Unauthorized: {
             headers: {
@@ -904,13 +905,13 @@ export interface components {
                  *       "type": "about:blank",
                  *       "title": "Unauthorized",
                  *       "status": 401,
-                 *       "detail": "this operation needs an API key: send it as \"Authorization: Bearer <key>\""
+                 *       "detail": "this operation needs an API key or an access token: send it as \"Authorization: Bearer <key or token>\""
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The API key is valid but lacks the scope this operation needs. */
+        /** @description The API key or token is valid but lacks the scope this operation needs. */
         Forbidden: {
             headers: {
                 /**
@@ -941,6 +942,8 @@ export interface components {
                 "Retry-After": components["headers"]["Retry-After"];
                 "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                 "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                RateLimit: components["headers"]["RateLimit"];
                 "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                 [name: string]: unknown;
             };
@@ -1287,17 +1290,34 @@ export interface components {
     requestBodies: never;
     headers: {
         /**
-         * @description How many requests the client may make per period under the policy that applied to this request (reads and writes have separate budgets).
+         * @description The budget this request spent from, as a structured field of the IETF
+         *     httpapi draft (draft-ietf-httpapi-ratelimit-headers-10): the budget's
+         *     name (`reads` or `writes`), `q` requests per window of `w` seconds. An
+         *     API key may have a budget of its own, which this names.
+         * @example "reads";q=100;w=60
+         */
+        "RateLimit-Policy": string;
+        /**
+         * @description Where the client stands in that budget (same draft): `r` requests it may
+         *     still make right now, and `t` seconds until the budget is full again.
+         * @example "reads";r=99;t=1
+         */
+        RateLimit: string;
+        /**
+         * @deprecated
+         * @description Deprecated: read `RateLimit-Policy` (`q`). How many requests the client may make per period under the policy that applied to this request (reads and writes have separate budgets).
          * @example 100
          */
         "RateLimit-Limit": number;
         /**
-         * @description How many more requests the client may make right now.
+         * @deprecated
+         * @description Deprecated: read `RateLimit` (`r`). How many more requests the client may make right now.
          * @example 99
          */
         "RateLimit-Remaining": number;
         /**
-         * @description Seconds until the client's budget is full again.
+         * @deprecated
+         * @description Deprecated: read `RateLimit` (`t`). Seconds until the client's budget is full again.
          * @example 1
          */
         "RateLimit-Reset": number;
@@ -1401,6 +1421,8 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
@@ -1482,6 +1504,8 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
@@ -1563,6 +1587,8 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
@@ -1611,6 +1637,8 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
@@ -1672,6 +1700,8 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
@@ -1686,6 +1716,8 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
@@ -1737,6 +1769,8 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
@@ -1778,6 +1812,8 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
@@ -1828,6 +1864,8 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
@@ -1896,6 +1934,8 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
@@ -1934,6 +1974,8 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
@@ -1980,6 +2022,8 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
@@ -2048,6 +2092,8 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     [name: string]: unknown;
@@ -2088,6 +2134,8 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
@@ -2124,6 +2172,8 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
@@ -2164,6 +2214,8 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     [name: string]: unknown;
                 };
