@@ -186,3 +186,21 @@ func TestLooks(t *testing.T) {
 		}
 	}
 }
+
+// When the provider cannot be reached, tokens signed with a key already
+// fetched still pass, and one naming another key is not the token's
+// fault: ErrUnavailable, not an *Error.
+func TestProviderUnreachable(t *testing.T) {
+	t.Parallel()
+	iss := issuertest.New(t)
+	v := newVerifier(t, iss, accesstoken.Config{JWKSURL: iss.JWKSURL()})
+	known := iss.Token(t, iss.Valid())
+	unknown := iss.Token(t, iss.Valid(), issuertest.WithKeyID("rotated-in"))
+	iss.Close()
+	if _, err := v.Verify(context.Background(), known); err != nil {
+		t.Errorf("Verify with a cached key while the provider is down = %v, want it accepted", err)
+	}
+	if _, err := v.Verify(context.Background(), unknown); !errors.Is(err, accesstoken.ErrUnavailable) {
+		t.Errorf("Verify with an unknown kid while the provider is down = %v, want ErrUnavailable", err)
+	}
+}

@@ -101,6 +101,9 @@ func (iss *Issuer) newSigner(t testing.TB, alg jwa.SignatureAlgorithm) signer {
 	return s
 }
 
+// Close stops the issuer's server, as when the provider is unreachable.
+func (iss *Issuer) Close() { iss.srv.Close() }
+
 // JWKSURL is where the keys are published.
 func (iss *Issuer) JWKSURL() string { return iss.URL + "/jwks" }
 
