@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"userapi/ratelimit"
 	"userapi/store"
 )
 
@@ -123,6 +124,8 @@ type Key struct {
 	Prefix string
 	Name   string
 	Scopes []string
+	// Rate is the key's own budget; Off when it spends the default.
+	Rate ratelimit.Policy
 }
 
 // KeyStore finds a key's stored record by prefix.
@@ -178,7 +181,8 @@ func (c *Checker) Check(ctx context.Context, presented string) (Key, error) {
 		return Key{}, ErrExpired
 	}
 	c.recordUse(prefix, now)
-	return Key{Prefix: prefix, Name: stored.Name, Scopes: stored.Scopes}, nil
+	return Key{Prefix: prefix, Name: stored.Name, Scopes: stored.Scopes,
+		Rate: ratelimit.Policy{Limit: stored.RateLimit, Period: stored.RatePeriod}}, nil
 }
 
 // Verified reports whether a key with this prefix has passed Check on this

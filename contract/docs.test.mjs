@@ -1,5 +1,5 @@
 // The documentation pages, in a real headless Chromium: Swagger UI shows
-// every operation, Authorize takes an API key, and "Try it out" works
+// every operation, Authorize takes an API key or a token, and "Try it out" works
 // against the live server with it; ReDoc
 // renders; and neither page asks anything of any other host.
 import assert from "node:assert/strict";
@@ -72,9 +72,14 @@ describe("docs", () => {
 
     await page.locator(".auth-wrapper .authorize").click();
     const dialog = page.locator(".modal-ux");
-    await dialog.locator("input").first().fill(h.key("users:read"));
-    await dialog.getByRole("button", { name: "Authorize", exact: true }).click();
-    await dialog.getByRole("button", { name: "Close" }).click();
+    // It offers an API key and an access token (JWT); authorize with a key.
+    const schemes = dialog.locator(".auth-container");
+    assert.equal(await schemes.count(), 2, "Authorize offers two schemes");
+    assert.match(await schemes.filter({ hasText: "bearerToken" }).innerText(), /JWT/);
+    const key = schemes.filter({ hasText: "apiKey" });
+    await key.locator("input").first().fill(h.key("users:read"));
+    await key.getByRole("button", { name: "Authorize", exact: true }).click();
+    await dialog.getByRole("button", { name: "Close" }).first().click();
 
     await op.getByRole("button", { name: "Clear" }).click();
     await op.getByRole("button", { name: "Execute" }).click();

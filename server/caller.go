@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
+	"userapi/accesstoken"
 	"userapi/auth"
+	"userapi/ratelimit"
 )
 
 const (
@@ -18,13 +21,41 @@ const (
 	pendingKey   = "pending_key" // a key identify left for verify
 )
 
-// Caller is who sent a request: the API key that authenticated it.
+// Caller is who sent a request: the API key or the identity provider's
+// token that authenticated it.
 type Caller struct {
-	// KeyPrefix is the key's public prefix, which names it in logs, in
-	// `userapi keys list` and in scoped records such as idempotency keys.
+	// KeyPrefix is the key's public prefix, which names it in logs and in
+	// `userapi keys list`; empty for a token.
 	KeyPrefix string
-	// Scopes are what the key may do.
+	// Subject is the token's sub; empty for a key.
+	Subject string
+	// Scopes are what the key or token may do.
 	Scopes []string
+	// Rate, unless Off, is the key's own rate budget, which replaces the
+	// default policy of each budget it spends.
+	Rate ratelimit.Policy
+}
+
+// ID names the caller in logs, rate-limit budgets and scoped records (such
+// as idempotency keys and webhook owners): the key's prefix, or "sub:" and
+// the token's subject, which no key prefix can look like. Empty when no one
+// was authenticated. Never the token itself.
+func (c Caller) ID() string {
+	switch {
+	case c.KeyPrefix != "":
+		return c.KeyPrefix
+	case c.Subject != "":
+		return "sub:" + c.Subject
+	}
+	return ""
+}
+
+// String names the caller in a detail: "the key uak_…" or "the token of …".
+func (c Caller) String() string {
+	if c.KeyPrefix != "" {
+		return "the key " + c.KeyPrefix
+	}
+	return fmt.Sprintf("the token of %q", c.Subject)
 }
 
 // caller returns the request's authenticated caller, or the zero Caller when
@@ -59,18 +90,27 @@ type KeyChecker interface {
 	Verified(prefix string) bool
 }
 
-var errNotBearer = errors.New(`the Authorization header must be "Bearer <key>"`)
+// TokenVerifier verifies the identity provider's access tokens (see
+// accesstoken.Verifier).
+type TokenVerifier interface {
+	Verify(ctx context.Context, raw string) (accesstoken.Token, error)
+}
 
-// identify checks the API key a request presents, before the rate limiter
-// so that the limiter can count per key. It refuses nothing itself:
-// authorize does, for the operations that need a key.
+var errNotBearer = errors.New(`the Authorization header must be "Bearer <key or token>"`)
+
+// identify checks the API key or token a request presents, before the rate
+// limiter so that the limiter can count per caller. It refuses nothing
+// itself: authorize does, for the operations that need a caller. A key has
+// its own shape (auth.PrefixOf); anything else shaped like a JWT goes to
+// tokens when the identity provider is configured. A token is verified
+// here, with no lookup but the provider's cached keys.
 //
 // With later set, a well-formed key whose prefix has not been verified here
 // is left for verify, after the limiter: until then the request counts
 // against its address, so that made-up keys, a database lookup each, are
 // refused once the address's budget is spent rather than each getting a
 // budget of its own.
-func identify(keys KeyChecker, later bool) echo.MiddlewareFunc {
+func identify(keys KeyChecker, tokens TokenVerifier, later bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			header := c.Request().Header.Get(echo.HeaderAuthorization)
@@ -83,6 +123,10 @@ func identify(keys KeyChecker, later bool) echo.MiddlewareFunc {
 				return next(c)
 			}
 			token = strings.TrimSpace(token)
+			if _, isKey := auth.PrefixOf(token); !isKey && tokens != nil && accesstoken.Looks(token) {
+				checkToken(c, tokens, token)
+				return next(c)
+			}
 			if prefix, ok := auth.PrefixOf(token); later && ok && !keys.Verified(prefix) {
 				c.Set(pendingKey, token)
 				return next(c)
@@ -112,28 +156,55 @@ func checkKey(c echo.Context, keys KeyChecker, token string) {
 		c.Set(authErrorKey, err)
 		return
 	}
-	setCaller(c, Caller{KeyPrefix: key.Prefix, Scopes: key.Scopes})
+	setCaller(c, Caller{KeyPrefix: key.Prefix, Scopes: key.Scopes, Rate: key.Rate})
+}
+
+// checkToken records whose token raw is, or why it is refused. The token's
+// scopes count only where they name one of auth.Scopes (a provider adds
+// its own, such as openid).
+func checkToken(c echo.Context, tokens TokenVerifier, raw string) {
+	tok, err := tokens.Verify(c.Request().Context(), raw)
+	if err != nil {
+		c.Set(authErrorKey, err)
+		return
+	}
+	var scopes []string
+	for _, s := range tok.Scopes {
+		if slices.Contains(auth.Scopes, s) && !slices.Contains(scopes, s) {
+			scopes = append(scopes, s)
+		}
+	}
+	setCaller(c, Caller{Subject: tok.Subject, Scopes: scopes})
 }
 
 // authorize refuses a request to an operation that needs the scope needs
-// (its x-scope in openapi.yaml) unless identify found a key that holds it.
+// (its x-scope in openapi.yaml) unless identify found a key or token that
+// holds it.
 func authorize(needs string, obs Observer) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			who := caller(c)
-			if who.KeyPrefix == "" {
+			if who.ID() == "" {
 				return unauthorized(c, obs)
 			}
 			if !auth.Allows(who.Scopes, needs) {
 				if obs != nil {
 					obs.AuthRefused("scope")
 				}
-				return insufficientScope(needs, fmt.Sprintf("this operation needs the scope %s; the key %s has %s",
-					needs, who.KeyPrefix, strings.Join(who.Scopes, ", ")))
+				return insufficientScope(needs, fmt.Sprintf("this operation needs the scope %s; %s has %s",
+					needs, who, scopeList(who.Scopes)))
 			}
 			return next(c)
 		}
 	}
+}
+
+// scopeList names scopes in a detail.
+func scopeList(scopes []string) string {
+	if len(scopes) == 0 {
+		return "none of this API's scopes"
+	}
+	return strings.Join(scopes, ", ")
 }
 
 // insufficientScope is the 403 for a key that lacks the scope needs.
@@ -151,8 +222,14 @@ func unauthorized(c echo.Context, obs Observer) error {
 	var p *problem
 	reason := "missing"
 	if err == nil {
-		p = newProblem(http.StatusUnauthorized, `this operation needs an API key: send it as "Authorization: Bearer <key>"`)
+		p = newProblem(http.StatusUnauthorized, `this operation needs an API key or an access token: send it as "Authorization: Bearer <key or token>"`)
 		p.header = http.Header{"Www-Authenticate": {`Bearer realm="userapi"`}}
+	} else if errors.Is(err, accesstoken.ErrUnavailable) {
+		// The provider's fault, not the token's.
+		p = newProblem(http.StatusServiceUnavailable, "the identity provider's keys cannot be fetched to verify the token; retry shortly")
+		p.header = http.Header{"Retry-After": {"1"}}
+		p.cause = err
+		return p
 	} else {
 		if p = unauthorizedBecause(err); p == nil {
 			return err
@@ -169,6 +246,10 @@ func unauthorized(c echo.Context, obs Observer) error {
 // unauthorizedBecause is the 401 for a key refused for what it is, or nil
 // for another failure (such as the store's), which is not the key's fault.
 func unauthorizedBecause(err error) *problem {
+	var bad *accesstoken.Error
+	if errors.As(err, &bad) {
+		return newProblem(http.StatusUnauthorized, bad.Error())
+	}
 	for _, why := range []error{errNotBearer, auth.ErrMalformed, auth.ErrUnknown, auth.ErrRevoked, auth.ErrExpired} {
 		if errors.Is(err, why) {
 			return newProblem(http.StatusUnauthorized, why.Error())

@@ -20,7 +20,7 @@ func cors(origins []string) echo.MiddlewareFunc {
 		AllowHeaders: []string{"Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID"},
 		ExposeHeaders: []string{
 			"ETag", "Location", "Retry-After", "X-Request-ID",
-			"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+			"RateLimit-Policy", "RateLimit", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
 			"Deprecation", "Sunset", "WWW-Authenticate", "Idempotent-Replayed",
 		},
 		MaxAge: 600,

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,9 +39,12 @@ func TestCORS(t *testing.T) {
 	})
 	t.Run("ExposesHeaders", func(t *testing.T) {
 		res := s.do("GET", "/livez", nil, "Origin", "https://app.example.com")
-		exposed := strings.ToLower(res.header.Get("Access-Control-Expose-Headers"))
-		for _, want := range []string{"etag", "location", "ratelimit-remaining", "retry-after", "x-request-id", "idempotent-replayed"} {
-			if !strings.Contains(exposed, want) {
+		exposed := strings.Split(strings.ToLower(res.header.Get("Access-Control-Expose-Headers")), ",")
+		for i := range exposed {
+			exposed[i] = strings.TrimSpace(exposed[i])
+		}
+		for _, want := range []string{"etag", "location", "ratelimit-policy", "ratelimit", "ratelimit-remaining", "retry-after", "x-request-id", "idempotent-replayed"} {
+			if !slices.Contains(exposed, want) {
 				t.Errorf("Access-Control-Expose-Headers = %q, lacks %s", exposed, want)
 			}
 		}

@@ -73,7 +73,7 @@ func idempotent(keys *store.Idempotency, ttl time.Duration) echo.MiddlewareFunc 
 			fp := fingerprint(req.Method, req.URL.Path, body)
 
 			ctx := req.Context()
-			ktx, err := keys.Begin(ctx, caller(c).KeyPrefix, key)
+			ktx, err := keys.Begin(ctx, caller(c).ID(), key)
 			if err != nil {
 				return err // store.ErrInProgress is a 409 with Retry-After
 			}

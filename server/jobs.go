@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"userapi/auth"
 	"userapi/gen"
@@ -54,8 +53,8 @@ func (h *Handler) GetJob(ctx context.Context, req gen.GetJobRequestObject) (gen.
 	}
 	if needs, ok := jobScopes[j.Kind]; ok && h.auth {
 		if who := callerOf(ctx); !auth.Allows(who.Scopes, needs) {
-			return nil, insufficientScope(needs, fmt.Sprintf("job %d is a %s job, which only keys with the scope %s may see; the key %s has %s",
-				j.ID, j.Kind, needs, who.KeyPrefix, strings.Join(who.Scopes, ", ")))
+			return nil, insufficientScope(needs, fmt.Sprintf("job %d is a %s job, which only callers with the scope %s may see; %s has %s",
+				j.ID, j.Kind, needs, who, scopeList(who.Scopes)))
 		}
 	}
 	return gen.GetJob200JSONResponse{Body: toAPIJob(j)}, nil

@@ -81,9 +81,6 @@ func accessLog(logger *slog.Logger, obs Observer, labels *routeLabels) echo.Midd
 		LogRemoteIP:  true,
 		LogUserAgent: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-			if obs != nil {
-				obs.ObserveRequest(labels.route(v.RoutePath), method(v.Method), v.Status, v.Latency)
-			}
 			level := slog.LevelInfo
 			if v.Status >= 500 {
 				level = slog.LevelError
@@ -97,9 +94,14 @@ func accessLog(logger *slog.Logger, obs Observer, labels *routeLabels) echo.Midd
 				slog.Float64("latency_ms", float64(v.Latency)/float64(time.Millisecond)),
 				slog.Int64("bytes_out", c.Response().Size),
 				slog.String("remote_ip", v.RemoteIP),
-				slog.String("key", caller(c).KeyPrefix),
+				slog.String("caller", caller(c).ID()),
 				slog.String("user_agent", v.UserAgent),
 			)
+			// After the line is written, so that whoever learns of the
+			// request from obs finds it in the log too.
+			if obs != nil {
+				obs.ObserveRequest(labels.route(v.RoutePath), method(v.Method), v.Status, v.Latency)
+			}
 			return nil
 		},
 	})

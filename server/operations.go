@@ -118,7 +118,8 @@ func (op operation) echoPath() string {
 // addOperations serves every operation through the generated routes, each
 // behind the middleware its record asks for, in this order:
 //
-//   - identify: read the API key (for limiting per key, and authorizing);
+//   - identify: read the API key or token (for limiting per caller, and
+//     authorizing);
 //   - the rate limiter, for operations that spend a budget, before the key
 //     is refused so that a flood without keys is limited too;
 //   - verify: a key not verified here before, after the limiter has counted
@@ -141,7 +142,7 @@ func addOperations(e *echo.Echo, ops []operation, h *Handler, opts Options) {
 			limit = rateLimit(*opts.RateLimit, op.budget, opts.Observer)
 		}
 		if opts.Auth != nil && (!op.public || limit != nil) {
-			mw = append(mw, identify(opts.Auth, limit != nil))
+			mw = append(mw, identify(opts.Auth, opts.Tokens, limit != nil))
 		}
 		if limit != nil {
 			mw = append(mw, limit)

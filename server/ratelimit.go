@@ -22,11 +22,12 @@ type RateLimit struct {
 }
 
 // rateLimit spends one request from the client's budget b, sets the
-// RateLimit-* headers, and refuses with 429 and Retry-After when the budget
-// is spent. The client is its API key once identify has verified it, and
-// otherwise its IP address as ipExtractor found it. It runs again after
-// verify, where it spends only when verify has just made the client a key:
-// the key's budget then counts this request too.
+// rate-limit headers, and refuses with 429 and Retry-After when the budget
+// is spent. The client is its API key or token subject once identified,
+// and otherwise its IP address as ipExtractor found it; a key with a rate
+// of its own spends under that policy instead of the default. It runs
+// again after verify, where it spends only when verify has just made the
+// client a key: the key's budget then counts this request too.
 func rateLimit(rl RateLimit, b budget, obs Observer) echo.MiddlewareFunc {
 	policy, class := rl.Reads, "r:"
 	if b == budgetWrites {
@@ -38,36 +39,57 @@ func rateLimit(rl RateLimit, b budget, obs Observer) echo.MiddlewareFunc {
 		}
 		return func(c echo.Context) error {
 			req := c.Request()
-			client := "ip:" + c.RealIP()
-			if who := caller(c); who.KeyPrefix != "" {
+			who := caller(c)
+			client, p := "ip:"+c.RealIP(), policy
+			switch {
+			case who.KeyPrefix != "":
 				client = "key:" + who.KeyPrefix
+			case who.Subject != "":
+				client = who.ID()
+			}
+			if !who.Rate.Off() {
+				p = who.Rate
 			}
 			if c.Get(limitedAsKey) == client {
 				return next(c)
 			}
 			c.Set(limitedAsKey, client)
-			d, err := rl.Limiter.Allow(req.Context(), class+client, policy)
+			d, err := rl.Limiter.Allow(req.Context(), class+client, p)
 			if err != nil {
 				// Only a cancelled request gets here: the limiter falls back
 				// to memory on its own.
 				return err
 			}
-			h := c.Response().Header()
-			h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
-			h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
-			h.Set("RateLimit-Reset", seconds(d.Reset))
+			setRateHeaders(c.Response().Header(), string(b), p, d)
 			if !d.Allowed {
 				if obs != nil {
 					obs.RateLimited(string(b))
 				}
-				p := newProblem(http.StatusTooManyRequests, fmt.Sprintf(
-					"too many requests: the limit is %d per %s; retry in %s s", policy.Limit, policy.Period, seconds(d.RetryAfter)))
-				p.header = http.Header{"Retry-After": {seconds(d.RetryAfter)}}
-				return p
+				pr := newProblem(http.StatusTooManyRequests, fmt.Sprintf(
+					"too many requests: the limit is %d per %s; retry in %s s", p.Limit, p.Period, seconds(d.RetryAfter)))
+				pr.header = http.Header{"Retry-After": {seconds(d.RetryAfter)}}
+				return pr
 			}
 			return next(c)
 		}
 	}
+}
+
+// setRateHeaders describes decision d under policy p, named name (the
+// budget), in two vocabularies: the structured fields of the IETF httpapi
+// draft (draft-ietf-httpapi-ratelimit-headers-10),
+//
+//	RateLimit-Policy: "reads";q=100;w=60
+//	RateLimit: "reads";r=42;t=17
+//
+// and the older RateLimit-Limit, -Remaining and -Reset, kept for the
+// clients that read them.
+func setRateHeaders(h http.Header, name string, p ratelimit.Policy, d ratelimit.Decision) {
+	h.Set("RateLimit-Policy", fmt.Sprintf("%q;q=%d;w=%s", name, p.Limit, seconds(p.Period)))
+	h.Set("RateLimit", fmt.Sprintf("%q;r=%d;t=%s", name, d.Remaining, seconds(d.Reset)))
+	h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
+	h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
+	h.Set("RateLimit-Reset", seconds(d.Reset))
 }
 
 // limitedAsKey holds the client a request has spent from, so that it

@@ -31,6 +31,9 @@ type Options struct {
 	Ready *Readiness
 	// Auth checks API keys; nil lets everyone do everything (USERAPI_AUTH=off).
 	Auth KeyChecker
+	// Tokens verifies the identity provider's access tokens beside the API
+	// keys of Auth; nil accepts keys only. Used only with Auth.
+	Tokens TokenVerifier
 	// RateLimit limits each client; nil limits nothing.
 	RateLimit *RateLimit
 	// Tracing makes a span per request for the global OpenTelemetry tracer

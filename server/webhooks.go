@@ -42,10 +42,10 @@ func (h *Handler) CreateWebhook(ctx context.Context, req gen.CreateWebhookReques
 		events[i] = string(e)
 	}
 	who := callerOf(ctx)
-	w, err := h.webhooks.Create(ctx, store.NewWebhook{URL: req.Body.Url, Events: events, Secret: secret, Owner: who.KeyPrefix, MaxPerOwner: h.webhooksPerKey})
+	w, err := h.webhooks.Create(ctx, store.NewWebhook{URL: req.Body.Url, Events: events, Secret: secret, Owner: who.ID(), MaxPerOwner: h.webhooksPerKey})
 	if errors.Is(err, store.ErrTooManyWebhooks) {
 		p := newProblem(http.StatusUnprocessableEntity, fmt.Sprintf(
-			"the key %s already has %d subscriptions, the most one key may have: delete one before adding another", who.KeyPrefix, h.webhooksPerKey))
+			"%s already has %d subscriptions, the most one caller may have: delete one before adding another", who, h.webhooksPerKey))
 		p.cause = err
 		return nil, p
 	}

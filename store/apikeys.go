@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -20,6 +21,12 @@ type APIKey struct {
 	LastUsedAt time.Time // zero when never used
 	ExpiresAt  time.Time // zero when it never expires
 	RevokedAt  time.Time // zero unless revoked
+	// Replaces is the prefix of the key this one was rolled from.
+	Replaces string
+	// RateLimit requests per RatePeriod are the key's own budget; zero
+	// when it spends the service's default.
+	RateLimit  int
+	RatePeriod time.Duration
 }
 
 // NewAPIKey is what is stored for a key being created.
@@ -29,25 +36,90 @@ type NewAPIKey struct {
 	Name      string
 	Scopes    []string
 	ExpiresAt time.Time // zero for never
+	// RateLimit per RatePeriod is the key's own budget; zero for the
+	// service's default.
+	RateLimit  int
+	RatePeriod time.Duration
 }
 
 // APIKeys is the PostgreSQL repository of API keys.
 type APIKeys struct {
-	q *dbsqlc.Queries
+	db DB
+	q  *dbsqlc.Queries
 }
 
 // NewAPIKeys returns a repository that runs on db.
 func NewAPIKeys(db DB) *APIKeys {
-	return &APIKeys{q: dbsqlc.New(db)}
+	return &APIKeys{db: db, q: dbsqlc.New(db)}
 }
 
 // Create stores a key. Returns ErrConflict if its prefix is taken.
 func (s *APIKeys) Create(ctx context.Context, k NewAPIKey) (_ APIKey, err error) {
 	defer wrap(&err, "APIKeys.Create")
-	row, err := s.q.APIKeyCreate(ctx, dbsqlc.APIKeyCreateParams{
-		Prefix: k.Prefix, Hash: k.Hash, Name: k.Name, Scopes: k.Scopes, ExpiresAt: optionalTime(k.ExpiresAt),
-	})
+	row, err := s.q.APIKeyCreate(ctx, createParams(k, ""))
 	return apiKeyFromRow(row), translate(err)
+}
+
+func createParams(k NewAPIKey, replaces string) dbsqlc.APIKeyCreateParams {
+	p := dbsqlc.APIKeyCreateParams{
+		Prefix: k.Prefix, Hash: k.Hash, Name: k.Name, Scopes: k.Scopes, ExpiresAt: optionalTime(k.ExpiresAt),
+		Replaces: pgtype.Text{String: replaces, Valid: replaces != ""},
+	}
+	if k.RateLimit > 0 {
+		p.RateLimit = pgtype.Int4{Int32: int32(k.RateLimit), Valid: true}
+		p.RatePeriodSeconds = pgtype.Float8{Float64: k.RatePeriod.Seconds(), Valid: true}
+	}
+	return p
+}
+
+// Why a key cannot be rolled.
+var (
+	ErrKeyRolled   = errors.New("the key has been rolled already")
+	ErrKeyInactive = errors.New("the key is revoked or expired")
+)
+
+// Roll stores next as the successor of the key with this prefix, with that
+// key's name and scopes (and its rate budget unless next sets one), and
+// makes the old key expire overlap from now (or sooner, if it expires
+// sooner anyway), in one transaction. Returns the old key as it is now and
+// the new one. Returns ErrNotFound if there is no such key, ErrKeyRolled
+// (wrapped with the successor's prefix) if it has a successor already,
+// ErrKeyInactive if it is revoked or expired, and ErrConflict if next's
+// prefix is taken.
+func (s *APIKeys) Roll(ctx context.Context, prefix string, next NewAPIKey, overlap time.Duration) (old, made APIKey, err error) {
+	defer wrap(&err, "APIKeys.Roll")
+	tx, err := Begin(ctx, s.db)
+	if err != nil {
+		return APIKey{}, APIKey{}, translate(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	q := dbsqlc.New(tx)
+	cur, err := q.APIKeyLock(ctx, prefix)
+	if err != nil {
+		return APIKey{}, APIKey{}, translate(err)
+	}
+	switch {
+	case cur.Successor.Valid:
+		return APIKey{}, APIKey{}, ErrKeyRolled
+	case cur.RevokedAt.Valid, cur.ExpiresAt.Valid && !cur.ExpiresAt.Time.After(time.Now()):
+		return APIKey{}, APIKey{}, ErrKeyInactive
+	}
+	next.Name, next.Scopes = cur.Name, cur.Scopes
+	if next.RateLimit == 0 && cur.RateLimit.Valid {
+		next.RateLimit, next.RatePeriod = int(cur.RateLimit.Int32), intervalDuration(cur.RatePeriod)
+	}
+	row, err := q.APIKeyCreate(ctx, createParams(next, prefix))
+	if err != nil {
+		return APIKey{}, APIKey{}, translate(err)
+	}
+	oldRow, err := q.APIKeyExpireBy(ctx, dbsqlc.APIKeyExpireByParams{Prefix: prefix, Seconds: overlap.Seconds()})
+	if err != nil {
+		return APIKey{}, APIKey{}, translate(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return APIKey{}, APIKey{}, translate(err)
+	}
+	return apiKeyFromRow(oldRow), apiKeyFromRow(row), nil
 }
 
 // Get returns the key with this prefix, revoked or not. Returns ErrNotFound
@@ -96,7 +168,19 @@ func apiKeyFromRow(r dbsqlc.ApiKey) APIKey {
 		LastUsedAt: timeOrZero(r.LastUsedAt),
 		ExpiresAt:  timeOrZero(r.ExpiresAt),
 		RevokedAt:  timeOrZero(r.RevokedAt),
+		Replaces:   r.Replaces.String,
+		RateLimit:  int(r.RateLimit.Int32),
+		RatePeriod: intervalDuration(r.RatePeriod),
 	}
+}
+
+// intervalDuration reads an interval of days and time (a rate period; it
+// has no months).
+func intervalDuration(i pgtype.Interval) time.Duration {
+	if !i.Valid {
+		return 0
+	}
+	return time.Duration(i.Days)*24*time.Hour + time.Duration(i.Microseconds)*time.Microsecond
 }
 
 func optionalTime(t time.Time) pgtype.Timestamptz {

@@ -59,6 +59,11 @@ type config struct {
 	AdminUI                bool
 
 	Auth bool // false only for local experiments
+
+	JWTIssuer     string // "" when only API keys are accepted
+	JWTAudience   string
+	JWTJWKSURL    string // "" to discover it from the issuer
+	JWTScopeClaim string
 }
 
 // setting is one environment variable: its name, its default, what it
@@ -201,6 +206,39 @@ func settings(c *config) []setting {
 		{"USERAPI_JOB_RETRY_BACKOFF", "1s", "Wait before a failed job's first retry; it doubles with each attempt, up to 1h, ±10%", positiveDuration(&c.JobRetryBackoff)},
 		{"USERAPI_JOB_RESCUE_AFTER", "1h", "A job running this long (and longer than its own time limit) is presumed lost with its process and run again; must exceed the longest job", positiveDuration(&c.JobRescueAfter)},
 		{"USERAPI_ADMIN_UI", "off", "`on` serves the River job dashboard at `/admin/jobs`. With API keys on, the browser asks for a password: give a key with the `admin` scope (any user name)", onOff(&c.AdminUI)},
+		{"USERAPI_JWT_ISSUER", "none", "Issuer (`iss`) of the identity provider whose access tokens are accepted beside API keys, such as `https://idp.example.com/realms/main`; `none` accepts keys only. Needs `USERAPI_JWT_AUDIENCE`", func(v string) error {
+			if v == "none" {
+				return nil
+			}
+			if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return errors.New(`must be the issuer's URL, such as https://idp.example.com, or "none"`)
+			}
+			c.JWTIssuer = v
+			return nil
+		}},
+		{"USERAPI_JWT_AUDIENCE", "none", "The audience (`aud`) tokens must be meant for, as the identity provider names this API", func(v string) error {
+			if v != "none" {
+				c.JWTAudience = v
+			}
+			return nil
+		}},
+		{"USERAPI_JWT_JWKS_URL", "discover", "Where the identity provider publishes its signing keys; `discover` reads it from the issuer's `/.well-known/openid-configuration`", func(v string) error {
+			if v == "discover" {
+				return nil
+			}
+			if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return errors.New(`must be an http(s) URL or "discover"`)
+			}
+			c.JWTJWKSURL = v
+			return nil
+		}},
+		{"USERAPI_JWT_SCOPE_CLAIM", "scope", "The token claim holding its scopes: a space-separated string (as `scope` is) or a list of strings (such as `permissions`)", func(v string) error {
+			if strings.ContainsAny(v, " \t") {
+				return errors.New("must be a claim name, without spaces")
+			}
+			c.JWTScopeClaim = v
+			return nil
+		}},
 		{"USERAPI_AUTH", "on", "`off` serves every request without an API key, with a warning at start-up: for local experiments only, never in production", onOff(&c.Auth)},
 	}
 }
@@ -221,6 +259,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.MetricsAddr != "" && c.MetricsAddr == c.Addr {
 		// /metrics must never be public: it needs a listener of its own.
 		return config{}, fmt.Errorf("USERAPI_METRICS_ADDR=%q: must differ from USERAPI_ADDR", c.MetricsAddr)
+	}
+	if (c.JWTIssuer == "") != (c.JWTAudience == "") {
+		return config{}, errors.New("USERAPI_JWT_ISSUER and USERAPI_JWT_AUDIENCE go together: set both to accept the identity provider's tokens, or neither")
 	}
 	if c.DBMinConns > c.DBMaxConns {
 		return config{}, fmt.Errorf("USERAPI_DB_MIN_CONNS=%d: must not exceed USERAPI_DB_MAX_CONNS=%d", c.DBMinConns, c.DBMaxConns)

@@ -14,6 +14,7 @@ import (
 
 	"userapi/auth"
 	"userapi/cache"
+	"userapi/ratelimit"
 	"userapi/store"
 )
 
@@ -44,8 +45,13 @@ func keysCreate(ctx context.Context, a *app, args []string) error {
 	name := fs.String("name", "", "what the key is for, such as billing-service")
 	scopes := fs.String("scopes", "", "comma-separated scopes: "+strings.Join(auth.Scopes, ", "))
 	expires := fs.String("expires", "", "lifetime, such as 90d or 12h; none by default")
+	rate := fs.String("rate", "", "the key's own rate budget, such as 1000/1m, instead of the service's default (each of reads and writes)")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return errUsage
+	}
+	budget, err := keyRate("keys create", *rate)
+	if err != nil {
+		return err
 	}
 	if *name == "" || len(*name) > 100 {
 		return errors.New("keys create: --name is required, at most 100 characters")
@@ -57,28 +63,131 @@ func keysCreate(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return fmt.Errorf("keys create: --scopes: %w", err)
 	}
-	var expiresAt time.Time
-	if *expires != "" {
-		d, err := lifetime(*expires)
-		if err != nil {
-			return fmt.Errorf("keys create: --expires: %w", err)
-		}
-		expiresAt = time.Now().Add(d)
+	expiresAt, err := keyExpiry("keys create", *expires)
+	if err != nil {
+		return err
 	}
 	repo, done, err := keyStore(ctx, a)
 	if err != nil {
 		return err
 	}
 	defer done()
-	key, err := createKey(ctx, a.cfg, repo, *name, sc, expiresAt)
+	key, err := createKey(ctx, a.cfg, func(k auth.NewKey) error {
+		_, err := repo.Create(ctx, store.NewAPIKey{Prefix: k.Prefix, Hash: k.Hash, Name: *name, Scopes: sc, ExpiresAt: expiresAt,
+			RateLimit: budget.Limit, RatePeriod: budget.Period})
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	prefix, _ := auth.PrefixOf(key)
 	fmt.Fprintln(a.stdout, key)
-	fmt.Fprintf(a.stderr, "Made API key %s (%s) with scopes %s. It is printed above and never shown again: store it now.\n",
-		prefix, *name, strings.Join(sc, ","))
+	fmt.Fprintf(a.stderr, "Made API key %s (%s) with scopes %s%s. It is printed above and never shown again: store it now.\n",
+		prefix, *name, strings.Join(sc, ","), rateNote(budget))
 	return nil
+}
+
+// keysRoll makes a successor for a key: a new key with its name, scopes and
+// rate, while the old key keeps working for the overlap. The old key's
+// expiry reaches every instance like a revocation (the record changes, its
+// cached copies are dropped); each instance then refuses it at that time.
+func keysRoll(ctx context.Context, a *app, args []string) error {
+	fs := newFlags("keys roll", a.stderr)
+	expireOld := fs.String("expire-old", "24h", "how long the old key keeps working, such as 24h, 7d or 0s (at once)")
+	expires := fs.String("expires", "", "the new key's lifetime, such as 90d; none by default")
+	rate := fs.String("rate", "", "the new key's own rate budget, such as 1000/1m; by default the old key's")
+	// The prefix comes first (keys roll PREFIX --expire-old 1h), which the
+	// flag package would stop at: parse what follows it.
+	if len(args) == 0 || !auth.ValidPrefix(args[0]) {
+		return errors.New("keys roll: give the key's prefix, such as uak_3kq7zt2m (see userapi keys list)")
+	}
+	prefix := args[0]
+	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
+		return errUsage
+	}
+	overlap, err := overlapOf(*expireOld)
+	if err != nil {
+		return fmt.Errorf("keys roll: --expire-old: %w", err)
+	}
+	expiresAt, err := keyExpiry("keys roll", *expires)
+	if err != nil {
+		return err
+	}
+	budget, err := keyRate("keys roll", *rate)
+	if err != nil {
+		return err
+	}
+	repo, done, err := keyStore(ctx, a)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var old, made store.APIKey
+	key, err := createKey(ctx, a.cfg, func(k auth.NewKey) (err error) {
+		old, made, err = repo.Roll(ctx, prefix, store.NewAPIKey{Prefix: k.Prefix, Hash: k.Hash, ExpiresAt: expiresAt,
+			RateLimit: budget.Limit, RatePeriod: budget.Period}, overlap)
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("keys roll: no key has the prefix %s", prefix)
+	case errors.Is(err, store.ErrKeyRolled):
+		return fmt.Errorf("keys roll: %s was rolled already: roll its successor instead (see userapi keys list)", prefix)
+	case errors.Is(err, store.ErrKeyInactive):
+		return fmt.Errorf("keys roll: %s is revoked or expired: make a new key with keys create", prefix)
+	case err != nil:
+		return err
+	}
+	fmt.Fprintln(a.stdout, key)
+	rolled := fmt.Sprintf("Rolled %s (%s) to %s, with scopes %s%s. The new key is printed above and never shown again: store it now.",
+		old.Prefix, old.Name, made.Prefix, strings.Join(made.Scopes, ","), rateNote(ratelimit.Policy{Limit: made.RateLimit, Period: made.RatePeriod}))
+	if err := forget(ctx, a.cfg, old.Prefix); err != nil {
+		fmt.Fprintf(a.stderr, "%s %s keeps working until %s; Redis did not answer (%v), so instances that reach it learn of the expiry from the database within USERAPI_INVALIDATION_POLL.\n",
+			rolled, old.Prefix, old.ExpiresAt.Format(time.RFC3339), err)
+		return nil
+	}
+	fmt.Fprintf(a.stderr, "%s %s keeps working until %s, then every instance refuses it.\n", rolled, old.Prefix, old.ExpiresAt.Format(time.RFC3339))
+	return nil
+}
+
+// keyExpiry reads --expires: zero for none.
+func keyExpiry(cmd, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	d, err := lifetime(s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: --expires: %w", cmd, err)
+	}
+	return time.Now().Add(d), nil
+}
+
+// keyRate reads --rate: the zero Policy for the service's default.
+func keyRate(cmd, s string) (ratelimit.Policy, error) {
+	if s == "" {
+		return ratelimit.Policy{}, nil
+	}
+	p, err := ratelimit.ParsePolicy(s)
+	if err != nil || p.Off() {
+		return ratelimit.Policy{}, fmt.Errorf("%s: --rate: must be N/DURATION, such as 1000/1m", cmd)
+	}
+	return p, nil
+}
+
+func rateNote(p ratelimit.Policy) string {
+	if p.Off() {
+		return ""
+	}
+	return " and its own rate " + p.String()
+}
+
+// overlapOf reads --expire-old: like a lifetime, but 0s (no overlap) is
+// allowed.
+func overlapOf(s string) (time.Duration, error) {
+	if d, err := time.ParseDuration(s); err == nil && d == 0 {
+		return 0, nil
+	}
+	return lifetime(s)
 }
 
 func keysList(ctx context.Context, a *app, args []string) error {
@@ -95,8 +204,14 @@ func keysList(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PREFIX\tNAME\tSCOPES\tCREATED\tLAST USED\tEXPIRES\tSTATE")
+	fmt.Fprintln(tw, "PREFIX\tNAME\tSCOPES\tRATE\tCREATED\tLAST USED\tEXPIRES\tSTATE\tROLLED")
 	now := time.Now()
+	successor := map[string]string{}
+	for _, k := range list {
+		if k.Replaces != "" {
+			successor[k.Replaces] = k.Prefix
+		}
+	}
 	for _, k := range list {
 		state := "active"
 		switch {
@@ -105,8 +220,22 @@ func keysList(ctx context.Context, a *app, args []string) error {
 		case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
 			state = "expired"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.Prefix, k.Name, strings.Join(k.Scopes, ","),
-			k.CreatedAt.Format(time.RFC3339), orNever(k.LastUsedAt), orNever(k.ExpiresAt), state)
+		rate := "default"
+		if k.RateLimit > 0 {
+			rate = ratelimit.Policy{Limit: k.RateLimit, Period: k.RatePeriod}.String()
+		}
+		var rolled []string
+		if k.Replaces != "" {
+			rolled = append(rolled, "from "+k.Replaces)
+		}
+		if next := successor[k.Prefix]; next != "" {
+			rolled = append(rolled, "to "+next)
+		}
+		if len(rolled) == 0 {
+			rolled = []string{"-"}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.Prefix, k.Name, strings.Join(k.Scopes, ","), rate,
+			k.CreatedAt.Format(time.RFC3339), orNever(k.LastUsedAt), orNever(k.ExpiresAt), state, strings.Join(rolled, ", "))
 	}
 	return tw.Flush()
 }
@@ -137,11 +266,12 @@ func keysRevoke(ctx context.Context, a *app, args []string) error {
 	return nil
 }
 
-// createKey makes a key, stores its hash, and returns the key.
-func createKey(ctx context.Context, cfg config, repo *store.APIKeys, name string, scopes []string, expiresAt time.Time) (string, error) {
+// createKey makes a key, has save store it (save returns
+// store.ErrConflict when its prefix is taken), and returns the key.
+func createKey(ctx context.Context, cfg config, save func(auth.NewKey) error) (string, error) {
 	for range 3 { // a prefix clash (40 random bits) is rare; try again
 		k := auth.Generate()
-		_, err := repo.Create(ctx, store.NewAPIKey{Prefix: k.Prefix, Hash: k.Hash, Name: name, Scopes: scopes, ExpiresAt: expiresAt})
+		err := save(k)
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
@@ -153,7 +283,7 @@ func createKey(ctx context.Context, cfg config, repo *store.APIKeys, name string
 		_ = forget(ctx, cfg, k.Prefix)
 		return k.Key, nil
 	}
-	return "", errors.New("keys create: could not find a free prefix; try again")
+	return "", errors.New("could not find a free prefix for the new key; try again")
 }
 
 func forget(ctx context.Context, cfg config, prefix string) error {
@@ -174,7 +304,10 @@ func devKey(ctx context.Context, cfg config, repo *store.APIKeys, file string, s
 			return nil
 		}
 	}
-	key, err := createKey(ctx, cfg, repo, "development", []string{auth.ScopeAdmin}, time.Time{})
+	key, err := createKey(ctx, cfg, func(k auth.NewKey) error {
+		_, err := repo.Create(ctx, store.NewAPIKey{Prefix: k.Prefix, Hash: k.Hash, Name: "development", Scopes: []string{auth.ScopeAdmin}})
+		return err
+	})
 	if err != nil {
 		return err
 	}

@@ -393,3 +393,120 @@ func TestKeys_IdempotencyKeysPerAPIKey(t *testing.T) {
 		t.Errorf("bob reusing his key with another body = %d %s, want 422", r.status, r.body)
 	}
 }
+
+// rollKey runs `userapi keys roll args...` and returns the new key.
+func rollKey(t *testing.T, vars map[string]string, args ...string) string {
+	t.Helper()
+	out, err := keysCmd(t, vars, append([]string{"roll"}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(out)
+	if strings.Count(out, "\n") != 1 || !strings.HasPrefix(key, "uak_") {
+		t.Fatalf("keys roll printed %q, want the new key alone on one line", out)
+	}
+	return key
+}
+
+// A rolled key and its successor both work on every instance during the
+// overlap; when it ends, every instance refuses the old key within a
+// second, though each had its record cached from before the roll.
+func TestKeys_RollAcrossInstances(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{
+		"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": cachetest.URL(), "USERAPI_CACHE_PREFIX": cachetest.Prefix(t),
+		"USERAPI_DB_MIN_CONNS": "0", "USERAPI_DB_MAX_CONNS": "2", "USERAPI_AUTH": "on",
+	}
+	old := newKey(t, vars, "--name", "billing", "--scopes", "users:read")
+	a, b := instance(t, vars), instance(t, vars)
+	for _, base := range []string{a, b} { // both cache the old key's record
+		if r := call(t, "GET", base+"/users", "", bearer(old)...); r.status != http.StatusOK {
+			t.Fatalf("GET %s/users with the key = %d %s", base, r.status, r.body)
+		}
+	}
+
+	const overlap = 4 * time.Second
+	next := rollKey(t, vars, old[:12], "--expire-old", overlap.String())
+	ends := time.Now().Add(overlap) // the overlap ends no later than this
+	for _, base := range []string{a, b} {
+		for _, key := range []string{old, next} {
+			r := call(t, "GET", base+"/users", "", bearer(key)...)
+			if r.status != http.StatusOK && time.Now().Before(ends.Add(-overlap/2)) {
+				t.Fatalf("GET %s/users with %s during the overlap = %d %s, want 200", base, key[:12], r.status, r.body)
+			}
+		}
+	}
+	list, err := keysCmd(t, vars, "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"to " + next[:12], "from " + old[:12]} {
+		if !strings.Contains(list, want) {
+			t.Errorf("keys list lacks %q:\n%s", want, list)
+		}
+	}
+	if _, err := keysCmd(t, vars, "roll", old[:12]); err == nil {
+		t.Error("keys roll of a key rolled already = nil error")
+	}
+
+	for _, base := range []string{a, b} {
+		for {
+			r := call(t, "GET", base+"/users", "", bearer(old)...)
+			if r.status == http.StatusUnauthorized {
+				if !strings.Contains(r.body, "expired") {
+					t.Errorf("old key after the overlap: %s, want it refused as expired", r.body)
+				}
+				break
+			}
+			if r.status != http.StatusOK {
+				t.Fatalf("GET with the old key = %d %s", r.status, r.body)
+			}
+			if time.Since(ends) > time.Second {
+				t.Fatalf("%s still accepts the old key more than a second after the overlap ended", base)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if r := call(t, "GET", base+"/users", "", bearer(next)...); r.status != http.StatusOK {
+			t.Errorf("GET %s/users with the new key after the overlap = %d %s", base, r.status, r.body)
+		}
+	}
+}
+
+// A key made with --rate spends its own budget instead of the default one,
+// says so in RateLimit-Policy, and hands it on when rolled.
+func TestKeys_OwnRate(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{
+		"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": cachetest.URL(), "USERAPI_CACHE_PREFIX": cachetest.Prefix(t),
+		"USERAPI_DB_MIN_CONNS": "0", "USERAPI_DB_MAX_CONNS": "2", "USERAPI_AUTH": "on", "USERAPI_RATE_LIMIT": "100/1m",
+	}
+	small := newKey(t, vars, "--name", "small", "--scopes", "users:read", "--rate", "2/1h")
+	plain := newKey(t, vars, "--name", "plain", "--scopes", "users:read")
+	base := instance(t, vars)
+	for i := range 3 {
+		r := call(t, "GET", base+"/users", "", bearer(small)...)
+		if want := map[bool]int{true: 200, false: 429}[i < 2]; r.status != want {
+			t.Fatalf("key with 2/1h, request %d = %d, want %d", i+1, r.status, want)
+		}
+		if got, want := r.header.Get("RateLimit-Policy"), `"reads";q=2;w=3600`; got != want {
+			t.Errorf("RateLimit-Policy = %q, want %q", got, want)
+		}
+	}
+	r := call(t, "GET", base+"/users", "", bearer(plain)...)
+	if got, want := r.header.Get("RateLimit-Policy"), `"reads";q=100;w=60`; r.status != http.StatusOK || got != want {
+		t.Errorf("key without a rate = %d, RateLimit-Policy %q; want 200 and %q", r.status, got, want)
+	}
+	if list, _ := keysCmd(t, vars, "list"); !strings.Contains(list, "2/1h0m0s") {
+		t.Errorf("keys list does not show the key's rate:\n%s", list)
+	}
+	next := rollKey(t, vars, small[:12])
+	r = call(t, "GET", base+"/users", "", bearer(next)...)
+	if got, want := r.header.Get("RateLimit-Policy"), `"reads";q=2;w=3600`; got != want {
+		t.Errorf("rolled key: RateLimit-Policy = %q, want the old key's %q", got, want)
+	}
+	faster := rollKey(t, vars, next[:12], "--rate", "50/1m")
+	r = call(t, "GET", base+"/users", "", bearer(faster)...)
+	if got, want := r.header.Get("RateLimit-Policy"), `"reads";q=50;w=60`; got != want {
+		t.Errorf("key rolled with --rate 50/1m: RateLimit-Policy = %q, want %q", got, want)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"riverqueue.com/riverui"
 
+	"userapi/accesstoken"
 	"userapi/auth"
 	"userapi/cache"
 	"userapi/jobs"
@@ -329,6 +330,17 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 	}
 	if cfg.Auth {
 		opts.Auth = auth.NewChecker(keyStore, apiKeys, logger)
+		if cfg.JWTIssuer != "" {
+			tokens, err := accesstoken.New(ctx, accesstoken.Config{
+				Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, JWKSURL: cfg.JWTJWKSURL, ScopeClaim: cfg.JWTScopeClaim,
+			})
+			if err != nil {
+				return fmt.Errorf("USERAPI_JWT_ISSUER=%q: %w", cfg.JWTIssuer, err)
+			}
+			defer tokens.Close()
+			opts.Tokens = tokens
+			logger.Info("access tokens accepted beside API keys", "issuer", cfg.JWTIssuer, "audience", cfg.JWTAudience, "jwks", tokens.JWKSURL())
+		}
 	} else {
 		logger.Warn("AUTHENTICATION IS OFF (USERAPI_AUTH=off): anyone who can reach this port can read, change and delete every user. Use this for local experiments only.")
 	}

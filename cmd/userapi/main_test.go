@@ -83,7 +83,7 @@ func TestRun_ServeAndShutdown(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("run() did not return after cancel")
 	}
-	for _, want := range []string{`"msg":"listening"`, `"msg":"request"`, `"route":"/users"`, `"status":201`, `"key":"` + key[:12] + `"`, `"msg":"stopped"`} {
+	for _, want := range []string{`"msg":"listening"`, `"msg":"request"`, `"route":"/users"`, `"status":201`, `"caller":"` + key[:12] + `"`, `"msg":"stopped"`} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %s:\n%s", want, logs.String())
 		}

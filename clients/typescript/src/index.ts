@@ -108,6 +108,14 @@ export interface UserApiClientOptions {
    * typed into a form, say).
    */
   apiKey?: string | (() => string | null | undefined);
+  /**
+   * Returns an access token of the identity provider the service accepts
+   * (what a browser app uses instead of an API key), sent as
+   * `Authorization: Bearer <token>`. It is awaited before every request, so
+   * it can hand out a token it has just refreshed. When it resolves to
+   * nothing, `apiKey` (if given) is sent instead.
+   */
+  getToken?: () => Promise<string | null | undefined>;
   /** Headers sent with every request. */
   headers?: Record<string, string>;
   /** A fetch to use instead of the global one. */
@@ -141,13 +149,13 @@ const errorsAsExceptions: Middleware = {
  * `http://localhost:8080`.
  */
 export function createUserApiClient(baseUrl: string, options: UserApiClientOptions = {}): UserApiClient {
-  const { apiKey } = options;
+  const { apiKey, getToken } = options;
   const client = createClient<paths>({ baseUrl, headers: options.headers, fetch: options.fetch });
-  if (apiKey) {
+  if (apiKey || getToken) {
     client.use({
-      onRequest({ request }) {
-        const key = typeof apiKey === "function" ? apiKey() : apiKey;
-        if (key) request.headers.set("Authorization", `Bearer ${key}`);
+      async onRequest({ request }) {
+        const credential = (await getToken?.()) || (typeof apiKey === "function" ? apiKey() : apiKey);
+        if (credential) request.headers.set("Authorization", `Bearer ${credential}`);
         return request;
       },
     });

@@ -99,3 +99,33 @@ describe("dates", () => {
     assert.throws(() => parseDates({ created_at: "yesterday" }), RangeError);
   });
 });
+
+describe("credentials", () => {
+  it("awaits getToken before every request, and falls back to apiKey when it gives none", async () => {
+    const seen: (string | undefined)[] = [];
+    const srv = createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(200, { "Content-Type": "application/json" });
+      res.end(JSON.stringify({ items: [], next_cursor: null }));
+    });
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    try {
+      const addr = srv.address();
+      assert.ok(addr && typeof addr === "object");
+      const tokens = ["eyJ.first.sig", "eyJ.second.sig", null];
+      let calls = 0;
+      const api = createUserApiClient(`http://127.0.0.1:${addr.port}`, {
+        apiKey: "uak_fallback",
+        getToken: async () => {
+          await new Promise((r) => setTimeout(r, 1));
+          return tokens[calls++];
+        },
+      });
+      for (let i = 0; i < 3; i++) await api.GET("/users", {});
+      assert.equal(calls, 3);
+      assert.deepEqual(seen, ["Bearer eyJ.first.sig", "Bearer eyJ.second.sig", "Bearer uak_fallback"]);
+    } finally {
+      srv.close();
+    }
+  });
+});

@@ -7,22 +7,27 @@ package dbsqlc
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const aPIKeyCreate = `-- name: APIKeyCreate :one
-INSERT INTO api_keys (prefix, hash, name, scopes, expires_at)
-VALUES ($1, $2, $3, $4::text[], $5)
-RETURNING id, prefix, hash, name, scopes, created_at, last_used_at, expires_at, revoked_at
+INSERT INTO api_keys (prefix, hash, name, scopes, expires_at, replaces, rate_limit, rate_period)
+VALUES ($1, $2, $3, $4::text[], $5, $6,
+        $7, make_interval(secs => $8::float8))
+RETURNING id, prefix, hash, name, scopes, created_at, last_used_at, expires_at, revoked_at, replaces, rate_limit, rate_period
 `
 
 type APIKeyCreateParams struct {
-	Prefix    string
-	Hash      []byte
-	Name      string
-	Scopes    []string
-	ExpiresAt pgtype.Timestamptz
+	Prefix            string
+	Hash              []byte
+	Name              string
+	Scopes            []string
+	ExpiresAt         pgtype.Timestamptz
+	Replaces          pgtype.Text
+	RateLimit         pgtype.Int4
+	RatePeriodSeconds pgtype.Float8
 }
 
 // APIKeyCreate stores a new key's hash and description.
@@ -33,6 +38,9 @@ func (q *Queries) APIKeyCreate(ctx context.Context, arg APIKeyCreateParams) (Api
 		arg.Name,
 		arg.Scopes,
 		arg.ExpiresAt,
+		arg.Replaces,
+		arg.RateLimit,
+		arg.RatePeriodSeconds,
 	)
 	var i ApiKey
 	err := row.Scan(
@@ -45,12 +53,49 @@ func (q *Queries) APIKeyCreate(ctx context.Context, arg APIKeyCreateParams) (Api
 		&i.LastUsedAt,
 		&i.ExpiresAt,
 		&i.RevokedAt,
+		&i.Replaces,
+		&i.RateLimit,
+		&i.RatePeriod,
+	)
+	return i, err
+}
+
+const aPIKeyExpireBy = `-- name: APIKeyExpireBy :one
+UPDATE api_keys
+SET expires_at = least(coalesce(expires_at, 'infinity'), now() + make_interval(secs => $1::float8))
+WHERE prefix = $2
+RETURNING id, prefix, hash, name, scopes, created_at, last_used_at, expires_at, revoked_at, replaces, rate_limit, rate_period
+`
+
+type APIKeyExpireByParams struct {
+	Seconds float64
+	Prefix  string
+}
+
+// APIKeyExpireBy makes a key expire within seconds from now, unless it
+// expires sooner already.
+func (q *Queries) APIKeyExpireBy(ctx context.Context, arg APIKeyExpireByParams) (ApiKey, error) {
+	row := q.db.QueryRow(ctx, aPIKeyExpireBy, arg.Seconds, arg.Prefix)
+	var i ApiKey
+	err := row.Scan(
+		&i.ID,
+		&i.Prefix,
+		&i.Hash,
+		&i.Name,
+		&i.Scopes,
+		&i.CreatedAt,
+		&i.LastUsedAt,
+		&i.ExpiresAt,
+		&i.RevokedAt,
+		&i.Replaces,
+		&i.RateLimit,
+		&i.RatePeriod,
 	)
 	return i, err
 }
 
 const aPIKeyGet = `-- name: APIKeyGet :one
-SELECT id, prefix, hash, name, scopes, created_at, last_used_at, expires_at, revoked_at FROM api_keys
+SELECT id, prefix, hash, name, scopes, created_at, last_used_at, expires_at, revoked_at, replaces, rate_limit, rate_period FROM api_keys
 WHERE prefix = $1
 `
 
@@ -68,12 +113,15 @@ func (q *Queries) APIKeyGet(ctx context.Context, prefix string) (ApiKey, error) 
 		&i.LastUsedAt,
 		&i.ExpiresAt,
 		&i.RevokedAt,
+		&i.Replaces,
+		&i.RateLimit,
+		&i.RatePeriod,
 	)
 	return i, err
 }
 
 const aPIKeyList = `-- name: APIKeyList :many
-SELECT id, prefix, hash, name, scopes, created_at, last_used_at, expires_at, revoked_at FROM api_keys
+SELECT id, prefix, hash, name, scopes, created_at, last_used_at, expires_at, revoked_at, replaces, rate_limit, rate_period FROM api_keys
 ORDER BY id
 `
 
@@ -97,6 +145,9 @@ func (q *Queries) APIKeyList(ctx context.Context) ([]ApiKey, error) {
 			&i.LastUsedAt,
 			&i.ExpiresAt,
 			&i.RevokedAt,
+			&i.Replaces,
+			&i.RateLimit,
+			&i.RatePeriod,
 		); err != nil {
 			return nil, err
 		}
@@ -108,11 +159,58 @@ func (q *Queries) APIKeyList(ctx context.Context) ([]ApiKey, error) {
 	return items, nil
 }
 
+const aPIKeyLock = `-- name: APIKeyLock :one
+SELECT k.id, k.prefix, k.hash, k.name, k.scopes, k.created_at, k.last_used_at, k.expires_at, k.revoked_at, k.replaces, k.rate_limit, k.rate_period, s.prefix AS successor
+FROM api_keys k
+LEFT JOIN api_keys s ON s.replaces = k.prefix
+WHERE k.prefix = $1
+FOR UPDATE OF k
+`
+
+type APIKeyLockRow struct {
+	ID         int64
+	Prefix     string
+	Hash       []byte
+	Name       string
+	Scopes     []string
+	CreatedAt  time.Time
+	LastUsedAt pgtype.Timestamptz
+	ExpiresAt  pgtype.Timestamptz
+	RevokedAt  pgtype.Timestamptz
+	Replaces   pgtype.Text
+	RateLimit  pgtype.Int4
+	RatePeriod pgtype.Interval
+	Successor  pgtype.Text
+}
+
+// APIKeyLock returns the key with this prefix and locks it until the
+// transaction ends, with the prefix of its successor if it was rolled.
+func (q *Queries) APIKeyLock(ctx context.Context, prefix string) (APIKeyLockRow, error) {
+	row := q.db.QueryRow(ctx, aPIKeyLock, prefix)
+	var i APIKeyLockRow
+	err := row.Scan(
+		&i.ID,
+		&i.Prefix,
+		&i.Hash,
+		&i.Name,
+		&i.Scopes,
+		&i.CreatedAt,
+		&i.LastUsedAt,
+		&i.ExpiresAt,
+		&i.RevokedAt,
+		&i.Replaces,
+		&i.RateLimit,
+		&i.RatePeriod,
+		&i.Successor,
+	)
+	return i, err
+}
+
 const aPIKeyRevoke = `-- name: APIKeyRevoke :one
 UPDATE api_keys
 SET revoked_at = coalesce(revoked_at, now())
 WHERE prefix = $1
-RETURNING id, prefix, hash, name, scopes, created_at, last_used_at, expires_at, revoked_at
+RETURNING id, prefix, hash, name, scopes, created_at, last_used_at, expires_at, revoked_at, replaces, rate_limit, rate_period
 `
 
 // APIKeyRevoke marks a key revoked; a key revoked before keeps its time.
@@ -129,6 +227,9 @@ func (q *Queries) APIKeyRevoke(ctx context.Context, prefix string) (ApiKey, erro
 		&i.LastUsedAt,
 		&i.ExpiresAt,
 		&i.RevokedAt,
+		&i.Replaces,
+		&i.RateLimit,
+		&i.RatePeriod,
 	)
 	return i, err
 }

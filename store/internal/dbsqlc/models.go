@@ -20,6 +20,9 @@ type ApiKey struct {
 	LastUsedAt pgtype.Timestamptz
 	ExpiresAt  pgtype.Timestamptz
 	RevokedAt  pgtype.Timestamptz
+	Replaces   pgtype.Text
+	RateLimit  pgtype.Int4
+	RatePeriod pgtype.Interval
 }
 
 type CacheInvalidation struct {

@@ -11,10 +11,16 @@ import (
 type Querier interface {
 	// APIKeyCreate stores a new key's hash and description.
 	APIKeyCreate(ctx context.Context, arg APIKeyCreateParams) (ApiKey, error)
+	// APIKeyExpireBy makes a key expire within seconds from now, unless it
+	// expires sooner already.
+	APIKeyExpireBy(ctx context.Context, arg APIKeyExpireByParams) (ApiKey, error)
 	// APIKeyGet returns the key with this prefix, revoked or not.
 	APIKeyGet(ctx context.Context, prefix string) (ApiKey, error)
 	// APIKeyList returns every key, oldest first.
 	APIKeyList(ctx context.Context) ([]ApiKey, error)
+	// APIKeyLock returns the key with this prefix and locks it until the
+	// transaction ends, with the prefix of its successor if it was rolled.
+	APIKeyLock(ctx context.Context, prefix string) (APIKeyLockRow, error)
 	// APIKeyRevoke marks a key revoked; a key revoked before keeps its time.
 	APIKeyRevoke(ctx context.Context, prefix string) (ApiKey, error)
 	// APIKeyTouch records that a key was used.

@@ -131,7 +131,7 @@ export function createMockHandlers(options: MockOptions = {}) {
   function refuse(request: Request, scope: string): HttpResponse<Problem> | undefined {
     const auth = request.headers.get("Authorization");
     if (!auth) {
-      return problem(401, 'this operation needs an API key: send it as "Authorization: Bearer <key>"', {}, { "WWW-Authenticate": 'Bearer realm="userapi"' });
+      return problem(401, 'this operation needs an API key or an access token: send it as "Authorization: Bearer <key or token>"', {}, { "WWW-Authenticate": 'Bearer realm="userapi"' });
     }
     const key = /^Bearer (\S+)$/i.exec(auth)?.[1];
     const scopes = key === undefined ? undefined : keys[key];
