@@ -4224,10 +4224,13 @@ type RotateWebhookSecretResponseObject interface {
 
 type RotateWebhookSecret200ResponseHeaders struct {
 	IdempotentReplayed *string
-	RateLimitLimit     *int
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitLimit *int
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
-	RateLimitReset     *int
-	XRequestID         *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitReset *int
+	XRequestID     *string
 }
 
 type RotateWebhookSecret200JSONResponse struct {
@@ -4356,8 +4359,14 @@ func (response RotateWebhookSecret429ApplicationProblemPlusJSONResponse) VisitRo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -4401,10 +4410,13 @@ type TestWebhookResponseObject interface {
 }
 
 type TestWebhook200ResponseHeaders struct {
-	RateLimitLimit     *int
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitLimit *int
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
-	RateLimitReset     *int
-	XRequestID         *string
+	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	RateLimitReset *int
+	XRequestID     *string
 }
 
 type TestWebhook200JSONResponse struct {
@@ -4513,8 +4525,14 @@ func (response TestWebhook429ApplicationProblemPlusJSONResponse) VisitTestWebhoo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
