@@ -41,7 +41,8 @@ func (h *Handler) CreateWebhook(ctx context.Context, req gen.CreateWebhookReques
 	w, err := h.webhooks.Create(ctx, store.NewWebhook{URL: req.Body.Url, Events: events, Secret: secret, Owner: who.KeyPrefix, MaxPerOwner: h.webhooksPerKey})
 	if errors.Is(err, store.ErrTooManyWebhooks) {
 		p := newProblem(http.StatusUnprocessableEntity, fmt.Sprintf(
-			"the key %s already has %d subscriptions, the most one key may have: delete one before adding another", who.KeyPrefix, h.webhooksPerKey))
+			"the key %s already has %d subscriptions, the most one key may have: delete one before adding another", who.KeyPrefix, h.webhooksPerKey)).
+			typed(gen.ProblemstooManyWebhooks)
 		p.cause = err
 		return nil, p
 	}
