@@ -214,7 +214,7 @@ export function createMockHandlers(options: MockOptions = {}) {
       const offset = checkInteger("query.offset", query.get("offset"), 0);
       const cursor = query.get("cursor");
       for (const v of [limit, offset]) if (Array.isArray(v)) errors.push(...v);
-      errors.push(...checkLength("query.cursor", cursor, 1, 200), ...checkLength("query.email", query.get("email"), 0, 254));
+      errors.push(...checkLength("query.cursor", cursor, 1, 2048), ...checkLength("query.email", query.get("email"), 0, 254));
       if (errors.length) return invalid(errors);
       if (cursor !== null && offset !== undefined) return invalid([{ location: "query.cursor", message: "cannot be combined with offset" }]);
       const after = cursor === null ? 0 : afterOf(cursor);
