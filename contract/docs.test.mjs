@@ -133,6 +133,9 @@ describe("docs", () => {
     await page.locator("h2", { hasText: "Create a user" }).first().waitFor({ timeout: 30_000 });
     const title = await page.locator("h1").first().innerText();
     assert.match(title, /userapi/);
+    // Each operation's code samples (x-codeSamples) are tabs beside it.
+    assert.ok(await page.locator('[role="tab"]', { hasText: "@userapi/client" }).count() >= 15, "TypeScript samples shown");
+    assert.ok(await page.locator('[role="tab"]', { hasText: "curl" }).count() >= 20, "curl samples shown");
     assert.deepEqual(offsite, [], "no request leaves the machine");
     assert.deepEqual(errors, [], "no script errors");
     await page.close();

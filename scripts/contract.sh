@@ -39,3 +39,6 @@ step "the client's calls through a validating proxy (every request and response 
 
 step "the docs pages in headless Chromium"
 (cd contract && node --test docs.test.mjs)
+
+step "the code samples of openapi.yaml: TypeScript ones through tsc --strict, curl ones against the server"
+(cd contract && node --test samples.test.mjs)
