@@ -32,6 +32,12 @@ func (t problemType) uri() gen.ProblemType { return gen.ProblemType("/problems/"
 // compiled in, so a mistake there shows in every test and at start-up
 // (checkProblemTypes), never first in an answer.
 var problemTypes = sync.OnceValues(func() (map[gen.ProblemType]problemType, error) {
+	return parseProblemTypes(userapi.OpenAPI)
+})
+
+// parseProblemTypes reads x-problem-types from an OpenAPI document and checks
+// it against the Problem type enum.
+func parseProblemTypes(spec []byte) (map[gen.ProblemType]problemType, error) {
 	var doc struct {
 		Components struct {
 			Schemas struct {
@@ -46,13 +52,13 @@ var problemTypes = sync.OnceValues(func() (map[gen.ProblemType]problemType, erro
 			} `json:"schemas"`
 		} `json:"components"`
 	}
-	if err := yaml.Unmarshal(userapi.OpenAPI, &doc); err != nil {
+	if err := yaml.Unmarshal(spec, &doc); err != nil {
 		return nil, fmt.Errorf("openapi.yaml: %w", err)
 	}
-	spec := doc.Components.Schemas.Problem.Properties.Type
-	out := make(map[gen.ProblemType]problemType, len(spec.Types))
+	listing := doc.Components.Schemas.Problem.Properties.Type
+	out := make(map[gen.ProblemType]problemType, len(listing.Types))
 	listed := []gen.ProblemType{gen.AboutBlank}
-	for _, t := range spec.Types {
+	for _, t := range listing.Types {
 		if t.Title == "" || t.Means == "" || t.Todo == "" || http.StatusText(t.Status) == "" {
 			return nil, fmt.Errorf("openapi.yaml, x-problem-types: %q needs a status, a title, means and todo", t.Kind)
 		}
@@ -60,12 +66,12 @@ var problemTypes = sync.OnceValues(func() (map[gen.ProblemType]problemType, erro
 		listed = append(listed, t.uri())
 	}
 	slices.Sort(listed)
-	enum := slices.Sorted(slices.Values(spec.Enum))
+	enum := slices.Sorted(slices.Values(listing.Enum))
 	if !slices.Equal(listed, enum) {
 		return nil, fmt.Errorf("openapi.yaml: the Problem type enum %v and x-problem-types (with about:blank) %v differ", enum, listed)
 	}
 	return out, nil
-})
+}
 
 // kindOfStatus is the problem type of an answer with this status that
 // nothing more specific describes; other statuses are about:blank.
