@@ -13,10 +13,16 @@ DEV_ENV := eval "$$(scripts/dev-env.sh start)"
 help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_/-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# make run FRONTEND=1: for a browser app's dev server (docs/frontend.md): CORS
+# for Vite's http://localhost:5173 and budgets an end-to-end run does not
+# exhaust. Variables set in the environment win.
+FRONTEND_ENV = $(if $(FRONTEND),USERAPI_CORS_ORIGINS="$${USERAPI_CORS_ORIGINS:-http://localhost:5173}" \
+	USERAPI_RATE_LIMIT="$${USERAPI_RATE_LIMIT:-6000/1m}" USERAPI_RATE_LIMIT_WRITES="$${USERAPI_RATE_LIMIT_WRITES:-6000/1m}")
+
 .PHONY: run
-run: ## Run the service on :8080 (docs at /docs), starting PostgreSQL if needed; prints a development API key.
+run: ## Run the service on :8080 (docs at /docs), starting PostgreSQL if needed; prints a development API key. FRONTEND=1: CORS for http://localhost:5173 and relaxed rate limits.
 	@$(DEV_ENV) && echo "building bin/userapi" && $(GO) build -o bin/userapi ./cmd/userapi \
-		&& exec bin/userapi serve --dev-key-file .data/dev-api-key
+		&& exec env $(FRONTEND_ENV) bin/userapi serve --dev-key-file .data/dev-api-key
 
 .PHONY: test
 test: ## Run every test against real PostgreSQL, starting it if needed (installs haproxy for the rolling-restart test).

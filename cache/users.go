@@ -108,8 +108,8 @@ func (u *Users) Update(ctx context.Context, id int64, c store.UserChange) (store
 
 // Delete removes the user from the store, then invalidates its entry (after
 // the caller's transaction, if any).
-func (u *Users) Delete(ctx context.Context, id int64) error {
-	err := u.next.Delete(ctx, id)
+func (u *Users) Delete(ctx context.Context, id int64, ifVersion func(int64) bool) error {
+	err := u.next.Delete(ctx, id, ifVersion)
 	store.AfterTx(ctx, func() { u.client.invalidate(ctx, u.key(id)) })
 	return err
 }

@@ -217,7 +217,7 @@ func TestInvalidation_AcrossInstances(t *testing.T) {
 	// process reads the message. Entries live 5 minutes, so a fresh read
 	// within a second can only be the invalidation at work.
 	t.Logf("other instance: %d stale reads in 20 updates; slowest invalidation %v", stale, slowest)
-	if err := other.Delete(ctx, u.ID); err != nil {
+	if err := other.Delete(ctx, u.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.Get(ctx, u.ID); !errors.Is(err, store.ErrNotFound) {

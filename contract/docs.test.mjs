@@ -92,6 +92,45 @@ describe("docs", () => {
     await page.close();
   });
 
+  it("Swagger UI fits a laptop screen: no definition selector, Authorize in view, the key kept across reloads", async () => {
+    const { page, offsite, errors } = await openPage();
+    await page.setViewportSize({ width: 1366, height: 768 });
+    await page.goto(`${h.baseUrl}/docs/index.html`);
+    await page.waitForSelector(".opblock", { timeout: 30_000 });
+
+    assert.equal(await page.locator(".topbar").count(), 0, "no top bar");
+    assert.equal(await page.getByText("Select a definition").count(), 0, "no definition selector");
+
+    const authorize = page.locator(".auth-wrapper .authorize");
+    const box = await authorize.boundingBox();
+    assert.ok(box && box.y >= 0 && box.y + box.height <= 768 && box.x + box.width <= 1366,
+      `the Authorize button is within the 1366x768 viewport without scrolling (at ${JSON.stringify(box)})`);
+
+    // The dialog says where a key comes from (the security scheme's description).
+    await authorize.click();
+    const dialog = page.locator(".modal-ux");
+    assert.match(await dialog.innerText(), /make run[\s\S]*\.data\/dev-api-key/);
+    await dialog.locator("input").first().fill(h.key("users:read"));
+    await dialog.getByRole("button", { name: "Authorize", exact: true }).click();
+    await dialog.getByRole("button", { name: "Close" }).click();
+
+    // After a reload the key is still there: the list answers 200 without Authorize.
+    await page.reload();
+    await page.waitForSelector(".opblock", { timeout: 30_000 });
+    assert.equal(await page.locator(".auth-wrapper .authorize.locked").count(), 1, "still authorized after a reload");
+    const op = page.locator("#operations-Users-listUsers");
+    await op.locator(".opblock-summary").click();
+    await op.getByRole("button", { name: "Try it out" }).click();
+    await op.getByRole("button", { name: "Execute" }).click();
+    const status = op.locator(".live-responses-table .response .response-col_status").first();
+    await status.waitFor({ timeout: 30_000 });
+    assert.equal((await status.innerText()).trim(), "200");
+
+    assert.deepEqual(offsite, [], "no request leaves the machine");
+    assert.deepEqual(errors, [], "no script errors");
+    await page.close();
+  });
+
   it("ReDoc renders the reference", async () => {
     const { page, offsite, errors } = await openPage();
     await page.goto(`${h.baseUrl}/redoc`);
@@ -99,6 +138,9 @@ describe("docs", () => {
     await page.locator("h2", { hasText: "Create a user" }).first().waitFor({ timeout: 30_000 });
     const title = await page.locator("h1").first().innerText();
     assert.match(title, /userapi/);
+    // Each operation's code samples (x-codeSamples) are tabs beside it.
+    assert.ok(await page.locator('[role="tab"]', { hasText: "@userapi/client" }).count() >= 15, "TypeScript samples shown");
+    assert.ok(await page.locator('[role="tab"]', { hasText: "curl" }).count() >= 20, "curl samples shown");
     assert.deepEqual(offsite, [], "no request leaves the machine");
     assert.deepEqual(errors, [], "no script errors");
     await page.close();

@@ -38,6 +38,9 @@ type ServerInterface interface {
 	// GetOpenAPIYAML This API description, as YAML
 	// (GET /openapi.yaml)
 	GetOpenAPIYAML(ctx echo.Context) error
+	// GetProblemType What a problem type means
+	// (GET /problems/{kind})
+	GetProblemType(ctx echo.Context, kind string) error
 	// GetReadiness Should this instance get traffic?
 	// (GET /readyz)
 	GetReadiness(ctx echo.Context) error
@@ -58,7 +61,7 @@ type ServerInterface interface {
 	ExportUsers(ctx echo.Context, params ExportUsersParams) error
 	// DeleteUser Delete a user
 	// (DELETE /users/{id})
-	DeleteUser(ctx echo.Context, id UserID) error
+	DeleteUser(ctx echo.Context, id UserID, params DeleteUserParams) error
 	// GetUser Get a user
 	// (GET /users/{id})
 	GetUser(ctx echo.Context, id UserID, params GetUserParams) error
@@ -166,6 +169,22 @@ func (w *ServerInterfaceWrapper) GetOpenAPIYAML(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetOpenAPIYAML(ctx)
+	return err
+}
+
+// GetProblemType converts echo context to params.
+func (w *ServerInterfaceWrapper) GetProblemType(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "kind" -------------
+	var kind string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "kind", ctx.Param("kind"), &kind, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter kind: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetProblemType(ctx, kind)
 	return err
 }
 
@@ -391,8 +410,28 @@ func (w *ServerInterfaceWrapper) DeleteUser(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteUserParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.DeleteUser(ctx, id)
+	err = w.Handler.DeleteUser(ctx, id, params)
 	return err
 }
 
@@ -759,6 +798,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/redoc", wrapper.GetRedoc, options.OperationMiddlewares["getRedoc"]...)
 	router.GET(options.BaseURL+"/openapi.json", wrapper.GetOpenAPIJSON, options.OperationMiddlewares["getOpenAPIJSON"]...)
 	router.GET(options.BaseURL+"/openapi.yaml", wrapper.GetOpenAPIYAML, options.OperationMiddlewares["getOpenAPIYAML"]...)
+	router.GET(options.BaseURL+"/problems/:kind", wrapper.GetProblemType, options.OperationMiddlewares["getProblemType"]...)
 
 }
 
@@ -1283,6 +1323,69 @@ type GetOpenAPIYAMLdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetOpenAPIYAMLdefaultApplicationProblemPlusJSONResponse) VisitGetOpenAPIYAMLResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProblemTypeRequestObject struct {
+	Kind string `json:"kind"`
+}
+
+type GetProblemTypeResponseObject interface {
+	VisitGetProblemTypeResponse(w http.ResponseWriter) error
+}
+
+type GetProblemType200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetProblemType200TexthtmlResponse) VisitGetProblemTypeResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetProblemType404ApplicationProblemPlusJSONResponse Problem
+
+func (response GetProblemType404ApplicationProblemPlusJSONResponse) VisitGetProblemTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProblemTypedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetProblemTypedefaultApplicationProblemPlusJSONResponse) VisitGetProblemTypeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -2230,7 +2333,8 @@ func (response ExportUsersdefaultApplicationProblemPlusJSONResponse) VisitExport
 }
 
 type DeleteUserRequestObject struct {
-	Id UserID `json:"id"`
+	Id     UserID `json:"id"`
+	Params DeleteUserParams
 }
 
 type DeleteUserResponseObject interface {
@@ -2322,6 +2426,22 @@ func (response DeleteUser404ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteUser412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteUser412ApplicationProblemPlusJSONResponse) VisitDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4224,8 +4344,10 @@ type RotateWebhookSecretResponseObject interface {
 
 type RotateWebhookSecret200ResponseHeaders struct {
 	IdempotentReplayed *string
+	RateLimit          *string
 	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
-	RateLimitLimit *int
+	RateLimitLimit  *int
+	RateLimitPolicy *string
 	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
 	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
@@ -4248,8 +4370,14 @@ func (response RotateWebhookSecret200JSONResponse) VisitRotateWebhookSecretRespo
 	if response.Headers.IdempotentReplayed != nil {
 		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -4410,8 +4538,10 @@ type TestWebhookResponseObject interface {
 }
 
 type TestWebhook200ResponseHeaders struct {
+	RateLimit *string
 	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
-	RateLimitLimit *int
+	RateLimitLimit  *int
+	RateLimitPolicy *string
 	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	RateLimitRemaining *int
 	// Deprecated: this header has been marked as deprecated upstream, but no `x-deprecated-reason` was set
@@ -4431,8 +4561,14 @@ func (response TestWebhook200JSONResponse) VisitTestWebhookResponse(w http.Respo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RateLimitRemaining != nil {
 		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
@@ -4618,6 +4754,9 @@ type StrictServerInterface interface {
 	// GetOpenAPIYAML This API description, as YAML
 	// (GET /openapi.yaml)
 	GetOpenAPIYAML(ctx context.Context, request GetOpenAPIYAMLRequestObject) (GetOpenAPIYAMLResponseObject, error)
+	// GetProblemType What a problem type means
+	// (GET /problems/{kind})
+	GetProblemType(ctx context.Context, request GetProblemTypeRequestObject) (GetProblemTypeResponseObject, error)
 	// GetReadiness Should this instance get traffic?
 	// (GET /readyz)
 	GetReadiness(ctx context.Context, request GetReadinessRequestObject) (GetReadinessResponseObject, error)
@@ -4849,6 +4988,31 @@ func (sh *strictHandler) GetOpenAPIYAML(ctx echo.Context) error {
 	return nil
 }
 
+// GetProblemType operation middleware
+func (sh *strictHandler) GetProblemType(ctx echo.Context, kind string) error {
+	var request GetProblemTypeRequestObject
+
+	request.Kind = kind
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetProblemType(ctx.Request().Context(), request.(GetProblemTypeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetProblemType")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetProblemTypeResponseObject); ok {
+		return validResponse.VisitGetProblemTypeResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetReadiness operation middleware
 func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 	var request GetReadinessRequestObject
@@ -5040,10 +5204,11 @@ func (sh *strictHandler) ExportUsers(ctx echo.Context, params ExportUsersParams)
 }
 
 // DeleteUser operation middleware
-func (sh *strictHandler) DeleteUser(ctx echo.Context, id UserID) error {
+func (sh *strictHandler) DeleteUser(ctx echo.Context, id UserID, params DeleteUserParams) error {
 	var request DeleteUserRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.DeleteUser(ctx.Request().Context(), request.(DeleteUserRequestObject))

@@ -136,6 +136,72 @@ func (e LivenessStatus) Valid() bool {
 	}
 }
 
+// Defines values for ProblemType.
+const (
+	AboutBlank                   ProblemType = "about:blank"
+	ProblemsbodyTooLarge         ProblemType = "/problems/body-too-large"
+	Problemsconflict             ProblemType = "/problems/conflict"
+	ProblemsemailTaken           ProblemType = "/problems/email-taken"
+	Problemsforbidden            ProblemType = "/problems/forbidden"
+	ProblemsidempotencyKeyBusy   ProblemType = "/problems/idempotency-key-busy"
+	ProblemsidempotencyKeyReused ProblemType = "/problems/idempotency-key-reused"
+	ProblemsinternalError        ProblemType = "/problems/internal-error"
+	ProblemsmalformedRequest     ProblemType = "/problems/malformed-request"
+	ProblemsmethodNotAllowed     ProblemType = "/problems/method-not-allowed"
+	ProblemsnotFound             ProblemType = "/problems/not-found"
+	ProblemspreconditionFailed   ProblemType = "/problems/precondition-failed"
+	ProblemsrateLimited          ProblemType = "/problems/rate-limited"
+	ProblemstooManyWebhooks      ProblemType = "/problems/too-many-webhooks"
+	Problemsunauthorized         ProblemType = "/problems/unauthorized"
+	Problemsunavailable          ProblemType = "/problems/unavailable"
+	ProblemsunsupportedMediaType ProblemType = "/problems/unsupported-media-type"
+	Problemsvalidation           ProblemType = "/problems/validation"
+)
+
+// Valid indicates whether the value is a known member of the ProblemType enum.
+func (e ProblemType) Valid() bool {
+	switch e {
+	case AboutBlank:
+		return true
+	case ProblemsbodyTooLarge:
+		return true
+	case Problemsconflict:
+		return true
+	case ProblemsemailTaken:
+		return true
+	case Problemsforbidden:
+		return true
+	case ProblemsidempotencyKeyBusy:
+		return true
+	case ProblemsidempotencyKeyReused:
+		return true
+	case ProblemsinternalError:
+		return true
+	case ProblemsmalformedRequest:
+		return true
+	case ProblemsmethodNotAllowed:
+		return true
+	case ProblemsnotFound:
+		return true
+	case ProblemspreconditionFailed:
+		return true
+	case ProblemsrateLimited:
+		return true
+	case ProblemstooManyWebhooks:
+		return true
+	case Problemsunauthorized:
+		return true
+	case Problemsunavailable:
+		return true
+	case ProblemsunsupportedMediaType:
+		return true
+	case Problemsvalidation:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ReadinessStatus.
 const (
 	Ready ReadinessStatus = "ready"
@@ -456,16 +522,30 @@ type Problem struct {
 	// Example: 404
 	Status int `json:"status"`
 
-	// Title A short summary of the kind of problem; the same for every occurrence.
+	// Title A short summary of the kind of problem; the same for every occurrence of a `type`.
 	//
 	// Example: Not Found
 	Title string `json:"title"`
 
-	// Type A URI that identifies the kind of problem. `about:blank` when the HTTP status says it all.
+	// Type What kind of problem this is: a URI reference relative to this service, such as
+	// `/problems/validation`, so that its page is on the same host as the API
+	// (`GET /problems/{kind}` says what the problem means and what to do). Code
+	// should branch on `type`, not on `title` or `detail`. `about:blank` is any
+	// other error, whose HTTP status says it all (RFC 9457, section 4.2.1).
 	//
-	// Example: about:blank
-	Type string `json:"type"`
+	//
+	// Example: /problems/not-found
+	Type ProblemType `json:"type"`
 }
+
+// ProblemType What kind of problem this is: a URI reference relative to this service, such as
+// `/problems/validation`, so that its page is on the same host as the API
+// (`GET /problems/{kind}` says what the problem means and what to do). Code
+// should branch on `type`, not on `title` or `detail`. `about:blank` is any
+// other error, whose HTTP status says it all (RFC 9457, section 4.2.1).
+//
+// Example: /problems/not-found
+type ProblemType string
 
 // Readiness This instance can serve requests.
 type Readiness struct {
@@ -487,6 +567,15 @@ type User struct {
 	//
 	// Example: ada@example.com
 	Email string `json:"email"`
+
+	// Etag The user's current entity tag, equal to the `ETag` header a `GET` of the
+	// user gives at the same moment. Send it in `If-Match` to change or delete
+	// the user only if nobody changed it since: an edit from a row of a list
+	// needs no extra read.
+	//
+	//
+	// Example: "1"
+	Etag string `json:"etag"`
 
 	// Id The user's id, assigned by the server.
 	//
@@ -863,9 +952,10 @@ type CreateUserParams struct {
 	// * Answers other than `2xx` are not remembered: a retry after an error (a
 	//   `409` for a taken email, a `503`, a timeout) runs the request again.
 	// * Keys belong to the API key that sent them; other API keys never see them.
-	// * The value is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
+	// * The key is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
 	//   quoted string (`"abc"`, with `\"` and `\\` escaped, as in RFC 9651); both
-	//   name the same key. Anything else is `422`.
+	//   name the same key. The header itself may be up to 512 characters, room for
+	//   a 255-character key quoted with every character escaped. Anything else is `422`.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
@@ -901,6 +991,12 @@ type ExportUsersParams struct {
 	Sort *UserSortParam `form:"sort,omitempty" json:"sort,omitempty"`
 }
 
+// DeleteUserParams defines parameters for DeleteUser.
+type DeleteUserParams struct {
+	// IfMatch Act only if the user's current `ETag` (also its `etag` field) is one of these; otherwise the answer is `412`. `*` matches any version; weak tags (`W/"1"`) never match.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
 // GetUserParams defines parameters for GetUser.
 type GetUserParams struct {
 	// IfNoneMatch An `ETag` you hold; when it still matches, the answer is `304` with no body.
@@ -909,13 +1005,13 @@ type GetUserParams struct {
 
 // UpdateUserParams defines parameters for UpdateUser.
 type UpdateUserParams struct {
-	// IfMatch Change the user only if its current `ETag` is this one; otherwise the answer is `412`.
+	// IfMatch Act only if the user's current `ETag` (also its `etag` field) is one of these; otherwise the answer is `412`. `*` matches any version; weak tags (`W/"1"`) never match.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // ReplaceUserParams defines parameters for ReplaceUser.
 type ReplaceUserParams struct {
-	// IfMatch Change the user only if its current `ETag` is this one; otherwise the answer is `412`.
+	// IfMatch Act only if the user's current `ETag` (also its `etag` field) is one of these; otherwise the answer is `412`. `*` matches any version; weak tags (`W/"1"`) never match.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -935,9 +1031,10 @@ type ProcessUserParams struct {
 	// * Answers other than `2xx` are not remembered: a retry after an error (a
 	//   `409` for a taken email, a `503`, a timeout) runs the request again.
 	// * Keys belong to the API key that sent them; other API keys never see them.
-	// * The value is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
+	// * The key is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
 	//   quoted string (`"abc"`, with `\"` and `\\` escaped, as in RFC 9651); both
-	//   name the same key. Anything else is `422`.
+	//   name the same key. The header itself may be up to 512 characters, room for
+	//   a 255-character key quoted with every character escaped. Anything else is `422`.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
@@ -957,9 +1054,10 @@ type CreateWebhookParams struct {
 	// * Answers other than `2xx` are not remembered: a retry after an error (a
 	//   `409` for a taken email, a `503`, a timeout) runs the request again.
 	// * Keys belong to the API key that sent them; other API keys never see them.
-	// * The value is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
+	// * The key is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
 	//   quoted string (`"abc"`, with `\"` and `\\` escaped, as in RFC 9651); both
-	//   name the same key. Anything else is `422`.
+	//   name the same key. The header itself may be up to 512 characters, room for
+	//   a 255-character key quoted with every character escaped. Anything else is `422`.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
@@ -985,9 +1083,10 @@ type RotateWebhookSecretParams struct {
 	// * Answers other than `2xx` are not remembered: a retry after an error (a
 	//   `409` for a taken email, a `503`, a timeout) runs the request again.
 	// * Keys belong to the API key that sent them; other API keys never see them.
-	// * The value is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
+	// * The key is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
 	//   quoted string (`"abc"`, with `\"` and `\\` escaped, as in RFC 9651); both
-	//   name the same key. Anything else is `422`.
+	//   name the same key. The header itself may be up to 512 characters, room for
+	//   a 255-character key quoted with every character escaped. Anything else is `422`.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 

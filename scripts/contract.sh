@@ -43,5 +43,8 @@ step "the client's calls through a validating proxy (every request and response 
 step "the docs pages in headless Chromium"
 (cd contract && node --test docs.test.mjs)
 
+step "the code samples of openapi.yaml: TypeScript ones through tsc --strict, curl ones against the server"
+(cd contract && node --test samples.test.mjs)
+
 step "the admin app (clients/typescript/examples/admin) in headless Chromium, built and served twice: against the server, then against the mocks; list, load more, create, edit, conflict, delete (screenshots in its screenshots/)"
 (cd clients/typescript/examples/admin && npm run --silent e2e)

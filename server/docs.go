@@ -23,12 +23,60 @@ func (d swaggerDoc) ReadDoc() string { return d.json }
 var registerSwagger sync.Once
 
 // swaggerUI serves Swagger UI and its assets from the binary, showing specJSON.
+// The page is our own (swaggerPage); echo-swagger serves the assets and the
+// document.
 func swaggerUI(specJSON []byte) echo.HandlerFunc {
 	registerSwagger.Do(func() { swag.Register(swag.Name, swaggerDoc{json: string(specJSON)}) })
-	return problemOn404(echoSwagger.EchoWrapHandler(echoSwagger.URL("doc.json"), echoSwagger.DeepLinking(true),
-		// Keep the key typed into Authorize across reloads (in the browser's local storage).
-		echoSwagger.PersistAuthorization(true)))
+	assets := problemOn404(echoSwagger.EchoWrapHandler(echoSwagger.URL("doc.json")))
+	return func(c echo.Context) error {
+		if c.Request().URL.Path == "/docs/index.html" {
+			return c.HTML(http.StatusOK, swaggerPage)
+		}
+		return assets(c)
+	}
 }
+
+// swaggerPage is Swagger UI's page without the standalone layout's top bar,
+// whose "Select a definition" box is noise for a service with one document,
+// and with the Authorize bar moved above the long introduction, so that it
+// shows without scrolling. Authorization is kept across reloads (in the
+// browser's local storage) until Logout.
+const swaggerPage = `<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>userapi: interactive documentation</title>
+  <link rel="stylesheet" href="./swagger-ui.css">
+  <link rel="icon" type="image/png" href="./favicon-32x32.png" sizes="32x32">
+  <style>
+    html { box-sizing: border-box; overflow-y: scroll; }
+    *, *:before, *:after { box-sizing: inherit; }
+    body { margin: 0; background: #fafafa; }
+    /* The Authorize bar first, the introduction after it. */
+    .swagger-ui > div:has(> .scheme-container) { display: flex; flex-direction: column; }
+    .swagger-ui .scheme-container { order: -1; margin: 0; }
+  </style>
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="./swagger-ui-bundle.js"></script>
+  <script>
+    window.onload = () => {
+      window.ui = SwaggerUIBundle({
+        url: "doc.json",
+        dom_id: "#swagger-ui",
+        deepLinking: true,
+        persistAuthorization: true,
+        validatorUrl: null,
+        presets: [SwaggerUIBundle.presets.apis],
+        layout: "BaseLayout",
+      });
+    };
+  </script>
+</body>
+</html>
+`
 
 // problemOn404 turns the plain-text error that next writes for a file it
 // cannot serve (echo-swagger answers through http.FileServer: 404 for an

@@ -138,7 +138,7 @@ type fakeUsers struct {
 func (f fakeUsers) Get(_ context.Context, id int64) (store.User, error) { return f.GetFn(id) }
 
 // Delete finds nobody: the fake store holds no users.
-func (fakeUsers) Delete(context.Context, int64) error { return store.ErrNotFound }
+func (fakeUsers) Delete(context.Context, int64, func(int64) bool) error { return store.ErrNotFound }
 
 // A panic in a handler is a 500 problem with the request id, and the
 // server keeps serving.

@@ -194,10 +194,10 @@ func schemaFieldError(prefix string, se *openapi3.SchemaError) []gen.FieldError 
 			msg = "must be a valid " + s.Format
 		}
 	case "minLength":
-		msg = fmt.Sprintf("must be at least %d characters long", s.MinLength)
+		msg = "must be at least " + plural(s.MinLength, "character")
 	case "maxLength":
 		if s.MaxLength != nil {
-			msg = fmt.Sprintf("must be at most %d characters long", *s.MaxLength)
+			msg = "must be at most " + plural(*s.MaxLength, "character")
 		}
 	case "minimum":
 		if s.Min != nil {
@@ -211,13 +211,13 @@ func schemaFieldError(prefix string, se *openapi3.SchemaError) []gen.FieldError 
 		// A pattern says nothing to people: the spec words it beside it.
 		msg, _ = s.Extensions["x-pattern-message"].(string)
 	case "minItems":
-		msg = fmt.Sprintf("must have at least %d item(s)", s.MinItems)
+		msg = "must have at least " + plural(s.MinItems, "item")
 	case "maxItems":
 		if s.MaxItems != nil {
-			msg = fmt.Sprintf("must have at most %d items", *s.MaxItems)
+			msg = "must have at most " + plural(*s.MaxItems, "item")
 		}
 	case "minProperties":
-		msg = fmt.Sprintf("must have at least %d field(s)", s.MinProps)
+		msg = "must have at least " + plural(s.MinProps, "field")
 	case "enum":
 		vals := make([]string, len(s.Enum))
 		for i, v := range s.Enum {
@@ -273,6 +273,14 @@ func typeName(t *openapi3.Types) string {
 		return "true or false"
 	}
 	return "of another type"
+}
+
+// plural words a count for people: "1 character", "2 characters".
+func plural(n uint64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.FormatUint(n, 10) + " " + noun + "s"
 }
 
 func formatNumber(f float64) string {

@@ -33,7 +33,7 @@ func TestFieldErrors_FromKinOpenAPI(t *testing.T) {
 		{"SeveralFields", "createUser", "/users", "application/json", `{"name":"","email":"nope","x":1}`,
 			422, "the request has 3 invalid fields", []gen.FieldError{
 				{Location: "body.email", Message: "must be a valid email address"},
-				{Location: "body.name", Message: "must be at least 1 characters long"},
+				{Location: "body.name", Message: "must be at least 1 character"},
 				{Location: "body.x", Message: "is not a known field"},
 			}},
 		{"NoBody", "createUser", "/users", "application/json", ``,
@@ -46,6 +46,10 @@ func TestFieldErrors_FromKinOpenAPI(t *testing.T) {
 			400, "the body is not valid JSON", nil},
 		{"QueryNotAnInteger", "listUsers", "/users?limit=many", "", ``,
 			422, "query.limit must be an integer", []gen.FieldError{{Location: "query.limit", Message: "must be an integer"}}},
+		{"TooLongPlural", "createUser", "/users", "application/json", `{"name":"` + strings.Repeat("a", 101) + `","email":"a@example.com"}`,
+			422, "body.name must be at most 100 characters", []gen.FieldError{{Location: "body.name", Message: "must be at most 100 characters"}}},
+		{"TooFewItems", "batchGetUsers", "/users/batch-get", "application/json", `{"ids":[]}`,
+			422, "body.ids must have at least 1 item", []gen.FieldError{{Location: "body.ids", Message: "must have at least 1 item"}}},
 		{"QueryTooLarge", "listUsers", "/users?limit=5000", "", ``,
 			422, "query.limit must be at most 1000", []gen.FieldError{{Location: "query.limit", Message: "must be at most 1000"}}},
 	}

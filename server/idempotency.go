@@ -174,7 +174,8 @@ func fingerprint(method, path string, body []byte) []byte {
 
 func keyReused() error {
 	p := newProblem(http.StatusUnprocessableEntity,
-		"this Idempotency-Key was already used with a different request (method, path or body); send a new key with a new request")
+		"this Idempotency-Key was already used with a different request (method, path or body); send a new key with a new request").
+		typed(gen.ProblemsidempotencyKeyReused)
 	p.Errors = &[]gen.FieldError{{Location: "header." + idempotencyHeader, Message: "was already used with a different request"}}
 	return p
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"userapi/gen"
 	"userapi/jobs"
 	"userapi/server"
 	"userapi/store"
@@ -273,8 +274,8 @@ func TestIdempotency_Concurrent(t *testing.T) {
 			replayed++
 		case r.status == http.StatusConflict:
 			busy++
-			if r.header.Get("Retry-After") != "1" || !strings.Contains(r.problem(t).Detail, "still being handled") {
-				t.Errorf("409 = %v %s, want Retry-After: 1 and a detail saying the key is in progress", r.header, r.body)
+			if p := r.problem(t); r.header.Get("Retry-After") != "1" || !strings.Contains(p.Detail, "still being handled") || p.Type != gen.ProblemsidempotencyKeyBusy {
+				t.Errorf("409 = %v %s, want Retry-After: 1, a detail saying the key is in progress and type %s", r.header, r.body, gen.ProblemsidempotencyKeyBusy)
 			}
 		default:
 			t.Errorf("answer %d %s, want 201 or 409", r.status, r.body)

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -70,7 +69,7 @@ func (s jsonShape) check(b []byte) error {
 			}
 		case '{', '[':
 			if len(keys) == s.maxDepth {
-				return validation(gen.FieldError{Location: "body", Message: fmt.Sprintf("nests objects and arrays more than %d levels deep", s.maxDepth)})
+				return validation(gen.FieldError{Location: "body", Message: "nests objects and arrays more than " + plural(uint64(s.maxDepth), "level") + " deep"})
 			}
 			open := 0
 			if b[i] == '[' {
@@ -89,7 +88,7 @@ func (s jsonShape) check(b []byte) error {
 			// Each member of an object has one colon at the object's level.
 			if n := len(keys) - 1; n >= 0 && keys[n] >= 0 {
 				if keys[n]++; keys[n] > s.maxKeys {
-					return validation(gen.FieldError{Location: "body", Message: fmt.Sprintf("has an object with more than %d fields", s.maxKeys)})
+					return validation(gen.FieldError{Location: "body", Message: "has an object with more than " + plural(uint64(s.maxKeys), "field")})
 				}
 			}
 		}

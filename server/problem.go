@@ -21,16 +21,17 @@ const problemContentType = "application/problem+json"
 var statusOf = []struct {
 	err    error
 	status int
-	detail string // said when the handler gave no detail of its own
-	retry  bool   // answer with Retry-After: 1
+	kind   gen.ProblemType // when the status's own type (kindOfStatus) is too vague
+	detail string          // said when the handler gave no detail of its own
+	retry  bool            // answer with Retry-After: 1
 }{
-	{store.ErrNotFound, http.StatusNotFound, "the resource does not exist", false},
-	{store.ErrConflict, http.StatusConflict, "the change conflicts with another resource", false},
-	{store.ErrInProgress, http.StatusConflict, "a request with this Idempotency-Key is still being handled; retry after it has finished", true},
-	{store.ErrPrecondition, http.StatusPreconditionFailed, "the resource has changed since the ETag given in If-Match", false},
-	{store.ErrInvalidText, http.StatusUnprocessableEntity, "a text value is not valid UTF-8 or contains a NUL character", false},
-	{store.ErrUnavailable, http.StatusServiceUnavailable, "the database is unavailable; retry shortly", true},
-	{context.DeadlineExceeded, http.StatusServiceUnavailable, "the request took too long; retry shortly", true},
+	{store.ErrNotFound, http.StatusNotFound, "", "the resource does not exist", false},
+	{store.ErrConflict, http.StatusConflict, "", "the change conflicts with another resource", false},
+	{store.ErrInProgress, http.StatusConflict, gen.ProblemsidempotencyKeyBusy, "a request with this Idempotency-Key is still being handled; retry after it has finished", true},
+	{store.ErrPrecondition, http.StatusPreconditionFailed, "", "the resource has changed since the ETag given in If-Match", false},
+	{store.ErrInvalidText, http.StatusUnprocessableEntity, "", "a text value is not valid UTF-8 or contains a NUL character", false},
+	{store.ErrUnavailable, http.StatusServiceUnavailable, "", "the database is unavailable; retry shortly", true},
+	{context.DeadlineExceeded, http.StatusServiceUnavailable, "", "the request took too long; retry shortly", true},
 }
 
 // publicError gives an error a detail that is safe to show to clients.
@@ -63,8 +64,11 @@ func (p *problem) Error() string {
 }
 func (p *problem) Unwrap() error { return p.cause }
 
+// newProblem is a problem of the type its status has (kindOfStatus); typed
+// gives it a more specific one.
 func newProblem(status int, detail string) *problem {
-	return &problem{Problem: gen.Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail}}
+	p := &problem{Problem: gen.Problem{Status: status, Detail: detail}}
+	return p.typed(kindOfStatus[status])
 }
 
 // toProblem decides what the client sees for err. It never copies Go error
@@ -86,6 +90,9 @@ func toProblem(err error) *problem {
 				detail = pe.detail
 			}
 			p := newProblem(row.status, detail)
+			if row.kind != "" {
+				p.typed(row.kind)
+			}
 			if row.retry {
 				p.header = http.Header{"Retry-After": {"1"}}
 			}

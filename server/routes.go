@@ -23,9 +23,7 @@ func addRoutes(e *echo.Echo, logger *slog.Logger, ops []operation, h *Handler, s
 		recoverPanics(logger),
 		deadline(opts.RequestTimeout, streamedPaths(ops)), // before anything that waits on a dependency
 	)
-	if len(opts.CORSOrigins) > 0 {
-		e.Use(cors(opts.CORSOrigins)) // before the limiter: preflights spend nothing
-	}
+	e.Use(cors(logger, opts.CORSOrigins)) // before the limiter: preflights spend nothing
 	e.Use(middleware.BodyLimit("1M"))
 
 	addOperations(e, ops, h, opts)

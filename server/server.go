@@ -133,6 +133,9 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 	if err != nil {
 		return nil, err
 	}
+	if err := checkProblemTypes(); err != nil {
+		return nil, err
+	}
 	specJSON, err := yaml.YAMLToJSON(userapi.OpenAPI)
 	if err != nil {
 		return nil, fmt.Errorf("convert openapi.yaml to JSON: %w", err)

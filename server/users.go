@@ -99,9 +99,9 @@ func (h *Handler) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObjec
 	return gen.UpdateUser200JSONResponse{Body: toAPIUser(u), Headers: gen.UpdateUser200ResponseHeaders{ETag: etag(u)}}, nil
 }
 
-// DeleteUser removes a user.
+// DeleteUser removes a user, if it still has the version If-Match names.
 func (h *Handler) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObject) (gen.DeleteUserResponseObject, error) {
-	if err := h.users.Delete(ctx, req.Id); err != nil {
+	if err := h.users.Delete(ctx, req.Id, ifMatch(req.Params.IfMatch)); err != nil {
 		return nil, userError(err, req.Id)
 	}
 	return gen.DeleteUser204Response{}, nil
@@ -113,7 +113,11 @@ func userError(err error, id int64) error {
 	case errors.Is(err, store.ErrNotFound):
 		return withDetail(err, "user %d does not exist", id)
 	case errors.Is(err, store.ErrConflict):
-		return withDetail(err, "a user with this email address already exists")
+		// Named at body.email too, so that a form shows it beside the field.
+		p := newProblem(http.StatusConflict, "a user with this email address already exists").typed(gen.ProblemsemailTaken)
+		p.Errors = &[]gen.FieldError{{Location: "body.email", Message: "is already taken by another user"}}
+		p.cause = err
+		return p
 	case errors.Is(err, store.ErrPrecondition):
 		return withDetail(err, "user %d has changed since the ETag given in If-Match", id)
 	}
@@ -125,6 +129,7 @@ func toAPIUser(u store.User) gen.User {
 		Id:        u.ID,
 		Name:      u.Name,
 		Email:     u.Email,
+		Etag:      etag(u),
 		CreatedAt: u.CreatedAt,
 		UpdatedAt: u.UpdatedAt,
 	}

@@ -1,15 +1,21 @@
 package server_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"userapi/cache"
+	"userapi/cache/cachetest"
+	"userapi/gen"
+	"userapi/server"
 	"userapi/store"
 	"userapi/store/storetest"
 )
@@ -98,9 +104,76 @@ func TestUsers_EmailTaken(t *testing.T) {
 	s.do("POST", "/users", map[string]any{"name": "Ada", "email": "ada@example.com"}).wantStatus(t, http.StatusCreated)
 	bob := s.do("POST", "/users", map[string]any{"name": "Bob", "email": "bob@example.com"}).wantStatus(t, http.StatusCreated).user(t)
 
-	s.do("POST", "/users", map[string]any{"name": "Ada 2", "email": "ADA@Example.COM"}).wantStatus(t, http.StatusConflict)
-	s.do("PATCH", fmt.Sprint("/users/", bob.Id), map[string]any{"email": "Ada@example.com"}).wantStatus(t, http.StatusConflict)
-	s.do("PUT", fmt.Sprint("/users/", bob.Id), map[string]any{"name": "Bob", "email": "ada@example.COM"}).wantStatus(t, http.StatusConflict)
+	for _, res := range []response{
+		s.do("POST", "/users", map[string]any{"name": "Ada 2", "email": "ADA@Example.COM"}),
+		s.do("PATCH", fmt.Sprint("/users/", bob.Id), map[string]any{"email": "Ada@example.com"}),
+		s.do("PUT", fmt.Sprint("/users/", bob.Id), map[string]any{"name": "Bob", "email": "ada@example.COM"}),
+	} {
+		// Its own type, and the field named, so that a form can show it there.
+		p := res.wantStatus(t, http.StatusConflict).problem(t)
+		want := []gen.FieldError{{Location: "body.email", Message: "is already taken by another user"}}
+		if p.Type != gen.ProblemsemailTaken || p.Errors == nil || !slices.Equal(*p.Errors, want) {
+			t.Errorf("409 = %+v, want type %s and errors %v", p, gen.ProblemsemailTaken, want)
+		}
+	}
+}
+
+// DELETE honours If-Match as PUT and PATCH do.
+func TestUsers_DeleteIfMatch(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, nil)
+	res := s.do("POST", "/users", map[string]any{"name": "Ada", "email": "ada@example.com"}).wantStatus(t, http.StatusCreated)
+	path, created := res.header.Get("Location"), res.header.Get("ETag")
+	edited := s.do("PATCH", path, map[string]any{"name": "Ada King"}).wantStatus(t, http.StatusOK).header.Get("ETag")
+
+	p := s.do("DELETE", path, nil, "If-Match", created).wantStatus(t, http.StatusPreconditionFailed).problem(t)
+	if p.Type != gen.ProblemspreconditionFailed {
+		t.Errorf("412 type = %q, want %q", p.Type, gen.ProblemspreconditionFailed)
+	}
+	s.do("GET", path, nil).wantStatus(t, http.StatusOK) // still there
+	s.do("DELETE", path, nil, "If-Match", "W/"+edited).wantStatus(t, http.StatusPreconditionFailed)
+	s.do("DELETE", path, nil, "If-Match", edited).wantStatus(t, http.StatusNoContent)
+	s.do("DELETE", path, nil, "If-Match", "*").wantStatus(t, http.StatusNotFound)
+}
+
+// Every representation of a user carries the ETag a GET gives, so that an
+// edit from a list row can send If-Match; through the cache too, after a change.
+func TestUsers_ETagField(t *testing.T) {
+	t.Parallel()
+	db := store.NewUsers(storetest.NewPool(t))
+	client := cachetest.NewClient(t, cache.Options{URL: cachetest.URL(), Prefix: cachetest.Prefix(t), Timeout: 5 * time.Second})
+	s := newServerWith(t, cache.NewUsers(client, db), server.Options{Exporter: db})
+	res := s.do("POST", "/users", map[string]any{"name": "Ada", "email": "ada@example.com"}).wantStatus(t, http.StatusCreated)
+	path := res.header.Get("Location")
+	check := func(step string) {
+		t.Helper()
+		get := s.do("GET", path, nil).wantStatus(t, http.StatusOK)
+		tag := get.header.Get("ETag")
+		u := get.user(t)
+		list := s.do("GET", "/users", nil).wantStatus(t, http.StatusOK).page(t)
+		var batch struct{ Items []gen.User }
+		if err := json.Unmarshal(s.do("POST", "/users/batch-get", map[string]any{"ids": []int64{u.Id}}).wantStatus(t, http.StatusOK).body, &batch); err != nil {
+			t.Fatal(err)
+		}
+		var exported gen.User
+		if err := json.Unmarshal(s.do("GET", "/users/export?format=ndjson", nil).wantStatus(t, http.StatusOK).body, &exported); err != nil {
+			t.Fatal(err)
+		}
+		for name, got := range map[string]string{"GET": u.Etag, "list": list.Items[0].Etag, "batch-get": batch.Items[0].Etag, "export": exported.Etag} {
+			if got != tag {
+				t.Errorf("%s: etag in %s = %q, want the ETag header %q", step, name, got, tag)
+			}
+		}
+	}
+	if u := res.user(t); u.Etag != res.header.Get("ETag") {
+		t.Errorf("created: etag = %q, want the ETag header %q", u.Etag, res.header.Get("ETag"))
+	}
+	check("created")
+	res = s.do("PATCH", path, map[string]any{"name": "Ada King"}).wantStatus(t, http.StatusOK)
+	if u := res.user(t); u.Etag != res.header.Get("ETag") {
+		t.Errorf("patched: etag = %q, want the ETag header %q", u.Etag, res.header.Get("ETag"))
+	}
+	check("patched")
 }
 
 // Addresses that differ only in Unicode form are one address: taken on

@@ -45,7 +45,8 @@ func (h *Handler) CreateWebhook(ctx context.Context, req gen.CreateWebhookReques
 	w, err := h.webhooks.Create(ctx, store.NewWebhook{URL: req.Body.Url, Events: events, Secret: secret, Owner: who.ID(), MaxPerOwner: h.webhooksPerKey})
 	if errors.Is(err, store.ErrTooManyWebhooks) {
 		p := newProblem(http.StatusUnprocessableEntity, fmt.Sprintf(
-			"%s already has %d subscriptions, the most one caller may have: delete one before adding another", who, h.webhooksPerKey))
+			"%s already has %d subscriptions, the most one caller may have: delete one before adding another", who, h.webhooksPerKey)).
+			typed(gen.ProblemstooManyWebhooks)
 		p.cause = err
 		return nil, p
 	}

@@ -57,7 +57,7 @@ func TestInvalidationLog_RecordsCachedChanges(t *testing.T) {
 	if _, err := apiKeys.Revoke(ctx, "uak_test"); err != nil {
 		t.Fatal(err)
 	}
-	if err := users.Delete(ctx, u.ID); err != nil {
+	if err := users.Delete(ctx, u.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	// A change rolled back records nothing either.

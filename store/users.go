@@ -88,8 +88,9 @@ type UserService interface {
 	// Update applies a change. Returns ErrNotFound, ErrPrecondition when
 	// IfVersion rejects the stored version, or ErrConflict if the email is taken.
 	Update(ctx context.Context, id int64, c UserChange) (User, error)
-	// Delete removes the user with this id. Returns ErrNotFound if there is none.
-	Delete(ctx context.Context, id int64) error
+	// Delete removes the user with this id. Returns ErrNotFound if there is
+	// none, ErrPrecondition when ifVersion (if not nil) rejects its version.
+	Delete(ctx context.Context, id int64, ifVersion func(int64) bool) error
 }
 
 // DB is what a repository runs its statements on: a pool, a connection or a
@@ -224,10 +225,21 @@ func (s *Users) Update(ctx context.Context, id int64, c UserChange) (_ User, err
 	return updated, translate(err)
 }
 
-// Delete removes the user with this id. Returns ErrNotFound if there is none.
-func (s *Users) Delete(ctx context.Context, id int64) (err error) {
+// Delete removes the user with this id. Returns ErrNotFound if there is
+// none, ErrPrecondition when ifVersion (if not nil) rejects its version: the
+// row is then locked first, so the version checked is the one deleted.
+func (s *Users) Delete(ctx context.Context, id int64, ifVersion func(int64) bool) (err error) {
 	defer wrap(&err, "Users.Delete(%d)", id)
 	return translate(s.change(ctx, true, func(q *dbsqlc.Queries) (UserEvent, error) {
+		if ifVersion != nil {
+			row, err := q.UserGetForUpdate(ctx, id)
+			if err != nil {
+				return UserEvent{}, err
+			}
+			if !ifVersion(row.Version) {
+				return UserEvent{}, ErrPrecondition
+			}
+		}
 		row, err := q.UserDelete(ctx, id)
 		return UserEvent{Type: UserDeleted, User: fromRow(row), At: time.Now().UTC()}, err
 	}))

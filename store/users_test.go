@@ -145,14 +145,41 @@ func TestUsers_Delete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := users.Delete(ctx, u.ID); err != nil {
+	if err := users.Delete(ctx, u.ID, nil); err != nil {
 		t.Fatalf("Delete(%d) error = %v", u.ID, err)
 	}
-	if err := users.Delete(ctx, u.ID); !errors.Is(err, store.ErrNotFound) {
+	if err := users.Delete(ctx, u.ID, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second Delete(%d) error = %v, want ErrNotFound", u.ID, err)
 	}
 	if _, err := users.Get(ctx, u.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get(deleted) error = %v, want ErrNotFound", err)
+	}
+}
+
+func TestUsers_DeleteIfVersion(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	users := newUsers(t)
+	u, err := users.Create(ctx, store.NewUser{Name: "Ada", Email: "ada@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen int64
+	other := func(v int64) bool { seen = v; return v == u.Version+1 }
+	if err := users.Delete(ctx, u.ID, other); !errors.Is(err, store.ErrPrecondition) {
+		t.Fatalf("Delete(%d, other version) error = %v, want ErrPrecondition", u.ID, err)
+	}
+	if seen != u.Version {
+		t.Errorf("ifVersion saw version %d, want %d", seen, u.Version)
+	}
+	if _, err := users.Get(ctx, u.ID); err != nil {
+		t.Fatalf("Get after a refused Delete: %v, want the user kept", err)
+	}
+	if err := users.Delete(ctx, u.ID, func(v int64) bool { return v == u.Version }); err != nil {
+		t.Fatalf("Delete(%d, its version) error = %v", u.ID, err)
+	}
+	if err := users.Delete(ctx, u.ID, func(int64) bool { return true }); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Delete(deleted, any version) error = %v, want ErrNotFound", err)
 	}
 }
 

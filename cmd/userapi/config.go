@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -155,17 +156,20 @@ func settings(c *config) []setting {
 			}
 			return nil
 		}},
-		{"USERAPI_CORS_ORIGINS", "none", "Browser origins allowed to call the API (comma-separated, such as `https://app.example.com`), or `none` for no CORS headers", func(v string) error {
+		{"USERAPI_CORS_ORIGINS", "none", "Browser origins allowed to call the API (comma-separated scheme://host[:port], such as `https://app.example.com,http://localhost:5173`; a trailing `/` is dropped, as browsers send none), `*` for any origin (no cookies are ever allowed: keys travel in `Authorization`), or `none` for no CORS headers. Refused origins are logged once each", func(v string) error {
 			if v == "none" {
 				return nil
 			}
 			for _, o := range strings.Split(v, ",") {
-				o = strings.TrimSpace(o)
+				o = strings.TrimSuffix(strings.TrimSpace(o), "/")
 				u, err := url.Parse(o)
-				if o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "") {
-					return fmt.Errorf("%q is not an origin such as https://app.example.com", o)
+				if o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "") {
+					return fmt.Errorf("%q is not an origin such as https://app.example.com (scheme, host and port only)", o)
 				}
 				c.CORSOrigins = append(c.CORSOrigins, o)
+			}
+			if len(c.CORSOrigins) > 1 && slices.Contains(c.CORSOrigins, "*") {
+				return errors.New("`*` already allows every origin: give it alone, or list the origins without it")
 			}
 			return nil
 		}},

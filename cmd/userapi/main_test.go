@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -293,6 +294,33 @@ func TestRun_CommandHelp(t *testing.T) {
 		err := run(context.Background(), args, vars, &stdout, &stderr)
 		if err == nil || !strings.Contains(stderr.String(), "userapi keys list") {
 			t.Errorf("run(%q) = %v, stderr %q; want an error and the keys commands", args, err, stderr.String())
+		}
+	}
+}
+
+// Origins are compared as browsers send them: without a trailing slash; `*`
+// stands alone; anything with a path is refused.
+func TestLoadConfig_CORSOrigins(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		value   string
+		want    []string
+		wantErr string
+	}{
+		{"none", nil, ""},
+		{"https://app.example.com/, http://localhost:5173", []string{"https://app.example.com", "http://localhost:5173"}, ""},
+		{"*", []string{"*"}, ""},
+		{"*,https://app.example.com", nil, "give it alone"},
+		{"https://app.example.com/app", nil, "scheme, host and port only"},
+		{"app.example.com", nil, "is not an origin"},
+	}
+	for _, tt := range tests {
+		c, err := loadConfig(env(map[string]string{"USERAPI_CORS_ORIGINS": tt.value}))
+		switch {
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("USERAPI_CORS_ORIGINS=%s: error %v, want one saying %q", tt.value, err, tt.wantErr)
+		case tt.wantErr == "" && (err != nil || !slices.Equal(c.CORSOrigins, tt.want)):
+			t.Errorf("USERAPI_CORS_ORIGINS=%s: %q, %v; want %q", tt.value, c.CORSOrigins, err, tt.want)
 		}
 	}
 }

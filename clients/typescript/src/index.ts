@@ -18,6 +18,8 @@ export type { components, operations, paths };
 export type User = components["schemas"]["User"];
 /** An error body (RFC 9457). */
 export type Problem = components["schemas"]["Problem"];
+/** Every kind of problem the service answers with; each is also a page on the service (`GET /problems/{kind}`). */
+export type ProblemType = Problem["type"];
 /** One bad field of a request, in a 422 problem. */
 export type FieldError = components["schemas"]["FieldError"];
 
@@ -43,7 +45,8 @@ export class HttpError extends Error implements Problem {
   readonly response: Response;
   /** The first 1,000 characters of the body, for logs. */
   readonly body: string;
-  readonly type: string;
+  /** The kind of problem, such as `/problems/email-taken`: branch on this, not on `title` or `detail`. */
+  readonly type: ProblemType;
   readonly title: string;
   readonly detail: string;
   readonly instance?: string;

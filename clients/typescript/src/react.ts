@@ -75,12 +75,12 @@ export interface UserApiHooks {
   useUsersInfinite(params?: UsersListParams): UseInfiniteQueryResult<InfiniteData<UserPage, string | null>, HttpError>;
   /** Creates a user; lists refetch, and the new user's detail query is filled. */
   useCreateUser(): UseMutationResult<User, HttpError, { body: UserCreate; idempotencyKey?: string }>;
-  /** Changes some fields; sends If-Match (the held ETag unless ifMatch is given); updates the detail query and refetches lists. */
+  /** Changes some fields; sends If-Match (the held ETag unless ifMatch is given, such as a list row's `etag`); updates the detail query and refetches lists. */
   useUpdateUser(): UseMutationResult<User, HttpError, { id: number; body: UserPatch; ifMatch?: string }>;
   /** Replaces every field; otherwise as useUpdateUser. */
   useReplaceUser(): UseMutationResult<User, HttpError, { id: number; body: UserReplace; ifMatch?: string }>;
-  /** Deletes a user; drops its detail query and refetches lists. */
-  useDeleteUser(): UseMutationResult<void, HttpError, { id: number }>;
+  /** Deletes a user (only at the version ifMatch names, when given: a 412 is then a ConflictError); drops its detail query and refetches lists. */
+  useDeleteUser(): UseMutationResult<void, HttpError, { id: number; ifMatch?: string }>;
 }
 
 const userPath = /\/users\/(\d+)$/;
@@ -113,7 +113,7 @@ export function createUserApiHooks(client: UserApiClient): UserApiHooks {
   }
 
   /** Runs an edit, turning a 412 into a ConflictError with the current version. */
-  async function edit(id: number, send: (ifMatch: Record<string, string>) => Promise<User>, ifMatch?: string): Promise<User> {
+  async function edit<T>(id: number, send: (ifMatch: Record<string, string>) => Promise<T>, ifMatch?: string): Promise<T> {
     const tag = ifMatch ?? etags.get(id);
     try {
       return await send(tag ? { "If-Match": tag } : {});
@@ -186,13 +186,20 @@ export function createUserApiHooks(client: UserApiClient): UserApiHooks {
     useDeleteUser() {
       const qc = useQueryClient();
       return useMutation({
-        async mutationFn({ id }) {
-          await client.DELETE("/users/{id}", { params: { path: { id } } });
+        async mutationFn({ id, ifMatch }) {
+          if (ifMatch === undefined) {
+            await client.DELETE("/users/{id}", { params: { path: { id } } });
+            return;
+          }
+          await edit(id, async (header) => {
+            await client.DELETE("/users/{id}", { params: { path: { id }, header } });
+          }, ifMatch);
         },
         onSuccess: (_, { id }) => {
           qc.removeQueries({ queryKey: userApiKeys.user(id) });
           return qc.invalidateQueries({ queryKey: userApiKeys.lists });
         },
+        onError: (e, { id }) => conflictSeen(qc, e, id),
       });
     },
   };

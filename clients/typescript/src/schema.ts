@@ -54,7 +54,8 @@ export interface paths {
          * Download users as CSV or NDJSON
          * @description Streams every user that matches `q` and the filters, in `sort` order, as a
          *     file download: as CSV (RFC 4180, with a header row `id,name,email,created_at,updated_at`)
-         *     or as NDJSON (one `User` per line). It costs one request of the read budget
+         *     or as NDJSON (one `User` per line, with its `etag`; the CSV has no `etag`
+         *     column). It costs one request of the read budget
          *     however many users it sends, is not bound by the usual request time limit,
          *     and stops as soon as the client goes away.
          *
@@ -122,7 +123,8 @@ export interface paths {
         post?: never;
         /**
          * Delete a user
-         * @description Deletes a user for good.
+         * @description Deletes a user for good. With `If-Match`, only if the user has not changed
+         *     since that `ETag` (`412` otherwise).
          */
         delete: operations["deleteUser"];
         options?: never;
@@ -530,6 +532,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/problems/{kind}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What a problem type means
+         * @description The page a problem's `type` names (`/problems/validation`, ...): what the
+         *     problem means and what to do about it. The list of types is the `type`
+         *     enum of the `Problem` schema.
+         */
+        get: operations["getProblemType"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -553,6 +577,14 @@ export interface components {
              * @example ada@example.com
              */
             email: string;
+            /**
+             * @description The user's current entity tag, equal to the `ETag` header a `GET` of the
+             *     user gives at the same moment. Send it in `If-Match` to change or delete
+             *     the user only if nobody changed it since: an edit from a row of a list
+             *     needs no extra read.
+             * @example "1"
+             */
+            etag: string;
             /**
              * Format: date-time
              * @description When the user was created (RFC 3339, UTC).
@@ -952,12 +984,17 @@ export interface components {
         /** @description An error, as in RFC 9457. */
         Problem: {
             /**
-             * @description A URI that identifies the kind of problem. `about:blank` when the HTTP status says it all.
-             * @example about:blank
+             * @description What kind of problem this is: a URI reference relative to this service, such as
+             *     `/problems/validation`, so that its page is on the same host as the API
+             *     (`GET /problems/{kind}` says what the problem means and what to do). Code
+             *     should branch on `type`, not on `title` or `detail`. `about:blank` is any
+             *     other error, whose HTTP status says it all (RFC 9457, section 4.2.1).
+             * @example /problems/not-found
+             * @enum {string}
              */
-            type: string;
+            type: "/problems/validation" | "/problems/malformed-request" | "/problems/unauthorized" | "/problems/forbidden" | "/problems/not-found" | "/problems/method-not-allowed" | "/problems/email-taken" | "/problems/idempotency-key-busy" | "/problems/conflict" | "/problems/idempotency-key-reused" | "/problems/precondition-failed" | "/problems/body-too-large" | "/problems/unsupported-media-type" | "/problems/too-many-webhooks" | "/problems/rate-limited" | "/problems/unavailable" | "/problems/internal-error" | "about:blank";
             /**
-             * @description A short summary of the kind of problem; the same for every occurrence.
+             * @description A short summary of the kind of problem; the same for every occurrence of a `type`.
              * @example Not Found
              */
             title: string;
@@ -1013,7 +1050,7 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "about:blank",
+                 *       "type": "/problems/unauthorized",
                  *       "title": "Unauthorized",
                  *       "status": 401,
                  *       "detail": "this operation needs an API key or an access token: send it as \"Authorization: Bearer <key or token>\""
@@ -1035,7 +1072,7 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "about:blank",
+                 *       "type": "/problems/forbidden",
                  *       "title": "Forbidden",
                  *       "status": 403,
                  *       "detail": "this operation needs the scope users:write; the key uak_3kq7zt2m has users:read"
@@ -1061,7 +1098,7 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "about:blank",
+                 *       "type": "/problems/rate-limited",
                  *       "title": "Too Many Requests",
                  *       "status": 429,
                  *       "detail": "too many requests: the limit is 20 per 1m0s; retry in 3 s"
@@ -1082,7 +1119,7 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "about:blank",
+                 *       "type": "/problems/unavailable",
                  *       "title": "Service Unavailable",
                  *       "status": 503,
                  *       "detail": "this instance is shutting down; send requests to another one"
@@ -1100,10 +1137,10 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "about:blank",
+                 *       "type": "/problems/internal-error",
                  *       "title": "Internal Server Error",
                  *       "status": 500,
-                 *       "detail": "The server failed to handle the request; it has been logged with its request id.",
+                 *       "detail": "the server failed to handle the request; it has been logged with its request id",
                  *       "instance": "/users",
                  *       "request_id": "3f1c2b7e-9d64-4d0e-9e0f-2a4b5c6d7e8f"
                  *     }
@@ -1119,10 +1156,10 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "about:blank",
-                 *       "title": "Bad Request",
+                 *       "type": "/problems/malformed-request",
+                 *       "title": "Malformed request",
                  *       "status": 400,
-                 *       "detail": "the body is not valid JSON: unexpected end of input"
+                 *       "detail": "the body is not valid JSON"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1136,7 +1173,7 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "about:blank",
+                 *       "type": "/problems/not-found",
                  *       "title": "Not Found",
                  *       "status": 404,
                  *       "detail": "webhook 42 does not exist"
@@ -1174,7 +1211,7 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "about:blank",
+                 *       "type": "/problems/not-found",
                  *       "title": "Not Found",
                  *       "status": 404,
                  *       "detail": "user 42 does not exist",
@@ -1184,7 +1221,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description Another user already has this email address. */
+        /** @description Another user already has this email address; `errors` names `body.email`. */
         EmailTaken: {
             headers: {
                 [name: string]: unknown;
@@ -1192,10 +1229,16 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "about:blank",
-                 *       "title": "Conflict",
+                 *       "type": "/problems/email-taken",
+                 *       "title": "Email address taken",
                  *       "status": 409,
-                 *       "detail": "a user with this email address already exists"
+                 *       "detail": "a user with this email address already exists",
+                 *       "errors": [
+                 *         {
+                 *           "location": "body.email",
+                 *           "message": "is already taken by another user"
+                 *         }
+                 *       ]
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1228,8 +1271,8 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "about:blank",
-                 *       "title": "Conflict",
+                 *       "type": "/problems/idempotency-key-busy",
+                 *       "title": "Idempotency-Key busy",
                  *       "status": 409,
                  *       "detail": "a request with this Idempotency-Key is still being handled; retry after it has finished"
                  *     }
@@ -1258,10 +1301,10 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "about:blank",
+                 *       "type": "/problems/precondition-failed",
                  *       "title": "Precondition Failed",
                  *       "status": 412,
-                 *       "detail": "the user has changed since the ETag given in If-Match"
+                 *       "detail": "user 42 has changed since the ETag given in If-Match"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1275,8 +1318,8 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "about:blank",
-                 *       "title": "Payload Too Large",
+                 *       "type": "/problems/body-too-large",
+                 *       "title": "Content Too Large",
                  *       "status": 413,
                  *       "detail": "the body is larger than 1048576 bytes"
                  *     }
@@ -1292,7 +1335,7 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "about:blank",
+                 *       "type": "/problems/unsupported-media-type",
                  *       "title": "Unsupported Media Type",
                  *       "status": 415,
                  *       "detail": "the body must be application/json, not text/plain"
@@ -1309,10 +1352,10 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "type": "about:blank",
-                 *       "title": "Unprocessable Content",
+                 *       "type": "/problems/validation",
+                 *       "title": "Invalid request",
                  *       "status": 422,
-                 *       "detail": "the request has 1 invalid field",
+                 *       "detail": "body.email must be a valid email address",
                  *       "errors": [
                  *         {
                  *           "location": "body.email",
@@ -1407,14 +1450,15 @@ export interface components {
          *     * Answers other than `2xx` are not remembered: a retry after an error (a
          *       `409` for a taken email, a `503`, a timeout) runs the request again.
          *     * Keys belong to the API key that sent them; other API keys never see them.
-         *     * The value is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
+         *     * The key is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
          *       quoted string (`"abc"`, with `\"` and `\\` escaped, as in RFC 9651); both
-         *       name the same key. Anything else is `422`.
+         *       name the same key. The header itself may be up to 512 characters, room for
+         *       a 255-character key quoted with every character escaped. Anything else is `422`.
          * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
          */
         IdempotencyKey: string;
         /**
-         * @description Change the user only if its current `ETag` is this one; otherwise the answer is `412`.
+         * @description Act only if the user's current `ETag` (also its `etag` field) is one of these; otherwise the answer is `412`. `*` matches any version; weak tags (`W/"1"`) never match.
          * @example "1"
          */
         IfMatch: string;
@@ -1566,6 +1610,7 @@ export interface operations {
                      *           "id": 1,
                      *           "name": "Ada Lovelace",
                      *           "email": "ada@example.com",
+                     *           "etag": "\"1\"",
                      *           "created_at": "2026-01-02T03:04:05Z",
                      *           "updated_at": "2026-01-02T03:04:05Z"
                      *         }
@@ -1602,9 +1647,10 @@ export interface operations {
                  *     * Answers other than `2xx` are not remembered: a retry after an error (a
                  *       `409` for a taken email, a `503`, a timeout) runs the request again.
                  *     * Keys belong to the API key that sent them; other API keys never see them.
-                 *     * The value is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
+                 *     * The key is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
                  *       quoted string (`"abc"`, with `\"` and `\\` escaped, as in RFC 9651); both
-                 *       name the same key. Anything else is `422`.
+                 *       name the same key. The header itself may be up to 512 characters, room for
+                 *       a 255-character key quoted with every character escaped. Anything else is `422`.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -1730,7 +1776,7 @@ export interface operations {
                      *     1,Ada Lovelace,ada@example.com,2026-01-02T03:04:05Z,2026-01-02T03:04:05Z
                      */
                     "text/csv": string;
-                    /** @example {"created_at":"2026-01-02T03:04:05Z","email":"ada@example.com","id":1,"name":"Ada Lovelace","updated_at":"2026-01-02T03:04:05Z"} */
+                    /** @example {"created_at":"2026-01-02T03:04:05Z","email":"ada@example.com","etag":"\"1\"","id":1,"name":"Ada Lovelace","updated_at":"2026-01-02T03:04:05Z"} */
                     "application/x-ndjson": string;
                 };
             };
@@ -1782,6 +1828,7 @@ export interface operations {
                      *           "id": 1,
                      *           "name": "Ada Lovelace",
                      *           "email": "ada@example.com",
+                     *           "etag": "\"1\"",
                      *           "created_at": "2026-01-02T03:04:05Z",
                      *           "updated_at": "2026-01-02T03:04:05Z"
                      *         }
@@ -1868,7 +1915,7 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Change the user only if its current `ETag` is this one; otherwise the answer is `412`.
+                 * @description Act only if the user's current `ETag` (also its `etag` field) is one of these; otherwise the answer is `412`. `*` matches any version; weak tags (`W/"1"`) never match.
                  * @example "1"
                  */
                 "If-Match"?: components["parameters"]["IfMatch"];
@@ -1926,7 +1973,13 @@ export interface operations {
     deleteUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Act only if the user's current `ETag` (also its `etag` field) is one of these; otherwise the answer is `412`. `*` matches any version; weak tags (`W/"1"`) never match.
+                 * @example "1"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path: {
                 /**
                  * @description The user's id.
@@ -1954,6 +2007,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["UserNotFound"];
+            412: components["responses"]["PreconditionFailed"];
             422: components["responses"]["ValidationFailed"];
             429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Error"];
@@ -1964,7 +2018,7 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Change the user only if its current `ETag` is this one; otherwise the answer is `412`.
+                 * @description Act only if the user's current `ETag` (also its `etag` field) is one of these; otherwise the answer is `412`. `*` matches any version; weak tags (`W/"1"`) never match.
                  * @example "1"
                  */
                 "If-Match"?: components["parameters"]["IfMatch"];
@@ -2037,9 +2091,10 @@ export interface operations {
                  *     * Answers other than `2xx` are not remembered: a retry after an error (a
                  *       `409` for a taken email, a `503`, a timeout) runs the request again.
                  *     * Keys belong to the API key that sent them; other API keys never see them.
-                 *     * The value is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
+                 *     * The key is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
                  *       quoted string (`"abc"`, with `\"` and `\\` escaped, as in RFC 9651); both
-                 *       name the same key. Anything else is `422`.
+                 *       name the same key. The header itself may be up to 512 characters, room for
+                 *       a 255-character key quoted with every character escaped. Anything else is `422`.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -2125,7 +2180,7 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "about:blank",
+                     *       "type": "/problems/not-found",
                      *       "title": "Not Found",
                      *       "status": 404,
                      *       "detail": "job 42 does not exist"
@@ -2188,9 +2243,10 @@ export interface operations {
                  *     * Answers other than `2xx` are not remembered: a retry after an error (a
                  *       `409` for a taken email, a `503`, a timeout) runs the request again.
                  *     * Keys belong to the API key that sent them; other API keys never see them.
-                 *     * The value is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
+                 *     * The key is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
                  *       quoted string (`"abc"`, with `\"` and `\\` escaped, as in RFC 9651); both
-                 *       name the same key. Anything else is `422`.
+                 *       name the same key. The header itself may be up to 512 characters, room for
+                 *       a 255-character key quoted with every character escaped. Anything else is `422`.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -2382,9 +2438,10 @@ export interface operations {
                  *     * Answers other than `2xx` are not remembered: a retry after an error (a
                  *       `409` for a taken email, a `503`, a timeout) runs the request again.
                  *     * Keys belong to the API key that sent them; other API keys never see them.
-                 *     * The value is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
+                 *     * The key is 1 to 255 printable ASCII characters, sent bare (`abc`) or as a
                  *       quoted string (`"abc"`, with `\"` and `\\` escaped, as in RFC 9651); both
-                 *       name the same key. Anything else is `422`.
+                 *       name the same key. The header itself may be up to 512 characters, room for
+                 *       a 255-character key quoted with every character escaped. Anything else is `422`.
                  * @example 8e03978e-40d5-43e8-bc93-6894a57f9324
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -2404,6 +2461,8 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
@@ -2442,6 +2501,8 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
@@ -2663,6 +2724,42 @@ export interface operations {
                 };
                 content: {
                     "application/yaml": string;
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    getProblemType: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The last part of the problem's `type`.
+                 * @example validation
+                 */
+                kind: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description No problem type has this name. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             default: components["responses"]["Error"];

@@ -131,7 +131,8 @@ describe("errors", () => {
     await api.POST("/users", { body: { name: "First", email: address } });
     const p = await problemOf(api.POST("/users", { body: { name: "Second", email: address.toUpperCase() } }));
     assert.equal(p.status, 409);
-    assert.equal(p.problem.title, "Conflict");
+    assert.equal(p.problem.type, "/problems/email-taken");
+    assert.deepEqual(p.problem.errors, [{ location: "body.email", message: "is already taken by another user" }]);
   });
 
   it("422 names each bad field", async () => {

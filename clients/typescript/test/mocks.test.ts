@@ -57,6 +57,7 @@ function server(): Backend {
 interface Seen {
   step: string;
   status: number;
+  type?: string;
   title?: string;
   errors?: { location: string; message: string }[];
   detail?: string;
@@ -81,6 +82,7 @@ async function scenario(b: Backend): Promise<Seen[]> {
     last = { status: res.status, body, headers: res.headers };
     const s: Seen = { step, status: res.status };
     if (res.status >= 400) {
+      s.type = body.type;
       s.title = body.title;
       if (body.errors) s.errors = [...body.errors].sort((x: any, y: any) => x.location.localeCompare(y.location));
       if (opts.detail) s.detail = body.detail.replace(/user \d+/, "user N"); // ids differ between the two
@@ -111,6 +113,8 @@ async function scenario(b: Backend): Promise<Seen[]> {
   await send("stale If-Match", "PATCH", `/users/${user.id}`, { body: { name: "Late" }, headers: { "If-Match": etag }, detail: true });
   await send("replace without email", "PUT", `/users/${user.id}`, { body: { name: "Whole" }, detail: true });
   await send("batch-get", "POST", "/users/batch-get", { body: { ids: [user.id, 987654321] } });
+  await send("empty batch-get", "POST", "/users/batch-get", { body: { ids: [] }, detail: true });
+  await send("stale If-Match on delete", "DELETE", `/users/${user.id}`, { headers: { "If-Match": etag }, detail: true });
   await send("unknown user", "GET", "/users/987654321", { detail: true });
   await send("bad id", "GET", "/users/abc", { detail: true });
   await send("delete", "DELETE", `/users/${user.id}`);

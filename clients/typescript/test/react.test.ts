@@ -131,6 +131,25 @@ describe("mutations", () => {
     await waitFor(() => assert.equal(result.current.user.data?.name, "Mine"));
   });
 
+  it("a delete with a list row's etag is refused as a ConflictError once the user changed", async () => {
+    const { hooks, api, sent, wrapper } = setup();
+    const ada = (await api.POST("/users", { body: { name: "Ada", email: email() } })).data!;
+    const row = (await api.GET("/users", { params: { query: { email: ada.email } } })).data!.items[0]!;
+    assert.equal(row.etag, ada.etag, "a list row carries the etag of the create");
+    await h.client().PATCH("/users/{id}", { params: { path: { id: ada.id } }, body: { name: "Changed elsewhere" } });
+
+    const { result } = renderHook(() => hooks.useDeleteUser(), { wrapper });
+    const err = await act(() => result.current.mutateAsync({ id: ada.id, ifMatch: row.etag }).catch((e: unknown) => e));
+    assert.equal(sent.at(-2)?.headers.get("If-Match"), row.etag, "the delete sends the row's etag");
+    assert.ok(err instanceof ConflictError, `got ${String(err)}`);
+    assert.equal(err.current?.name, "Changed elsewhere");
+    await act(async () => {
+      await result.current.mutateAsync({ id: ada.id, ifMatch: err.current!.etag });
+    });
+    const gone = await api.GET("/users/{id}", { params: { path: { id: ada.id } } }).catch((e: unknown) => e);
+    assert.ok(gone instanceof ProblemError && gone.status === 404);
+  });
+
   it("a delete drops the detail query; errors are ProblemErrors", async () => {
     const { hooks, api, qc, wrapper } = setup();
     const ada = (await api.POST("/users", { body: { name: "Ada", email: email() } })).data!;

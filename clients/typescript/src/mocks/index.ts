@@ -9,7 +9,8 @@
  * ```
  *
  * They answer as the service does: validation 422s with the same `errors[]`,
- * 404, 409 for a taken email, ETags with 304 and 412, cursor paging, 401
+ * 404, 409 for a taken email (at `body.email`), ETags (also each user's
+ * `etag`) with 304 and 412 (on PUT, PATCH and DELETE), cursor paging, 401
  * without a known key and 403 without the scope. The client's suite sends the
  * same requests to them and to the real service, and checks every answer of
  * theirs against openapi.yaml.
@@ -20,6 +21,8 @@ import { createOpenApiHttp } from "openapi-msw";
 import type { components, FieldError, paths, Problem, User } from "../index.js";
 import { fixtureUsers } from "./fixtures.js";
 import { checkInteger, checkLength, checkUserBody, sorted, validationDetail } from "./validate.js";
+
+const etagOf = (version: number) => `"${version}"`;
 
 export { fixtureUsers };
 
@@ -50,12 +53,12 @@ export class MockStore {
   private nextJob = 1;
   private nextWebhook = 1;
 
-  constructor(seed: readonly Omit<User, "id">[] = fixtureUsers) {
+  constructor(seed: readonly Omit<User, "id" | "etag">[] = fixtureUsers) {
     for (const u of seed) this.insert(u);
   }
 
-  insert(fields: Omit<User, "id">): { user: User; version: number } {
-    const row = { user: { id: this.nextUser++, ...fields }, version: 1 };
+  insert(fields: Omit<User, "id" | "etag">): { user: User; version: number } {
+    const row = { user: { id: this.nextUser++, ...fields, etag: etagOf(1) }, version: 1 };
     this.users.set(row.user.id, row);
     return row;
   }
@@ -80,13 +83,20 @@ export class MockStore {
   }
 }
 
-const titles: Record<number, string> = {
-  400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
-  412: "Precondition Failed", 415: "Unsupported Media Type", 422: "Unprocessable Entity",
+/** The problem type (and its title, as openapi.yaml's x-problem-types words it) the service gives each status. */
+const kinds: Record<number, Pick<Problem, "type" | "title">> = {
+  400: { type: "/problems/malformed-request", title: "Malformed request" },
+  401: { type: "/problems/unauthorized", title: "Unauthorized" },
+  403: { type: "/problems/forbidden", title: "Forbidden" },
+  404: { type: "/problems/not-found", title: "Not Found" },
+  409: { type: "/problems/conflict", title: "Conflict" },
+  412: { type: "/problems/precondition-failed", title: "Precondition Failed" },
+  415: { type: "/problems/unsupported-media-type", title: "Unsupported Media Type" },
+  422: { type: "/problems/validation", title: "Invalid request" },
 };
 
 function problem(status: number, detail: string, extra: Partial<Problem> = {}, headers: Record<string, string> = {}): HttpResponse<Problem> {
-  const body: Problem = { type: "about:blank", title: titles[status] ?? "Error", status, detail, ...extra };
+  const body: Problem = { ...(kinds[status] ?? { type: "about:blank", title: "Error" }), status, detail, ...extra };
   return HttpResponse.json(body, { status, headers: { "Content-Type": "application/problem+json", ...headers } });
 }
 
@@ -95,7 +105,13 @@ function invalid(errors: FieldError[]): HttpResponse<Problem> {
   return problem(422, validationDetail(all), { errors: all });
 }
 
-const etagOf = (version: number) => `"${version}"`;
+/** The 409 for a taken email, which names the field so that a form shows it there. */
+const emailTaken = () =>
+  problem(409, "a user with this email address already exists", {
+    type: "/problems/email-taken",
+    title: "Email address taken",
+    errors: [{ location: "body.email", message: "is already taken by another user" }],
+  });
 
 /** The service's If-Match / If-None-Match test: a list of tags, `*`, weak tags only for If-None-Match. */
 function matches(header: string, version: number, weak: boolean): boolean {
@@ -183,9 +199,9 @@ export function createMockHandlers(options: MockOptions = {}) {
     }
     const fields = body as Partial<Pick<User, "name" | "email">>;
     const owner = fields.email === undefined ? undefined : store.byEmail(fields.email);
-    if (owner && owner.id !== id) return problem(409, "a user with this email address already exists");
-    row.user = { ...row.user, ...fields, updated_at: new Date().toISOString() };
+    if (owner && owner.id !== id) return emailTaken();
     row.version++;
+    row.user = { ...row.user, ...fields, etag: etagOf(row.version), updated_at: new Date().toISOString() };
     return HttpResponse.json(row.user, { headers: { ETag: etagOf(row.version) } });
   }
 
@@ -198,7 +214,7 @@ export function createMockHandlers(options: MockOptions = {}) {
       const offset = checkInteger("query.offset", query.get("offset"), 0);
       const cursor = query.get("cursor");
       for (const v of [limit, offset]) if (Array.isArray(v)) errors.push(...v);
-      errors.push(...checkLength("query.cursor", cursor, 1, 200), ...checkLength("query.email", query.get("email"), 0, 254));
+      errors.push(...checkLength("query.cursor", cursor, 1, 2048), ...checkLength("query.email", query.get("email"), 0, 254));
       if (errors.length) return invalid(errors);
       if (cursor !== null && offset !== undefined) return invalid([{ location: "query.cursor", message: "cannot be combined with offset" }]);
       const after = cursor === null ? 0 : afterOf(cursor);
@@ -221,7 +237,7 @@ export function createMockHandlers(options: MockOptions = {}) {
       const errors = checkUserBody(body, false);
       if (errors.length) return invalid(errors);
       const { name, email } = body as { name: string; email: string };
-      if (store.byEmail(email)) return problem(409, "a user with this email address already exists");
+      if (store.byEmail(email)) return emailTaken();
       const now = new Date().toISOString();
       const row = store.insert({ name, email, created_at: now, updated_at: now });
       return HttpResponse.json(row.user, { status: 201, headers: { Location: `/users/${row.user.id}`, ETag: etagOf(row.version) } });
@@ -234,7 +250,7 @@ export function createMockHandlers(options: MockOptions = {}) {
       if (body instanceof HttpResponse) return body;
       const ids = (body as { ids?: unknown }).ids;
       if (!Array.isArray(ids)) return invalid([{ location: "body.ids", message: ids === undefined ? "is required" : "must be an array" }]);
-      if (ids.length < 1) return invalid([{ location: "body.ids", message: "must have at least 1 item(s)" }]);
+      if (ids.length < 1) return invalid([{ location: "body.ids", message: "must have at least 1 item" }]);
       const seen = new Set<number>();
       const items: User[] = [];
       const missing: number[] = [];
@@ -267,6 +283,10 @@ export function createMockHandlers(options: MockOptions = {}) {
       if (denied) return denied;
       const row = userOf(params.id);
       if (row instanceof HttpResponse) return row;
+      const ifMatch = request.headers.get("If-Match");
+      if (ifMatch !== null && !matches(ifMatch, row.version, false)) {
+        return problem(412, `user ${row.user.id} has changed since the ETag given in If-Match`);
+      }
       store.users.delete(row.user.id);
       return new HttpResponse(null, { status: 204 });
     }),
@@ -298,7 +318,7 @@ export function createMockHandlers(options: MockOptions = {}) {
       const { url, events, secret } = body as { url?: unknown; events?: unknown; secret?: unknown };
       const errors: FieldError[] = [];
       if (typeof url !== "string") errors.push({ location: "body.url", message: url === undefined ? "is required" : "must be a string" });
-      if (!Array.isArray(events) || events.length === 0) errors.push({ location: "body.events", message: events === undefined ? "is required" : "must have at least 1 item(s)" });
+      if (!Array.isArray(events) || events.length === 0) errors.push({ location: "body.events", message: events === undefined ? "is required" : "must have at least 1 item" });
       if (errors.length) return invalid(errors);
       const hook = store.addWebhook({ url: url as string, events: events as Webhook["events"] });
       const withSecret = { ...hook, secret: typeof secret === "string" ? secret : "whsec_bW9jay1zZWNyZXQtMDAwMDAwMDAwMDAwMDAwMDAwMDA=" };

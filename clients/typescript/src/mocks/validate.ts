@@ -23,8 +23,8 @@ function checkString(loc: string, v: unknown, rule: StringRule): FieldError[] {
   if (typeof v !== "string") return [{ location: loc, message: "must be a string" }];
   const out: FieldError[] = [];
   const length = [...v].length;
-  if (rule.minLength !== undefined && length < rule.minLength) out.push({ location: loc, message: `must be at least ${rule.minLength} characters long` });
-  if (rule.maxLength !== undefined && length > rule.maxLength) out.push({ location: loc, message: `must be at most ${rule.maxLength} characters long` });
+  if (rule.minLength !== undefined && length < rule.minLength) out.push({ location: loc, message: `must be at least ${plural(rule.minLength, "character")}` });
+  if (rule.maxLength !== undefined && length > rule.maxLength) out.push({ location: loc, message: `must be at most ${plural(rule.maxLength, "character")}` });
   if (rule.email && !emailPattern.test(v)) out.push({ location: loc, message: "must be a valid email address" });
   return out;
 }
@@ -37,7 +37,7 @@ export function checkUserBody(body: unknown, partial: boolean): FieldError[] {
   for (const key of Object.keys(b)) {
     if (!(key in userFields)) out.push({ location: `body.${key}`, message: "is not a known field" });
   }
-  if (partial && Object.keys(b).length === 0) out.push({ location: "body", message: "must have at least 1 field(s)" });
+  if (partial && Object.keys(b).length === 0) out.push({ location: "body", message: `must have at least ${plural(1, "field")}` });
   for (const [key, rule] of Object.entries(userFields)) {
     if (!(key in b)) {
       if (!partial) out.push({ location: `body.${key}`, message: "is required" });
@@ -61,6 +61,11 @@ export function checkInteger(loc: string, raw: string | null, min: number, max?:
 /** Checks a string parameter's length. */
 export function checkLength(loc: string, raw: string | null, minLength: number, maxLength: number): FieldError[] {
   return raw === null ? [] : checkString(loc, raw, { minLength, maxLength });
+}
+
+/** A count worded for people, as the service words it: "1 character", "2 characters". */
+export function plural(n: number, noun: string): string {
+  return n === 1 ? `1 ${noun}` : `${n} ${noun}s`;
 }
 
 export function sorted(errors: FieldError[]): FieldError[] {
