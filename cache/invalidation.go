@@ -148,22 +148,21 @@ func (c *Client) replay(ctx context.Context, rc rueidis.Client) error {
 	return nil
 }
 
-// deleteOlderScript deletes each key KEYS[i] unless it holds a record whose
-// version is at least ARGV[i]; 0 deletes whatever it holds. A key read by a
-// script is not tracked: this costs no instance its copy of a fresh entry.
+// deleteOlderScript deletes KEYS[1] unless it holds a record whose version
+// is at least ARGV[1]; 0 deletes whatever it holds. A key read by a script
+// is not tracked: this costs no instance its copy of a fresh entry. One key
+// per call: in a Redis Cluster the keys of one call must share a slot.
 var deleteOlderScript = rueidis.NewLuaScript(`
-for i, key in ipairs(KEYS) do
-  local want = tonumber(ARGV[i])
-  local v = redis.call('GET', key)
-  if v then
-    local fresh = false
-    if want > 0 then
-      local ok, e = pcall(cjson.decode, v)
-      fresh = ok and type(e) == 'table' and tonumber(e.version) ~= nil and tonumber(e.version) >= want
-    end
-    if not fresh then
-      redis.call('DEL', key)
-    end
+local want = tonumber(ARGV[1])
+local v = redis.call('GET', KEYS[1])
+if v then
+  local fresh = false
+  if want > 0 then
+    local ok, e = pcall(cjson.decode, v)
+    fresh = ok and type(e) == 'table' and tonumber(e.version) ~= nil and tonumber(e.version) >= want
+  end
+  if not fresh then
+    redis.call('DEL', KEYS[1])
   end
 end
 return 0
@@ -171,19 +170,24 @@ return 0
 
 // deleteOlder deletes keys[i] in Redis unless it holds a record of version
 // versions[i] or later (0: whatever it holds), a bounded number per round
-// trip. Every instance applies every change recorded in the log; most find
-// the writer deleted the old entry already, and a reader may have loaded
-// the new one since, which must stay: deleting it would cost each instance
-// a database read per write for nothing.
+// trip (per node of a cluster). Every instance applies every change
+// recorded in the log; most find the writer deleted the old entry already,
+// and a reader may have loaded the new one since, which must stay: deleting
+// it would cost each instance a database read per write for nothing.
 func (c *Client) deleteOlder(ctx context.Context, rc rueidis.Client, keys []string, versions []int64) error {
 	for start := 0; start < len(keys); start += delChunk {
 		end := min(start+delChunk, len(keys))
-		args := make([]string, 0, end-start)
-		for _, v := range versions[start:end] {
-			args = append(args, strconv.FormatInt(v, 10))
+		calls := make([]rueidis.LuaExec, 0, end-start)
+		for i := start; i < end; i++ {
+			calls = append(calls, rueidis.LuaExec{Keys: keys[i : i+1], Args: []string{strconv.FormatInt(versions[i], 10)}})
 		}
 		err := c.do(ctx, rc, func(ctx context.Context, rc rueidis.Client) error {
-			return deleteOlderScript.Exec(ctx, rc, keys[start:end], args).Error()
+			for _, res := range deleteOlderScript.ExecMulti(ctx, rc, calls...) {
+				if err := res.Error(); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 		if err != nil {
 			return err

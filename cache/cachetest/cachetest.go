@@ -101,6 +101,7 @@ type Server struct {
 	Port    int
 	dir     string
 	persist bool
+	extra   []string // more redis-server arguments
 	cmd     *exec.Cmd
 }
 
@@ -151,6 +152,7 @@ func (s *Server) Start() {
 	}
 	args := append([]string{"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
 		"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log")}, persistence...)
+	args = append(args, s.extra...)
 	s.cmd = exec.Command("redis-server", args...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)

@@ -112,7 +112,7 @@ func settings(c *config) []setting {
 		{"USERAPI_DB_MAX_CONNS", "50", "Most database connections opened", intIn(&c.DBMaxConns, 1, 1000)},
 		{"USERAPI_DB_STATEMENT_TIMEOUT", "30s", "Longest a statement may run", duration(&c.StatementTimeout)},
 		{"USERAPI_DB_IDLE_IN_TX_TIMEOUT", "10s", "Longest a session may idle inside a transaction", duration(&c.IdleInTxTimeout)},
-		{"REDIS_URL", "redis://127.0.0.1:6379/0", "Redis for the cache and the shared rate limits; `off` for none. Unreachable is fine: reads go to PostgreSQL until it answers", func(v string) error {
+		{"REDIS_URL", "redis://127.0.0.1:6379/0", "Redis for the cache and the shared rate limits; `off` for none. Unreachable is fine: reads go to PostgreSQL until it answers. A Redis Cluster is found by itself: name a node, or several as seeds with `?addr=host:port&addr=…`", func(v string) error {
 			if v == "off" {
 				return nil
 			}
