@@ -26,6 +26,15 @@ type PoolConfig struct {
 	IdleInTxTimeout time.Duration
 	// Tracer, when set, observes every statement (tracing spans).
 	Tracer pgx.QueryTracer
+	// Pooler says URL reaches PostgreSQL through a pooler in transaction
+	// mode (PgBouncer), which hands each transaction, or each statement
+	// outside one, to any server connection. Statements then use no named
+	// prepared statement (each is described once per connection, then sent
+	// with its types in one round trip), and no session setting is sent
+	// at start-up: such a pooler refuses them, so StatementTimeout and
+	// IdleInTxTimeout belong on the database role instead. The database
+	// must exist: it is not created through a pooler.
+	Pooler bool
 }
 
 // Open connects a pool to the database in cfg.URL, creating the database
@@ -39,6 +48,10 @@ func Open(ctx context.Context, cfg PoolConfig) (*pgxpool.Pool, error) {
 	pcfg.MinConns = cfg.MinConns
 	pcfg.MaxConns = cfg.MaxConns
 	params := pcfg.ConnConfig.RuntimeParams
+	if cfg.Pooler {
+		pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+		cfg.StatementTimeout, cfg.IdleInTxTimeout = 0, 0
+	}
 	if cfg.StatementTimeout > 0 {
 		params["statement_timeout"] = strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10)
 	}
@@ -52,8 +65,10 @@ func Open(ctx context.Context, cfg PoolConfig) (*pgxpool.Pool, error) {
 		params["application_name"] = "userapi"
 	}
 
-	if err := ensureDatabase(ctx, pcfg.ConnConfig); err != nil {
-		return nil, err
+	if !cfg.Pooler {
+		if err := ensureDatabase(ctx, pcfg.ConnConfig); err != nil {
+			return nil, err
+		}
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {

@@ -19,11 +19,12 @@ type config struct {
 	MetricsAddr string // "" when metrics are off
 	LogLevel    slog.Level
 
-	DatabaseURL      string
-	DBMinConns       int32
-	DBMaxConns       int32
-	StatementTimeout time.Duration
-	IdleInTxTimeout  time.Duration
+	DatabaseURL       string
+	DatabaseDirectURL string // "" when DatabaseURL reaches PostgreSQL itself
+	DBMinConns        int32
+	DBMaxConns        int32
+	StatementTimeout  time.Duration
+	IdleInTxTimeout   time.Duration
 
 	RedisURL         string // "" when the cache is off
 	CacheTTL         time.Duration
@@ -106,6 +107,17 @@ func settings(c *config) []setting {
 				return errors.New("must be a postgres:// URL")
 			}
 			c.DatabaseURL = v
+			return nil
+		}},
+		{"DATABASE_DIRECT_URL", "none", "PostgreSQL itself, when `DATABASE_URL` goes through a pooler in transaction mode (PgBouncer); `none` when it does not. Migrations (a session lock) and LISTEN use it; the pool then sends no named prepared statements and no session settings (put the statement and idle-in-transaction timeouts on the role), and jobs are found by polling", func(v string) error {
+			if v == "none" {
+				return nil
+			}
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+				return errors.New(`must be a postgres:// URL or "none"`)
+			}
+			c.DatabaseDirectURL = v
 			return nil
 		}},
 		{"USERAPI_DB_MIN_CONNS", "10", "Database connections kept open", intIn(&c.DBMinConns, 0, 1000)},
