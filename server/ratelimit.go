@@ -38,10 +38,7 @@ func rateLimit(rl RateLimit, b budget, obs Observer) echo.MiddlewareFunc {
 		}
 		return func(c echo.Context) error {
 			req := c.Request()
-			client := "ip:" + c.RealIP()
-			if who := caller(c); who.KeyPrefix != "" {
-				client = "key:" + who.KeyPrefix
-			}
+			client := clientOf(c)
 			if c.Get(limitedAsKey) == client {
 				return next(c)
 			}
@@ -68,6 +65,15 @@ func rateLimit(rl RateLimit, b budget, obs Observer) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// clientOf names who sent the request, for what is kept per client (its
+// rate budget, its last write): its API key, or its address without one.
+func clientOf(c echo.Context) string {
+	if who := caller(c); who.KeyPrefix != "" {
+		return "key:" + who.KeyPrefix
+	}
+	return "ip:" + c.RealIP()
 }
 
 // limitedAsKey holds the client a request has spent from, so that it

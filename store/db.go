@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -35,6 +36,9 @@ type PoolConfig struct {
 	// IdleInTxTimeout belong on the database role instead. The database
 	// must exist: it is not created through a pooler.
 	Pooler bool
+	// Lazy opens the pool without waiting for a connection, and creates
+	// no database: for a server that may be down now (a read replica).
+	Lazy bool
 }
 
 // Open connects a pool to the database in cfg.URL, creating the database
@@ -65,7 +69,7 @@ func Open(ctx context.Context, cfg PoolConfig) (*pgxpool.Pool, error) {
 		params["application_name"] = "userapi"
 	}
 
-	if !cfg.Pooler {
+	if !cfg.Pooler && !cfg.Lazy {
 		if err := ensureDatabase(ctx, pcfg.ConnConfig); err != nil {
 			return nil, err
 		}
@@ -73,6 +77,9 @@ func Open(ctx context.Context, cfg PoolConfig) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Lazy {
+		return pool, nil
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
@@ -154,5 +161,8 @@ func Unavailable(err error) bool {
 			pgErr.Code == "57014" // statement timeout
 	}
 	var netErr net.Error
-	return errors.As(err, &netErr) || pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded)
+	// A connection that ends mid-answer (the server was killed) reads as
+	// an unexpected EOF.
+	return errors.As(err, &netErr) || pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.ErrUnexpectedEOF)
 }

@@ -21,6 +21,8 @@ type config struct {
 
 	DatabaseURL       string
 	DatabaseDirectURL string // "" when DatabaseURL reaches PostgreSQL itself
+	ReplicaURLs       []string
+	ReplicaMaxLag     time.Duration
 	DBMinConns        int32
 	DBMaxConns        int32
 	StatementTimeout  time.Duration
@@ -120,6 +122,21 @@ func settings(c *config) []setting {
 			c.DatabaseDirectURL = v
 			return nil
 		}},
+		{"DATABASE_REPLICA_URLS", "none", "Comma-separated streaming replicas of `DATABASE_URL`'s database, or `none`. Lists, search and export read from one that has replayed the caller's last write (remembered in Redis; without Redis every read goes to the primary)", func(v string) error {
+			if v == "none" {
+				return nil
+			}
+			for _, r := range strings.Split(v, ",") {
+				r = strings.TrimSpace(r)
+				u, err := url.Parse(r)
+				if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+					return errors.New(`must be postgres:// URLs, comma-separated, or "none"`)
+				}
+				c.ReplicaURLs = append(c.ReplicaURLs, r)
+			}
+			return nil
+		}},
+		{"USERAPI_REPLICA_MAX_LAG", "5s", "A replica further behind the primary than this, or down, serves no reads until it catches up", positiveDuration(&c.ReplicaMaxLag)},
 		{"USERAPI_DB_MIN_CONNS", "10", "Database connections kept open", intIn(&c.DBMinConns, 0, 1000)},
 		{"USERAPI_DB_MAX_CONNS", "50", "Most database connections opened", intIn(&c.DBMaxConns, 1, 1000)},
 		{"USERAPI_DB_STATEMENT_TIMEOUT", "30s", "Longest a statement may run", duration(&c.StatementTimeout)},

@@ -322,6 +322,7 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 	var keyStore auth.KeyStore = apiKeys
 	// Per-instance limits until (or unless) Redis holds the shared budget.
 	var limiter ratelimit.Limiter = ratelimit.NewMemory(rateLimitClients)
+	var redis *cache.Client
 	if cfg.RedisURL != "" {
 		log := store.NewInvalidationLog(pool)
 		if cfg.DatabaseDirectURL != "" {
@@ -329,7 +330,7 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 				return fmt.Errorf("DATABASE_DIRECT_URL: %w", err)
 			}
 		}
-		redis, err := cache.NewClient(cache.Options{
+		redis, err = cache.NewClient(cache.Options{
 			URL: cfg.RedisURL, Prefix: cfg.CachePrefix, TTL: cfg.CacheTTL, NegativeTTL: cfg.CacheNegativeTTL,
 			Timeout: cfg.RedisTimeout, Logger: logger,
 			Log: log, Poll: cfg.InvalidationPoll,
@@ -349,6 +350,15 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 		}
 	} else {
 		logger.Info("cache off (REDIS_URL=off): every read goes to the database, and rate limits are per instance")
+	}
+	if len(cfg.ReplicaURLs) > 0 {
+		set, closeReplicas, err := openReplicas(ctx, cfg, logger, pool, redis)
+		if err != nil {
+			return err
+		}
+		defer closeReplicas()
+		opts.Reads = set
+		opts.Checks = append(opts.Checks, replicaChecks(set, cfg.ReplicaMaxLag)...)
 	}
 	if cfg.Auth {
 		opts.Auth = auth.NewChecker(keyStore, apiKeys, logger)
