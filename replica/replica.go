@@ -34,7 +34,7 @@ type Options struct {
 	MaxLag time.Duration
 	// Memo remembers each caller's last write; nil sends every read of a
 	// caller to the primary (no replica could be proven to have it).
-	Memo Memo
+	Memo   Memo
 	Logger *slog.Logger
 }
 
