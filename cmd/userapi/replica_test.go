@@ -76,6 +76,10 @@ func TestReadReplicas_ReadYourWrites(t *testing.T) {
 		t.Errorf("no other caller ever saw the replica's lag: were the lists read from it?")
 	}
 
+	replicaHealth(t, bases[1], replica, func(status string, lag *float64) bool {
+		return status == "up" && lag != nil && *lag < replicaMaxLag.Seconds()
+	})
+
 	phase("replica stopped under the load", func() {
 		time.Sleep(time.Second)
 		replica.Stop("immediate")
@@ -90,6 +94,36 @@ func TestReadReplicas_ReadYourWrites(t *testing.T) {
 	if n := served() - before; n > 100 {
 		t.Errorf("the replica 2s behind served %d transactions, more than the monitor's checks", n)
 	}
+	replicaHealth(t, bases[0], replica, func(status string, lag *float64) bool {
+		return status == "down" && lag != nil && *lag > replicaMaxLag.Seconds()
+	})
+}
+
+// replicaHealth waits until /health on base reports the replica as ok
+// says, and fails the test after 10s.
+func replicaHealth(t *testing.T, base string, replica *storetest.Cluster, ok func(status string, lag *float64) bool) {
+	t.Helper()
+	u, _ := url.Parse(replica.URL("userapi"))
+	name := "replica " + u.Host
+	var last string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		r := call(t, "GET", base+"/health", "")
+		var h struct {
+			Checks map[string]struct {
+				Status     string
+				LagSeconds *float64 `json:"lag_seconds"`
+			}
+		}
+		if err := json.Unmarshal([]byte(r.body), &h); err != nil {
+			t.Fatalf("/health: %v: %s", err, r.body)
+		}
+		c := h.Checks[name]
+		if ok(c.Status, c.LagSeconds) {
+			return
+		}
+		last = r.body
+	}
+	t.Fatalf("/health does not report %s as expected: %s", name, last)
 }
 
 // version is a name a writer set, and when its write was answered.

@@ -45,20 +45,21 @@ func openReplicas(ctx context.Context, cfg config, logger *slog.Logger, primary 
 	return set, func() { set.Close(); closeAll() }, nil
 }
 
-// replicaChecks reports each replica in /health: down, or lagging beyond
-// maxLag, makes the service degraded (the primary serves its reads).
+// replicaChecks reports each replica and its lag in /health: down, or
+// lagging beyond maxLag, makes the service degraded (the primary serves
+// its reads).
 func replicaChecks(set *replica.Set, maxLag time.Duration) []server.Check {
 	var checks []server.Check
 	for i, st := range set.Statuses() {
-		checks = append(checks, server.Check{Name: "replica " + st.Name, Probe: func(context.Context) error {
+		checks = append(checks, server.Check{Name: "replica " + st.Name, Lag: func() (time.Duration, error) {
 			st := set.Statuses()[i]
 			switch {
 			case !st.Up:
-				return fmt.Errorf("unreachable or not replaying: %w", st.Err)
+				return 0, st.Err
 			case st.Lag > maxLag:
-				return fmt.Errorf("%s behind the primary, more than USERAPI_REPLICA_MAX_LAG=%s", st.Lag.Round(time.Millisecond), maxLag)
+				return st.Lag, server.ErrTooFarBehind
 			}
-			return nil
+			return st.Lag, nil
 		}})
 	}
 	return checks
