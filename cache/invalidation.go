@@ -148,21 +148,22 @@ func (c *Client) replay(ctx context.Context, rc rueidis.Client) error {
 	return nil
 }
 
-// deleteOlderScript deletes KEYS[1] unless it holds a record whose version
-// is at least ARGV[1]; 0 deletes whatever it holds. A key read by a script
-// is not tracked: this costs no instance its copy of a fresh entry. One key
-// per call: in a Redis Cluster the keys of one call must share a slot.
+// deleteOlderScript deletes each key KEYS[i] unless it holds a record whose
+// version is at least ARGV[i]; 0 deletes whatever it holds. A key read by a
+// script is not tracked: this costs no instance its copy of a fresh entry.
 var deleteOlderScript = rueidis.NewLuaScript(`
-local want = tonumber(ARGV[1])
-local v = redis.call('GET', KEYS[1])
-if v then
-  local fresh = false
-  if want > 0 then
-    local ok, e = pcall(cjson.decode, v)
-    fresh = ok and type(e) == 'table' and tonumber(e.version) ~= nil and tonumber(e.version) >= want
-  end
-  if not fresh then
-    redis.call('DEL', KEYS[1])
+for i, key in ipairs(KEYS) do
+  local want = tonumber(ARGV[i])
+  local v = redis.call('GET', key)
+  if v then
+    local fresh = false
+    if want > 0 then
+      local ok, e = pcall(cjson.decode, v)
+      fresh = ok and type(e) == 'table' and tonumber(e.version) ~= nil and tonumber(e.version) >= want
+    end
+    if not fresh then
+      redis.call('DEL', key)
+    end
   end
 end
 return 0
@@ -170,18 +171,31 @@ return 0
 
 // deleteOlder deletes keys[i] in Redis unless it holds a record of version
 // versions[i] or later (0: whatever it holds), a bounded number per round
-// trip (per node of a cluster). Every instance applies every change
-// recorded in the log; most find the writer deleted the old entry already,
-// and a reader may have loaded the new one since, which must stay: deleting
-// it would cost each instance a database read per write for nothing.
+// trip. Every instance applies every change recorded in the log; most find
+// the writer deleted the old entry already, and a reader may have loaded
+// the new one since, which must stay: deleting it would cost each instance
+// a database read per write for nothing.
 func (c *Client) deleteOlder(ctx context.Context, rc rueidis.Client, keys []string, versions []int64) error {
 	for start := 0; start < len(keys); start += delChunk {
 		end := min(start+delChunk, len(keys))
-		calls := make([]rueidis.LuaExec, 0, end-start)
-		for i := start; i < end; i++ {
-			calls = append(calls, rueidis.LuaExec{Keys: keys[i : i+1], Args: []string{strconv.FormatInt(versions[i], 10)}})
+		args := make([]string, 0, end-start)
+		for _, v := range versions[start:end] {
+			args = append(args, strconv.FormatInt(v, 10))
+		}
+		// One script call for the chunk; in a cluster, where the keys of
+		// one call must share a slot, one per key (sent together, one
+		// round trip per node).
+		calls := []rueidis.LuaExec{{Keys: keys[start:end], Args: args}}
+		if rc.Mode() == rueidis.ClientModeCluster {
+			calls = calls[:0]
+			for i := start; i < end; i++ {
+				calls = append(calls, rueidis.LuaExec{Keys: keys[i : i+1], Args: args[i-start : i-start+1]})
+			}
 		}
 		err := c.do(ctx, rc, func(ctx context.Context, rc rueidis.Client) error {
+			if len(calls) == 1 { // EVALSHA alone, without ExecMulti's SCRIPT LOAD first
+				return deleteOlderScript.Exec(ctx, rc, calls[0].Keys, calls[0].Args).Error()
+			}
 			for _, res := range deleteOlderScript.ExecMulti(ctx, rc, calls...) {
 				if err := res.Error(); err != nil {
 					return err
