@@ -30,6 +30,10 @@ test: ## Run every test against real PostgreSQL, starting it if needed (installs
 	@$(DEV_ENV) && echo "go test -race ./...: compiling with the race detector, then one line per package as it finishes (a few minutes in all)" \
 		&& $(GO) test -race -count=1 ./...
 
+.PHONY: test-pgbouncer
+test-pgbouncer: ## Run the HTTP and job suites with every database pool behind a PgBouncer in transaction mode.
+	@$(DEV_ENV) && USERAPI_TEST_PGBOUNCER=on $(GO) test -race -count=1 ./server/ ./jobs/
+
 .PHONY: image
 image: ## Build the container image without a daemon, reproducibly: an OCI layout in bin/userapi-image.tar; prints its digest.
 	$(GO) run ./cmd/image -out bin/userapi-image.tar

@@ -71,9 +71,6 @@ type Options struct {
 	// Middleware is River middleware around every insert and job, for
 	// metrics, tracing or tests.
 	Middleware []rivertype.Middleware
-	// PollOnly finds new jobs by polling rather than by LISTEN, which a
-	// pooler in transaction mode (PgBouncer) cannot keep.
-	PollOnly bool
 	// OnDelivery, when set, is called after every webhook delivery attempt
 	// with its outcome (metrics).
 	OnDelivery func(DeliveryOutcome)
@@ -138,7 +135,9 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 		RescueStuckJobsAfter: opts.RescueAfter,
 		SoftStopTimeout:      opts.StopTimeout,
 		Middleware:           opts.Middleware,
-		PollOnly:             opts.PollOnly,
+		// A pooler in transaction mode (PgBouncer) cannot keep a LISTEN:
+		// find new jobs by polling.
+		PollOnly: store.BehindPooler(pool),
 	}
 	if opts.Workers > 0 {
 		cfg.Queues = map[string]river.QueueConfig{

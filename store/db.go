@@ -88,6 +88,13 @@ func Open(ctx context.Context, cfg PoolConfig) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
+// BehindPooler reports whether pool was opened with PoolConfig.Pooler (or
+// set up as it would be): code that would otherwise hold a session on it,
+// such as a job queue's LISTEN, must not.
+func BehindPooler(pool *pgxpool.Pool) bool {
+	return pool.Config().ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeCacheDescribe
+}
+
 // ensureDatabase creates the configured database when the server says it does
 // not exist. Several instances may race here; losing the race is fine.
 func ensureDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {

@@ -166,7 +166,6 @@ func newQueue(cfg config, logger *slog.Logger, pool *pgxpool.Pool, workers bool,
 		RetryBackoff:        cfg.JobRetryBackoff,
 		RescueAfter:         cfg.JobRescueAfter,
 		StopTimeout:         cfg.ShutdownTimeout,
-		PollOnly:            cfg.DatabaseDirectURL != "",
 	}
 	if workers {
 		opts.Workers = int(cfg.Workers)

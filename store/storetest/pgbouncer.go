@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,8 @@ import (
 // pooling mode, in front of the PostgreSQL the tests use.
 type PgBouncer struct {
 	port int
+	dir  string
+	cmd  *exec.Cmd
 }
 
 // NewPgBouncer starts pgbouncer on a free port with a configuration of its
@@ -26,6 +29,46 @@ type PgBouncer struct {
 // ends. It fails the test when pgbouncer is missing (Debian: apt-get
 // install pgbouncer; make test installs it).
 func NewPgBouncer(t testing.TB, poolSize int) *PgBouncer {
+	t.Helper()
+	p := startPgBouncer(t, poolSize)
+	t.Cleanup(func() {
+		if t.Failed() {
+			if b, err := os.ReadFile(filepath.Join(p.dir, "pgbouncer.log")); err == nil {
+				t.Logf("pgbouncer log:\n%s", b)
+			}
+		}
+		p.stop()
+	})
+	return p
+}
+
+// USERAPI_TEST_PGBOUNCER=on makes every Pool go through one pgbouncer of
+// the test process, started by the first test that opens a pool, so that a
+// package's whole suite runs behind a transaction-mode pooler.
+var shared struct {
+	once    sync.Once
+	bouncer *PgBouncer
+}
+
+// ThroughPgBouncer reports whether pools go through pgbouncer.
+func ThroughPgBouncer() bool { return os.Getenv("USERAPI_TEST_PGBOUNCER") == "on" }
+
+func sharedPgBouncer(t testing.TB) *PgBouncer {
+	t.Helper()
+	shared.once.Do(func() { shared.bouncer = startPgBouncer(t, 5) })
+	if shared.bouncer == nil {
+		t.Fatal("storetest: the shared pgbouncer failed to start in an earlier test")
+	}
+	return shared.bouncer
+}
+
+func stopSharedPgBouncer() {
+	if shared.bouncer != nil {
+		shared.bouncer.stop()
+	}
+}
+
+func startPgBouncer(t testing.TB, poolSize int) *PgBouncer {
 	t.Helper()
 	bin := pgbouncerBinary()
 	if bin == "" {
@@ -49,8 +92,7 @@ func NewPgBouncer(t testing.TB, poolSize int) *PgBouncer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	p := &PgBouncer{port: freeport.Port(t)}
+	p := &PgBouncer{port: freeport.Port(t), dir: dir}
 	config := fmt.Sprintf(`[databases]
 * = host=%s port=%s
 
@@ -80,19 +122,10 @@ pidfile = %s
 		}
 		args = append([]string{"-u", "postgres"}, args...)
 	}
-	cmd := exec.Command(bin, args...)
-	if err := cmd.Start(); err != nil {
+	p.cmd = exec.Command(bin, args...)
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			if b, err := os.ReadFile(filepath.Join(dir, "pgbouncer.log")); err == nil {
-				t.Logf("pgbouncer log:\n%s", b)
-			}
-		}
-	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if c, err := net.DialTimeout("tcp", p.addr(), 100*time.Millisecond); err == nil {
@@ -100,10 +133,18 @@ pidfile = %s
 			return p
 		}
 		if time.Now().After(deadline) {
+			p.stop()
 			t.Fatalf("storetest: pgbouncer on port %d did not start", p.port)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// stop kills pgbouncer and removes its files.
+func (p *PgBouncer) stop() {
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+	_ = os.RemoveAll(p.dir)
 }
 
 func (p *PgBouncer) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)) }

@@ -44,6 +44,7 @@ func Main(m *testing.M, after ...func()) {
 	for _, f := range after {
 		f()
 	}
+	stopSharedPgBouncer()
 	if err := dropDatabase(context.Background(), name); err != nil {
 		fmt.Fprintln(os.Stderr, "storetest: drop template:", err)
 	}
@@ -108,7 +109,8 @@ func NewPool(t testing.TB) *pgxpool.Pool {
 }
 
 // Pool opens a pool of at most maxConns connections on dbURL, closed when
-// the test ends.
+// the test ends; through a pgbouncer in transaction mode with
+// USERAPI_TEST_PGBOUNCER=on.
 func Pool(t testing.TB, dbURL string, maxConns int32) *pgxpool.Pool {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(dbURL)
@@ -116,6 +118,13 @@ func Pool(t testing.TB, dbURL string, maxConns int32) *pgxpool.Pool {
 		t.Fatal(err)
 	}
 	cfg.MaxConns = maxConns
+	if ThroughPgBouncer() {
+		if cfg, err = pgxpool.ParseConfig(sharedPgBouncer(t).Via(dbURL)); err != nil {
+			t.Fatal(err)
+		}
+		cfg.MaxConns = maxConns
+		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe // as store.Open with Pooler
+	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
