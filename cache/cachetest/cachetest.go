@@ -21,6 +21,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"userapi/cache"
+	"userapi/internal/childproc"
 	"userapi/internal/freeport"
 )
 
@@ -154,6 +155,7 @@ func (s *Server) Start() {
 		"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log")}, persistence...)
 	args = append(args, s.extra...)
 	s.cmd = exec.Command("redis-server", args...)
+	childproc.DieWithParent(s.cmd)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"userapi/internal/childproc"
 	"userapi/internal/freeport"
 )
 
@@ -123,6 +124,7 @@ pidfile = %s
 		args = append([]string{"-u", "postgres"}, args...)
 	}
 	p.cmd = exec.Command(bin, args...)
+	childproc.DieWithParent(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
