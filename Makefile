@@ -25,13 +25,20 @@ run: ## Run the service on :8080 (docs at /docs), starting PostgreSQL if needed;
 		&& exec env $(FRONTEND_ENV) bin/userapi serve --dev-key-file .data/dev-api-key
 
 .PHONY: test
-test: ## Run every test against real PostgreSQL, starting it if needed (installs haproxy for the rolling-restart test).
-	@command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || { echo "installing haproxy for the rolling-restart test"; \
+test: ## Run every test against real PostgreSQL, starting it if needed (installs haproxy and pgbouncer for the tests that put them in front of the service).
+	@missing=""; \
+		command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+		command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing="$$missing pgbouncer"; \
+		[ -z "$$missing" ] || { echo "installing$$missing for the tests that run the service behind them"; \
 		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
-		{ $$sudo apt-get update -qq && $$sudo apt-get install -y -qq haproxy >/dev/null; } \
-		|| echo "haproxy could not be installed: the rolling-restart test will be skipped"; }
+		{ $$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$missing >/dev/null; } \
+		|| echo "$$missing could not be installed: the rolling-restart test will be skipped, and the PgBouncer test will fail"; }
 	@$(DEV_ENV) && echo "go test -race ./...: compiling with the race detector, then one line per package as it finishes (a few minutes in all)" \
 		&& $(GO) test -race -count=1 ./...
+
+.PHONY: test-pgbouncer
+test-pgbouncer: ## Run the HTTP and job suites with every database pool behind a PgBouncer in transaction mode.
+	@$(DEV_ENV) && USERAPI_TEST_PGBOUNCER=on $(GO) test -race -count=1 ./server/ ./jobs/
 
 .PHONY: image
 image: ## Build the container image without a daemon, reproducibly: an OCI layout in bin/userapi-image.tar; prints its digest.

@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"userapi/auth"
 	"userapi/cache"
 	"userapi/cache/cachetest"
+	"userapi/internal/freeport"
 	"userapi/store"
 	"userapi/store/storetest"
 )
@@ -257,5 +259,57 @@ func TestDurable_KeyRevokedDuringOutage(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// On a Redis Cluster, the invalidations an instance applies from the
+// database's log name keys in many slots at once; each reaches the node
+// that holds it.
+func TestDurable_LogAppliedOnCluster(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := newDurable(t)
+	// The writer never reaches Redis: its writes reach the reader only
+	// through the log.
+	noRedis, err := cache.NewClient(d.options("redis://" + freeport.Addr(t) + "/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(noRedis.Close)
+	writer := instance{cache.NewUsers(noRedis, d.users), noRedis}
+	reader := d.instance(t, cachetest.SharedCluster(t).URL())
+	var users []store.User
+	for i := range 20 {
+		u := create(t, writer, fmt.Sprintf("u%d@example.com", i))
+		users = append(users, u)
+		for range 2 { // in Redis, then in the reader's memory
+			if _, err := reader.Get(ctx, u.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i, u := range users {
+		name := fmt.Sprint("renamed ", i)
+		updated, err := writer.Update(ctx, u.ID, store.UserChange{Name: &name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		users[i] = updated
+	}
+	for _, u := range users {
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			got, err := reader.Get(ctx, u.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got == u {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Get(%d) still returns %+v 15s after the write (entries live 5m); want %+v", u.ID, got, u)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 }

@@ -182,8 +182,26 @@ func (c *Client) deleteOlder(ctx context.Context, rc rueidis.Client, keys []stri
 		for _, v := range versions[start:end] {
 			args = append(args, strconv.FormatInt(v, 10))
 		}
+		// One script call for the chunk; in a cluster, where the keys of
+		// one call must share a slot, one per key (sent together, one
+		// round trip per node).
+		calls := []rueidis.LuaExec{{Keys: keys[start:end], Args: args}}
+		if rc.Mode() == rueidis.ClientModeCluster {
+			calls = calls[:0]
+			for i := start; i < end; i++ {
+				calls = append(calls, rueidis.LuaExec{Keys: keys[i : i+1], Args: args[i-start : i-start+1]})
+			}
+		}
 		err := c.do(ctx, rc, func(ctx context.Context, rc rueidis.Client) error {
-			return deleteOlderScript.Exec(ctx, rc, keys[start:end], args).Error()
+			if len(calls) == 1 { // EVALSHA alone, without ExecMulti's SCRIPT LOAD first
+				return deleteOlderScript.Exec(ctx, rc, calls[0].Keys, calls[0].Args).Error()
+			}
+			for _, res := range deleteOlderScript.ExecMulti(ctx, rc, calls...) {
+				if err := res.Error(); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 		if err != nil {
 			return err

@@ -19,7 +19,7 @@ import (
 	"userapi/store/storetest"
 )
 
-func TestMain(m *testing.M) { storetest.Main(m) }
+func TestMain(m *testing.M) { storetest.Main(m, cachetest.StopSharedCluster) }
 
 // counting is the real store, counting the calls that reach it.
 type counting struct {
@@ -120,109 +120,115 @@ func create(t *testing.T, users store.UserService, email string) store.User {
 
 func TestGet_TiersMemoryRedisDatabase(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	b := setup(t)
-	a, other := b.instance(t, cachetest.URL()), b.instance(t, cachetest.URL())
-	u := create(t, a, "ada@example.com")
+	cachetest.OnEachDeployment(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		b := setup(t)
+		a, other := b.instance(t, url), b.instance(t, url)
+		u := create(t, a, "ada@example.com")
 
-	// The first read loads from the database and stores the row in Redis;
-	// the second fetches it from Redis into memory, where the rest find it.
-	for i := range 4 {
-		got, err := a.Get(ctx, u.ID)
-		if err != nil || got != u {
-			t.Fatalf("Get #%d = %+v, %v; want %+v", i, got, err, u)
+		// The first read loads from the database and stores the row in Redis;
+		// the second fetches it from Redis into memory, where the rest find it.
+		for i := range 4 {
+			got, err := a.Get(ctx, u.ID)
+			if err != nil || got != u {
+				t.Fatalf("Get #%d = %+v, %v; want %+v", i, got, err, u)
+			}
 		}
-	}
-	if s := a.Stats(); s.Database != 1 || s.Redis != 1 || s.Memory != 2 {
-		t.Errorf("4 reads on one instance: %+v, want 1 from the database, 1 from Redis, then 2 from memory", s)
-	}
-	// Another instance finds it in Redis, then in its own memory.
-	for range 2 {
-		if got, err := other.Get(ctx, u.ID); err != nil || got != u {
-			t.Fatalf("other.Get = %+v, %v", got, err)
+		if s := a.Stats(); s.Database != 1 || s.Redis != 1 || s.Memory != 2 {
+			t.Errorf("4 reads on one instance: %+v, want 1 from the database, 1 from Redis, then 2 from memory", s)
 		}
-	}
-	if s := other.Stats(); s.Redis != 1 || s.Memory != 1 || s.Database != 0 {
-		t.Errorf("2 reads on a second instance: %+v, want 1 from Redis then 1 from memory", s)
-	}
-	if n := b.db.gets.Load(); n != 1 {
-		t.Errorf("database reads = %d, want 1", n)
-	}
+		// Another instance finds it in Redis, then in its own memory.
+		for range 2 {
+			if got, err := other.Get(ctx, u.ID); err != nil || got != u {
+				t.Fatalf("other.Get = %+v, %v", got, err)
+			}
+		}
+		if s := other.Stats(); s.Redis != 1 || s.Memory != 1 || s.Database != 0 {
+			t.Errorf("2 reads on a second instance: %+v, want 1 from Redis then 1 from memory", s)
+		}
+		if n := b.db.gets.Load(); n != 1 {
+			t.Errorf("database reads = %d, want 1", n)
+		}
+	})
 }
 
 // Concurrent first reads of one id, across two instances, load it once.
 func TestGet_Stampede(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	b := setup(t)
-	instances := []instance{b.instance(t, cachetest.URL()), b.instance(t, cachetest.URL())}
-	u := create(t, instances[0], "ada@example.com")
-	before := b.db.gets.Load()
+	cachetest.OnEachDeployment(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		b := setup(t)
+		instances := []instance{b.instance(t, url), b.instance(t, url)}
+		u := create(t, instances[0], "ada@example.com")
+		before := b.db.gets.Load()
 
-	const n = 100
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			got, err := instances[i%2].Get(ctx, u.ID)
-			if err == nil && got != u {
-				err = fmt.Errorf("got %+v", got)
-			}
-			if err != nil {
-				errs <- err
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	if loads := b.db.gets.Load() - before; loads != 1 {
-		t.Errorf("%d concurrent first reads through 2 instances made %d database reads, want 1", n, loads)
-	}
+		const n = 100
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				got, err := instances[i%2].Get(ctx, u.ID)
+				if err == nil && got != u {
+					err = fmt.Errorf("got %+v", got)
+				}
+				if err != nil {
+					errs <- err
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		if loads := b.db.gets.Load() - before; loads != 1 {
+			t.Errorf("%d concurrent first reads through 2 instances made %d database reads, want 1", n, loads)
+		}
+	})
 }
 
 // A write through one instance is seen by the other on its very next read.
 func TestInvalidation_AcrossInstances(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	b := setup(t)
-	a, other := b.instance(t, cachetest.URL()), b.instance(t, cachetest.URL())
-	u := create(t, a, "ada@example.com")
-	for range 2 { // warm both memories
-		a.Get(ctx, u.ID)
-		other.Get(ctx, u.ID)
-	}
-	var stale int
-	var slowest time.Duration
-	for i := range 20 {
-		name := fmt.Sprint("name ", i)
-		updated, err := a.Update(ctx, u.ID, store.UserChange{Name: &name})
-		if err != nil {
+	cachetest.OnEachDeployment(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		b := setup(t)
+		a, other := b.instance(t, url), b.instance(t, url)
+		u := create(t, a, "ada@example.com")
+		for range 2 { // warm both memories
+			a.Get(ctx, u.ID)
+			other.Get(ctx, u.ID)
+		}
+		var stale int
+		var slowest time.Duration
+		for i := range 20 {
+			name := fmt.Sprint("name ", i)
+			updated, err := a.Update(ctx, u.ID, store.UserChange{Name: &name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The writer's own memory is dropped before Update returns.
+			if got, err := a.Get(ctx, u.ID); err != nil || got != updated {
+				t.Fatalf("after update %d the writer read %+v, %v; want %+v", i, got, err, updated)
+			}
+			n, took := readUntil(t, other, updated)
+			stale += n
+			slowest = max(slowest, took)
+		}
+		// Redis pushes invalidations; each instance applies them when its
+		// process reads the message. Entries live 5 minutes, so a fresh read
+		// within a second can only be the invalidation at work.
+		t.Logf("other instance: %d stale reads in 20 updates; slowest invalidation %v", stale, slowest)
+		if err := other.Delete(ctx, u.ID, nil); err != nil {
 			t.Fatal(err)
 		}
-		// The writer's own memory is dropped before Update returns.
-		if got, err := a.Get(ctx, u.ID); err != nil || got != updated {
-			t.Fatalf("after update %d the writer read %+v, %v; want %+v", i, got, err, updated)
+		if _, err := a.Get(ctx, u.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Get after delete on the other instance = %v, want ErrNotFound", err)
 		}
-		n, took := readUntil(t, other, updated)
-		stale += n
-		slowest = max(slowest, took)
-	}
-	// Redis pushes invalidations; each instance applies them when its
-	// process reads the message. Entries live 5 minutes, so a fresh read
-	// within a second can only be the invalidation at work.
-	t.Logf("other instance: %d stale reads in 20 updates; slowest invalidation %v", stale, slowest)
-	if err := other.Delete(ctx, u.ID, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Get(ctx, u.ID); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Get after delete on the other instance = %v, want ErrNotFound", err)
-	}
+	})
 }
 
 // Readers and writers hammer one id through two instances; afterwards every
@@ -230,109 +236,115 @@ func TestInvalidation_AcrossInstances(t *testing.T) {
 // a writer committed and invalidated must not have stored it.
 func TestInvalidation_RaceLeavesNoStaleEntry(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	b := setup(t)
-	instances := []instance{b.instance(t, cachetest.URL()), b.instance(t, cachetest.URL())}
-	u := create(t, instances[0], "ada@example.com")
+	cachetest.OnEachDeployment(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		b := setup(t)
+		instances := []instance{b.instance(t, url), b.instance(t, url)}
+		u := create(t, instances[0], "ada@example.com")
 
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(2 * time.Second)
-	for w := range 4 {
-		wg.Go(func() {
-			for i := 0; time.Now().Before(deadline); i++ {
-				name := fmt.Sprintf("writer %d, write %d", w, i)
-				if _, err := instances[w%2].Update(ctx, u.ID, store.UserChange{Name: &name}); err != nil {
-					t.Error(err)
-					return
+		var wg sync.WaitGroup
+		deadline := time.Now().Add(2 * time.Second)
+		for w := range 4 {
+			wg.Go(func() {
+				for i := 0; time.Now().Before(deadline); i++ {
+					name := fmt.Sprintf("writer %d, write %d", w, i)
+					if _, err := instances[w%2].Update(ctx, u.ID, store.UserChange{Name: &name}); err != nil {
+						t.Error(err)
+						return
+					}
 				}
-			}
-		})
-	}
-	for r := range 8 {
-		wg.Go(func() {
-			for time.Now().Before(deadline) {
-				if _, err := instances[r%2].Get(ctx, u.ID); err != nil {
-					t.Error(err)
-					return
+			})
+		}
+		for r := range 8 {
+			wg.Go(func() {
+				for time.Now().Before(deadline) {
+					if _, err := instances[r%2].Get(ctx, u.ID); err != nil {
+						t.Error(err)
+						return
+					}
 				}
-			}
-		})
-	}
-	wg.Wait()
+			})
+		}
+		wg.Wait()
 
-	want, err := b.db.UserService.Get(ctx, u.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, inst := range instances {
-		readUntil(t, inst, want) // lets the last invalidation arrive
-		for range 3 {            // from Redis or the database, then from memory
-			if got, err := inst.Get(ctx, u.ID); err != nil || got != want {
-				t.Errorf("instance %d after the race = %+v, %v; want the database's %+v", i, got, err, want)
+		want, err := b.db.UserService.Get(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, inst := range instances {
+			readUntil(t, inst, want) // lets the last invalidation arrive
+			for range 3 {            // from Redis or the database, then from memory
+				if got, err := inst.Get(ctx, u.ID); err != nil || got != want {
+					t.Errorf("instance %d after the race = %+v, %v; want the database's %+v", i, got, err, want)
+				}
 			}
 		}
-	}
+	})
 }
 
 func TestNegativeCaching(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	b := setup(t)
-	c := b.instance(t, cachetest.URL())
-	// A fresh database gives its first user id 1.
-	for range 5 {
-		if _, err := c.Get(ctx, 1); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("Get(1) in an empty database = %v, want ErrNotFound", err)
+	cachetest.OnEachDeployment(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		b := setup(t)
+		c := b.instance(t, url)
+		// A fresh database gives its first user id 1.
+		for range 5 {
+			if _, err := c.Get(ctx, 1); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("Get(1) in an empty database = %v, want ErrNotFound", err)
+			}
 		}
-	}
-	if n := b.db.gets.Load(); n != 1 {
-		t.Errorf("5 reads of an unknown id made %d database reads, want 1", n)
-	}
-	u := create(t, c, "first@example.com")
-	if u.ID != 1 {
-		t.Fatalf("first user has id %d, want 1", u.ID)
-	}
-	if got, err := c.Get(ctx, 1); err != nil || got != u {
-		t.Errorf("Get(1) right after creating it = %+v, %v; want %+v", got, err, u)
-	}
+		if n := b.db.gets.Load(); n != 1 {
+			t.Errorf("5 reads of an unknown id made %d database reads, want 1", n)
+		}
+		u := create(t, c, "first@example.com")
+		if u.ID != 1 {
+			t.Fatalf("first user has id %d, want 1", u.ID)
+		}
+		if got, err := c.Get(ctx, 1); err != nil || got != u {
+			t.Errorf("Get(1) right after creating it = %+v, %v; want %+v", got, err, u)
+		}
+	})
 }
 
 func TestGetMany_OneMultiGetOneQuery(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	b := setup(t)
-	c := b.instance(t, cachetest.URL())
-	var users []store.User
-	for i := range 4 {
-		users = append(users, create(t, c, fmt.Sprintf("u%d@example.com", i)))
-	}
-	// Warm two, and remember one id as missing.
-	c.Get(ctx, users[0].ID)
-	c.Get(ctx, users[1].ID)
-	unknown := users[3].ID + 100
-	c.Get(ctx, unknown)
-
-	ids := []int64{users[2].ID, users[0].ID, unknown, users[1].ID, users[3].ID, unknown + 1}
-	got, err := c.GetMany(ctx, ids)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gotIDs := map[int64]store.User{}
-	for _, u := range got {
-		gotIDs[u.ID] = u
-	}
-	for _, u := range users {
-		if gotIDs[u.ID] != u {
-			t.Errorf("GetMany lacks %+v", u)
+	cachetest.OnEachDeployment(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		b := setup(t)
+		c := b.instance(t, url)
+		var users []store.User
+		for i := range 4 {
+			users = append(users, create(t, c, fmt.Sprintf("u%d@example.com", i)))
 		}
-	}
-	if len(got) != 4 {
-		t.Errorf("GetMany returned %d users, want 4", len(got))
-	}
-	want := fmt.Sprint([][]int64{{users[2].ID, users[3].ID, unknown + 1}})
-	if fmt.Sprint(b.db.getMany) != want {
-		t.Errorf("database batch reads = %v, want one for the misses only: %v", b.db.getMany, want)
-	}
+		// Warm two, and remember one id as missing.
+		c.Get(ctx, users[0].ID)
+		c.Get(ctx, users[1].ID)
+		unknown := users[3].ID + 100
+		c.Get(ctx, unknown)
+
+		ids := []int64{users[2].ID, users[0].ID, unknown, users[1].ID, users[3].ID, unknown + 1}
+		got, err := c.GetMany(ctx, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gotIDs := map[int64]store.User{}
+		for _, u := range got {
+			gotIDs[u.ID] = u
+		}
+		for _, u := range users {
+			if gotIDs[u.ID] != u {
+				t.Errorf("GetMany lacks %+v", u)
+			}
+		}
+		if len(got) != 4 {
+			t.Errorf("GetMany returned %d users, want 4", len(got))
+		}
+		want := fmt.Sprint([][]int64{{users[2].ID, users[3].ID, unknown + 1}})
+		if fmt.Sprint(b.db.getMany) != want {
+			t.Errorf("database batch reads = %v, want one for the misses only: %v", b.db.getMany, want)
+		}
+	})
 }
 
 // With Redis gone the cache answers from the database; when Redis returns it

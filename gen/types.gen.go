@@ -396,6 +396,11 @@ type HealthCheck struct {
 	// Example: 0
 	JobsWaiting *int64 `json:"jobs_waiting,omitempty"`
 
+	// LagSeconds For a read replica, how far behind the primary it is, in seconds. One further behind than the service allows serves no reads, and is `down`.
+	//
+	// Example: 0.2
+	LagSeconds *float64 `json:"lag_seconds,omitempty"`
+
 	// LatencyMs How long the check took, in milliseconds.
 	LatencyMs *float64 `json:"latency_ms,omitempty"`
 

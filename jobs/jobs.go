@@ -133,6 +133,9 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 		RescueStuckJobsAfter: opts.RescueAfter,
 		SoftStopTimeout:      opts.StopTimeout,
 		Middleware:           opts.Middleware,
+		// A pooler in transaction mode (PgBouncer) cannot keep a LISTEN:
+		// find new jobs by polling.
+		PollOnly: store.BehindPooler(pool),
 	}
 	if opts.Workers > 0 {
 		cfg.Queues = map[string]river.QueueConfig{

@@ -40,11 +40,13 @@ func redisLimiter(t *testing.T, url string) *ratelimit.Redis {
 	return ratelimit.NewRedis(conn(t, url), cachetest.Prefix(t))
 }
 
-// Both limiters: the shared one in Redis and the per-process fallback.
+// Both limiters: the shared one in Redis (a single server and a cluster)
+// and the per-process fallback.
 func limiters(t *testing.T) map[string]ratelimit.Limiter {
 	return map[string]ratelimit.Limiter{
-		"Redis":  redisLimiter(t, cachetest.URL()),
-		"Memory": ratelimit.NewMemory(1000),
+		"Redis":        redisLimiter(t, cachetest.URL()),
+		"RedisCluster": redisLimiter(t, cachetest.SharedCluster(t).URL()),
+		"Memory":       ratelimit.NewMemory(1000),
 	}
 }
 
@@ -111,52 +113,56 @@ func TestAllow_RefillAndHeaders(t *testing.T) {
 // gets one request per interval afterwards, not another full burst.
 func TestAllow_NoBurstAcrossEdge(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	l := redisLimiter(t, cachetest.URL())
-	p := ratelimit.Policy{Limit: 10, Period: time.Second}
-	passed := 0
-	deadline := time.Now().Add(1500 * time.Millisecond)
-	for time.Now().Before(deadline) {
-		d, err := l.Allow(ctx, "edge", p)
-		if err != nil {
-			t.Fatal(err)
+	cachetest.OnEachDeployment(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		l := redisLimiter(t, url)
+		p := ratelimit.Policy{Limit: 10, Period: time.Second}
+		passed := 0
+		deadline := time.Now().Add(1500 * time.Millisecond)
+		for time.Now().Before(deadline) {
+			d, err := l.Allow(ctx, "edge", p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Allowed {
+				passed++
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
-		if d.Allowed {
-			passed++
+		// 10 at once, then 10 a second: about 25 in 1.5s; a fixed window
+		// could pass 20 around an edge within any second.
+		if passed < 20 || passed > 27 {
+			t.Errorf("1.5s of requests at 10/1s passed %d, want about 25 (burst 10 + 15 refilled)", passed)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	// 10 at once, then 10 a second: about 25 in 1.5s; a fixed window
-	// could pass 20 around an edge within any second.
-	if passed < 20 || passed > 27 {
-		t.Errorf("1.5s of requests at 10/1s passed %d, want about 25 (burst 10 + 15 refilled)", passed)
-	}
+	})
 }
 
 // Two instances (two clients of one Redis) spend from one budget.
 func TestAllow_SharedAcrossInstances(t *testing.T) {
 	t.Parallel()
-	prefix := cachetest.Prefix(t)
-	a := ratelimit.NewRedis(conn(t, cachetest.URL()), prefix)
-	b := ratelimit.NewRedis(conn(t, cachetest.URL()), prefix)
-	p := ratelimit.Policy{Limit: 10, Period: time.Hour}
-	allowed := 0
-	for i := range 30 {
-		l := a
-		if i%2 == 1 {
-			l = b
+	cachetest.OnEachDeployment(t, func(t *testing.T, url string) {
+		prefix := cachetest.Prefix(t)
+		a := ratelimit.NewRedis(conn(t, url), prefix)
+		b := ratelimit.NewRedis(conn(t, url), prefix)
+		p := ratelimit.Policy{Limit: 10, Period: time.Hour}
+		allowed := 0
+		for i := range 30 {
+			l := a
+			if i%2 == 1 {
+				l = b
+			}
+			d, err := l.Allow(context.Background(), "shared", p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Allowed {
+				allowed++
+			}
 		}
-		d, err := l.Allow(context.Background(), "shared", p)
-		if err != nil {
-			t.Fatal(err)
+		if allowed != 10 {
+			t.Errorf("30 requests through two instances, limit 10: %d allowed, want 10", allowed)
 		}
-		if d.Allowed {
-			allowed++
-		}
-	}
-	if allowed != 10 {
-		t.Errorf("30 requests through two instances, limit 10: %d allowed, want 10", allowed)
-	}
+	})
 }
 
 // The in-memory limiter forgets clients to stay within its bound.

@@ -63,7 +63,14 @@ type Check struct {
 	// Backlog, set instead of Probe for a job queue, also reports how many
 	// jobs wait and for how long.
 	Backlog func(ctx context.Context) (jobs.Backlog, error)
+	// Lag, set instead of Probe for a read replica, reports how far
+	// behind it is, and an error when it is down or ErrTooFarBehind.
+	Lag func() (time.Duration, error)
 }
+
+// ErrTooFarBehind is a read replica's Lag error when it lags more than
+// allowed.
+var ErrTooFarBehind = errors.New("too far behind")
 
 // GetRoot sends browsers to the docs.
 func (h *Handler) GetRoot(context.Context, gen.GetRootRequestObject) (gen.GetRootResponseObject, error) {
@@ -134,9 +141,13 @@ func (h *Handler) probe(ctx context.Context) gen.Health {
 			start := time.Now()
 			var err error
 			var backlog jobs.Backlog
-			if c.Backlog != nil {
+			var lag time.Duration
+			switch {
+			case c.Backlog != nil:
 				backlog, err = c.Backlog(ctx)
-			} else {
+			case c.Lag != nil:
+				lag, err = c.Lag()
+			default:
 				err = c.Probe(ctx)
 			}
 			ms := float64(time.Since(start).Microseconds()) / 1000
@@ -145,8 +156,15 @@ func (h *Handler) probe(ctx context.Context) gen.Health {
 				oldest := backlog.OldestWait.Seconds()
 				results[i].JobsWaiting, results[i].OldestWaitingSeconds = &backlog.Waiting, &oldest
 			}
+			if c.Lag != nil && (err == nil || errors.Is(err, ErrTooFarBehind)) {
+				seconds := lag.Seconds()
+				results[i].LagSeconds = &seconds
+			}
 			if err != nil {
 				msg := c.Name + " unreachable"
+				if errors.Is(err, ErrTooFarBehind) {
+					msg = c.Name + " lags further behind the primary than allowed"
+				}
 				if ctx.Err() != nil {
 					msg = c.Name + " did not answer within " + healthTimeout.String()
 				}

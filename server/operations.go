@@ -157,6 +157,10 @@ func addOperations(e *echo.Echo, ops []operation, h *Handler, opts Options) {
 			mw = append(mw, authorize(op.scope, opts.Observer))
 		}
 		mw = append(mw, v.forOperation(op))
+		if opts.Reads != nil {
+			// Outside idempotency's transaction: a write counts once committed.
+			mw = append(mw, readYourWrites(opts.Reads))
+		}
 		if op.idempotent {
 			mw = append(mw, idem)
 		}

@@ -40,13 +40,7 @@ func rateLimit(rl RateLimit, b budget, obs Observer) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
 			who := caller(c)
-			client, p := "ip:"+c.RealIP(), policy
-			switch {
-			case who.KeyPrefix != "":
-				client = "key:" + who.KeyPrefix
-			case who.Subject != "":
-				client = who.ID()
-			}
+			client, p := clientOf(c), policy
 			if !who.Rate.Off() {
 				p = who.Rate
 			}
@@ -90,6 +84,19 @@ func setRateHeaders(h http.Header, name string, p ratelimit.Policy, d ratelimit.
 	h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
 	h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
 	h.Set("RateLimit-Reset", seconds(d.Reset))
+}
+
+// clientOf names who sent the request, for what is kept per client (its
+// rate budget, its last write): its API key, its token's subject, or its
+// address without either.
+func clientOf(c echo.Context) string {
+	switch who := caller(c); {
+	case who.KeyPrefix != "":
+		return "key:" + who.KeyPrefix
+	case who.Subject != "":
+		return who.ID()
+	}
+	return "ip:" + c.RealIP()
 }
 
 // limitedAsKey holds the client a request has spent from, so that it

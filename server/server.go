@@ -86,6 +86,9 @@ type Options struct {
 	// HealthMaxAge is how old a /health answer may be (DefaultHealthMaxAge
 	// when zero).
 	HealthMaxAge time.Duration
+	// Reads, when set, sends each caller's lag-tolerant reads to read
+	// replicas that have its last write, and is told of every write.
+	Reads ReadRouter
 	// Exporter streams GET /users/export: the store itself, not a cache
 	// over it (when nil, the users given to New if they can).
 	Exporter store.UserExporter

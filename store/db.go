@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -26,6 +27,18 @@ type PoolConfig struct {
 	IdleInTxTimeout time.Duration
 	// Tracer, when set, observes every statement (tracing spans).
 	Tracer pgx.QueryTracer
+	// Pooler says URL reaches PostgreSQL through a pooler in transaction
+	// mode (PgBouncer), which hands each transaction, or each statement
+	// outside one, to any server connection. Statements then use no named
+	// prepared statement (each is described once per connection, then sent
+	// with its types in one round trip), and no session setting is sent
+	// at start-up: such a pooler refuses them, so StatementTimeout and
+	// IdleInTxTimeout belong on the database role instead. The database
+	// must exist: it is not created through a pooler.
+	Pooler bool
+	// Lazy opens the pool without waiting for a connection, and creates
+	// no database: for a server that may be down now (a read replica).
+	Lazy bool
 }
 
 // Open connects a pool to the database in cfg.URL, creating the database
@@ -39,6 +52,10 @@ func Open(ctx context.Context, cfg PoolConfig) (*pgxpool.Pool, error) {
 	pcfg.MinConns = cfg.MinConns
 	pcfg.MaxConns = cfg.MaxConns
 	params := pcfg.ConnConfig.RuntimeParams
+	if cfg.Pooler {
+		pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+		cfg.StatementTimeout, cfg.IdleInTxTimeout = 0, 0
+	}
 	if cfg.StatementTimeout > 0 {
 		params["statement_timeout"] = strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10)
 	}
@@ -52,18 +69,30 @@ func Open(ctx context.Context, cfg PoolConfig) (*pgxpool.Pool, error) {
 		params["application_name"] = "userapi"
 	}
 
-	if err := ensureDatabase(ctx, pcfg.ConnConfig); err != nil {
-		return nil, err
+	if !cfg.Pooler && !cfg.Lazy {
+		if err := ensureDatabase(ctx, pcfg.ConnConfig); err != nil {
+			return nil, err
+		}
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Lazy {
+		return pool, nil
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("connect to database %q on %s:%d: %w", pcfg.ConnConfig.Database, pcfg.ConnConfig.Host, pcfg.ConnConfig.Port, err)
 	}
 	return pool, nil
+}
+
+// BehindPooler reports whether pool was opened with PoolConfig.Pooler (or
+// set up as it would be): code that would otherwise hold a session on it,
+// such as a job queue's LISTEN, must not.
+func BehindPooler(pool *pgxpool.Pool) bool {
+	return pool.Config().ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeCacheDescribe
 }
 
 // ensureDatabase creates the configured database when the server says it does
@@ -139,5 +168,8 @@ func Unavailable(err error) bool {
 			pgErr.Code == "57014" // statement timeout
 	}
 	var netErr net.Error
-	return errors.As(err, &netErr) || pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded)
+	// A connection that ends mid-answer (the server was killed) reads as
+	// an unexpected EOF.
+	return errors.As(err, &netErr) || pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.ErrUnexpectedEOF)
 }

@@ -331,19 +331,47 @@ var _ UserExporter = (*Users)(nil)
 // statement and ends the transaction.
 func (s *Users) Export(ctx context.Context, q UserQuery, fn func(User) error) (err error) {
 	defer wrap(&err, "Users.Export")
-	tx, err := s.db.Begin(ctx)
+	sent := false
+	var fnErr error // fn's own, returned as it is
+	err = onReader(ctx, s.db, func(db DB) error {
+		if sent {
+			// A replica failed mid-file: the rows sent cannot be taken
+			// back, so the export ends here.
+			return errExportCut
+		}
+		return export(ctx, db, q, func(u User) error {
+			sent = true
+			if fnErr = fn(u); fnErr != nil {
+				return errExportCut
+			}
+			return nil
+		})
+	})
+	switch {
+	case fnErr != nil:
+		return fnErr
+	case errors.Is(err, errExportCut):
+		return ErrUnavailable
+	}
+	return translate(err)
+}
+
+var errExportCut = errors.New("export cut short")
+
+func export(ctx context.Context, db DB, q UserQuery, fn func(User) error) error {
+	tx, err := db.Begin(ctx)
 	if err != nil {
-		return translate(err)
+		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read only: nothing to commit
 	if _, err := tx.Exec(ctx, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"); err != nil {
-		return translate(err)
+		return err
 	}
 	f := UserFilter{UserQuery: q, Limit: ExportBatch}
 	for {
 		page, err := list(ctx, tx, f)
 		if err != nil {
-			return translate(err)
+			return err
 		}
 		for _, u := range page.Users {
 			if err := fn(u); err != nil {

@@ -188,13 +188,18 @@ func (s *Users) GetMany(ctx context.Context, ids []int64) (_ []User, err error) 
 // the total f.Count asks for. Returns ErrBadQuery for an unknown sort field.
 func (s *Users) List(ctx context.Context, f UserFilter) (_ UserPage, err error) {
 	defer wrap(&err, "Users.List")
-	db := conn(ctx, s.db)
-	page, err := list(ctx, db, f)
+	var page UserPage
+	err = onReader(ctx, s.db, func(db DB) (err error) {
+		if page, err = list(ctx, db, f); err != nil {
+			return err
+		}
+		page.Total, err = count(ctx, db, f.UserQuery, f.Count, f.ExactCountWithin)
+		return err
+	})
 	if err != nil {
 		return UserPage{}, translate(err)
 	}
-	page.Total, err = count(ctx, db, f.UserQuery, f.Count, f.ExactCountWithin)
-	return page, translate(err)
+	return page, nil
 }
 
 // Update applies c to the user with this id under a row lock, so concurrent

@@ -21,6 +21,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"userapi/cache"
+	"userapi/internal/childproc"
 	"userapi/internal/freeport"
 )
 
@@ -101,6 +102,7 @@ type Server struct {
 	Port    int
 	dir     string
 	persist bool
+	extra   []string // more redis-server arguments
 	cmd     *exec.Cmd
 }
 
@@ -151,7 +153,9 @@ func (s *Server) Start() {
 	}
 	args := append([]string{"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
 		"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log")}, persistence...)
+	args = append(args, s.extra...)
 	s.cmd = exec.Command("redis-server", args...)
+	childproc.DieWithParent(s.cmd)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}

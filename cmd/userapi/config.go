@@ -20,11 +20,14 @@ type config struct {
 	MetricsAddr string // "" when metrics are off
 	LogLevel    slog.Level
 
-	DatabaseURL      string
-	DBMinConns       int32
-	DBMaxConns       int32
-	StatementTimeout time.Duration
-	IdleInTxTimeout  time.Duration
+	DatabaseURL       string
+	DatabaseDirectURL string // "" when DatabaseURL reaches PostgreSQL itself
+	ReplicaURLs       []string
+	ReplicaMaxLag     time.Duration
+	DBMinConns        int32
+	DBMaxConns        int32
+	StatementTimeout  time.Duration
+	IdleInTxTimeout   time.Duration
 
 	RedisURL         string // "" when the cache is off
 	CacheTTL         time.Duration
@@ -115,11 +118,37 @@ func settings(c *config) []setting {
 			c.DatabaseURL = v
 			return nil
 		}},
+		{"DATABASE_DIRECT_URL", "none", "PostgreSQL itself, when `DATABASE_URL` goes through a pooler in transaction mode (PgBouncer); `none` when it does not. Migrations (a session lock) and LISTEN use it; the pool then sends no named prepared statements and no session settings (put the statement and idle-in-transaction timeouts on the role), and jobs are found by polling", func(v string) error {
+			if v == "none" {
+				return nil
+			}
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+				return errors.New(`must be a postgres:// URL or "none"`)
+			}
+			c.DatabaseDirectURL = v
+			return nil
+		}},
+		{"DATABASE_REPLICA_URLS", "none", "Comma-separated streaming replicas of `DATABASE_URL`'s database, or `none`. Lists, search and export read from one that has replayed the caller's last write (remembered in Redis; without Redis every read goes to the primary)", func(v string) error {
+			if v == "none" {
+				return nil
+			}
+			for _, r := range strings.Split(v, ",") {
+				r = strings.TrimSpace(r)
+				u, err := url.Parse(r)
+				if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+					return errors.New(`must be postgres:// URLs, comma-separated, or "none"`)
+				}
+				c.ReplicaURLs = append(c.ReplicaURLs, r)
+			}
+			return nil
+		}},
+		{"USERAPI_REPLICA_MAX_LAG", "5s", "A replica further behind the primary than this, or down, serves no reads until it catches up", positiveDuration(&c.ReplicaMaxLag)},
 		{"USERAPI_DB_MIN_CONNS", "10", "Database connections kept open", intIn(&c.DBMinConns, 0, 1000)},
 		{"USERAPI_DB_MAX_CONNS", "50", "Most database connections opened", intIn(&c.DBMaxConns, 1, 1000)},
 		{"USERAPI_DB_STATEMENT_TIMEOUT", "30s", "Longest a statement may run", duration(&c.StatementTimeout)},
 		{"USERAPI_DB_IDLE_IN_TX_TIMEOUT", "10s", "Longest a session may idle inside a transaction", duration(&c.IdleInTxTimeout)},
-		{"REDIS_URL", "redis://127.0.0.1:6379/0", "Redis for the cache and the shared rate limits; `off` for none. Unreachable is fine: reads go to PostgreSQL until it answers", func(v string) error {
+		{"REDIS_URL", "redis://127.0.0.1:6379/0", "Redis for the cache and the shared rate limits; `off` for none. Unreachable is fine: reads go to PostgreSQL until it answers. A Redis Cluster is found by itself: name a node, or several as seeds with `?addr=host:port&addr=…`", func(v string) error {
 			if v == "off" {
 				return nil
 			}

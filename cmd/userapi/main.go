@@ -219,7 +219,8 @@ func work(ctx context.Context, cfg config, logger *slog.Logger, pool *pgxpool.Po
 	return nil
 }
 
-// connect opens the pool, creating the database when it is missing.
+// connect opens the pool, creating the database when it is missing (and
+// reached directly).
 func connect(ctx context.Context, cfg config) (*pgxpool.Pool, error) {
 	return store.Open(ctx, store.PoolConfig{
 		URL:              cfg.DatabaseURL,
@@ -228,22 +229,39 @@ func connect(ctx context.Context, cfg config) (*pgxpool.Pool, error) {
 		StatementTimeout: cfg.StatementTimeout,
 		IdleInTxTimeout:  cfg.IdleInTxTimeout,
 		Tracer:           queryTracer(cfg),
+		Pooler:           cfg.DatabaseDirectURL != "",
 	})
 }
 
-// openDatabase connects and migrates; several instances may do so at once.
+// openDatabase migrates and connects; several instances may do so at once.
 func openDatabase(ctx context.Context, cfg config, logger *slog.Logger) (*pgxpool.Pool, error) {
+	applied, err := migrate(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
 	pool, err := connect(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	applied, err := store.Migrate(ctx, pool)
-	if err != nil {
-		pool.Close()
-		return nil, err
-	}
 	logger.Info("database ready", "migrations_applied", applied, "max_conns", cfg.DBMaxConns)
 	return pool, nil
+}
+
+// migrate applies the migrations over connections of their own to
+// PostgreSQL itself: their lock belongs to a session, which a pooler in
+// transaction mode would not keep.
+func migrate(ctx context.Context, cfg config) ([]string, error) {
+	url := cfg.DatabaseDirectURL
+	if url == "" {
+		url = cfg.DatabaseURL
+	}
+	// Two: one holds the lock, one applies the job queue's migrations.
+	pool, err := store.Open(ctx, store.PoolConfig{URL: url, MaxConns: 2, StatementTimeout: cfg.StatementTimeout, Tracer: queryTracer(cfg)})
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	return store.Migrate(ctx, pool)
 }
 
 // serve answers HTTP until ctx ends, then lets in-flight requests finish.
@@ -306,11 +324,18 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 	var keyStore auth.KeyStore = apiKeys
 	// Per-instance limits until (or unless) Redis holds the shared budget.
 	var limiter ratelimit.Limiter = ratelimit.NewMemory(rateLimitClients)
+	var redis *cache.Client
 	if cfg.RedisURL != "" {
-		redis, err := cache.NewClient(cache.Options{
+		log := store.NewInvalidationLog(pool)
+		if cfg.DatabaseDirectURL != "" {
+			if err := log.ListenVia(cfg.DatabaseDirectURL); err != nil {
+				return fmt.Errorf("DATABASE_DIRECT_URL: %w", err)
+			}
+		}
+		redis, err = cache.NewClient(cache.Options{
 			URL: cfg.RedisURL, Prefix: cfg.CachePrefix, TTL: cfg.CacheTTL, NegativeTTL: cfg.CacheNegativeTTL,
 			Timeout: cfg.RedisTimeout, Logger: logger,
-			Log: store.NewInvalidationLog(pool), Poll: cfg.InvalidationPoll,
+			Log: log, Poll: cfg.InvalidationPoll,
 		})
 		if err != nil {
 			return fmt.Errorf("REDIS_URL: %w", err)
@@ -327,6 +352,15 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 		}
 	} else {
 		logger.Info("cache off (REDIS_URL=off): every read goes to the database, and rate limits are per instance")
+	}
+	if len(cfg.ReplicaURLs) > 0 {
+		set, closeReplicas, err := openReplicas(ctx, cfg, logger, pool, redis)
+		if err != nil {
+			return err
+		}
+		defer closeReplicas()
+		opts.Reads = set
+		opts.Checks = append(opts.Checks, replicaChecks(set, cfg.ReplicaMaxLag)...)
 	}
 	if cfg.Auth {
 		opts.Auth = auth.NewChecker(keyStore, apiKeys, logger)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"userapi/internal/freeport"
 )
@@ -19,6 +20,8 @@ type Cluster struct {
 	dataDir string
 	logFile string
 	port    int
+	// Settings are extra -c name=value options given at each Start.
+	Settings []string
 }
 
 // NewCluster initialises and starts a cluster in a temporary directory. When
@@ -26,6 +29,32 @@ type Cluster struct {
 // refuses to run as root, so when the test runs as root the cluster runs as
 // the postgres user. It fails the test when initdb or pg_ctl is missing.
 func NewCluster(t testing.TB) *Cluster {
+	t.Helper()
+	c := newCluster(t)
+	if out, err := c.command("initdb", "-D", c.dataDir, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8").CombinedOutput(); err != nil {
+		t.Fatalf("storetest: initdb: %v\n%s", err, out)
+	}
+	c.Start()
+	return c
+}
+
+// NewReplica makes a streaming replica of c (pg_basebackup -R) on a port
+// of its own and starts it, replaying each commit applyDelay after the
+// primary made it (recovery_min_apply_delay). Stop and Start it at will;
+// Settings may change in between.
+func (c *Cluster) NewReplica(t testing.TB, applyDelay time.Duration) *Cluster {
+	t.Helper()
+	r := newCluster(t)
+	if out, err := r.command("pg_basebackup", "-h", "127.0.0.1", "-p", strconv.Itoa(c.port), "-U", "postgres",
+		"-D", r.dataDir, "-R", "-X", "stream", "--no-sync", "-c", "fast").CombinedOutput(); err != nil {
+		t.Fatalf("storetest: pg_basebackup: %v\n%s", err, out)
+	}
+	r.Settings = []string{"hot_standby=on", fmt.Sprintf("recovery_min_apply_delay=%dms", applyDelay.Milliseconds())}
+	r.Start()
+	return r
+}
+
+func newCluster(t testing.TB) *Cluster {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "userapi-cluster-")
 	if err != nil {
@@ -47,10 +76,6 @@ func NewCluster(t testing.TB) *Cluster {
 			t.Fatalf("storetest: chown %s to postgres: %v\n%s", dir, err, out)
 		}
 	}
-	if out, err := c.command("initdb", "-D", c.dataDir, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8").CombinedOutput(); err != nil {
-		t.Fatalf("storetest: initdb: %v\n%s", err, out)
-	}
-	c.Start()
 	return c
 }
 
@@ -66,6 +91,9 @@ func (c *Cluster) Start() {
 	// restart (not a crash of the machine) is what the tests exercise.
 	opts := "-c listen_addresses=127.0.0.1 -c port=" + strconv.Itoa(c.port) +
 		" -c unix_socket_directories='' -c max_connections=30 -c fsync=off -c shared_buffers=16MB"
+	for _, setting := range c.Settings {
+		opts += " -c " + setting
+	}
 	if err := c.pgCtl("start", "-w", "-t", "60", "-l", c.logFile, "-o", opts); err != nil {
 		c.t.Fatalf("storetest: start cluster on port %d: %v", c.port, err)
 	}

@@ -31,8 +31,9 @@ var (
 )
 
 // Main runs a package's tests with a migrated template database, and drops
-// the template afterwards. Call it from TestMain.
-func Main(m *testing.M) {
+// the template afterwards, after calling each of after (which stops servers
+// the tests shared). Call it from TestMain.
+func Main(m *testing.M, after ...func()) {
 	name, err := createTemplate()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "storetest:", err)
@@ -40,13 +41,19 @@ func Main(m *testing.M) {
 	}
 	template = name
 	code := m.Run()
+	for _, f := range after {
+		f()
+	}
+	stopSharedPgBouncer()
 	if err := dropDatabase(context.Background(), name); err != nil {
 		fmt.Fprintln(os.Stderr, "storetest: drop template:", err)
 	}
 	// A background loop that outlives its test (a pool, a Redis client, a
 	// ticker nobody stops) shows up here, after every test has cleaned up.
 	if code == 0 {
-		if err := goleak.Find(); err != nil {
+		// A Redis Cluster client closes the connections to nodes that
+		// left the cluster 5s after it noticed, in a goroutine of its own.
+		if err := goleak.Find(goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*clusterClient)._refresh.func2")); err != nil {
 			fmt.Fprintln(os.Stderr, "storetest: goroutines left running after the tests:", err)
 			code = 1
 		}
@@ -102,7 +109,8 @@ func NewPool(t testing.TB) *pgxpool.Pool {
 }
 
 // Pool opens a pool of at most maxConns connections on dbURL, closed when
-// the test ends.
+// the test ends; through a pgbouncer in transaction mode with
+// USERAPI_TEST_PGBOUNCER=on.
 func Pool(t testing.TB, dbURL string, maxConns int32) *pgxpool.Pool {
 	t.Helper()
 	return PoolWith(t, dbURL, maxConns, nil)
@@ -117,6 +125,13 @@ func PoolWith(t testing.TB, dbURL string, maxConns int32, configure func(*pgxpoo
 		t.Fatal(err)
 	}
 	cfg.MaxConns = maxConns
+	if ThroughPgBouncer() {
+		if cfg, err = pgxpool.ParseConfig(sharedPgBouncer(t).Via(dbURL)); err != nil {
+			t.Fatal(err)
+		}
+		cfg.MaxConns = maxConns
+		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe // as store.Open with Pooler
+	}
 	if configure != nil {
 		configure(cfg)
 	}

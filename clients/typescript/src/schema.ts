@@ -980,6 +980,12 @@ export interface components {
              * @example 0
              */
             oldest_waiting_seconds?: number;
+            /**
+             * Format: double
+             * @description For a read replica, how far behind the primary it is, in seconds. One further behind than the service allows serves no reads, and is `down`.
+             * @example 0.2
+             */
+            lag_seconds?: number;
         };
         /** @description An error, as in RFC 9457. */
         Problem: {
