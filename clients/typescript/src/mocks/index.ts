@@ -20,7 +20,8 @@ import { createOpenApiHttp } from "openapi-msw";
 
 import type { components, FieldError, paths, Problem, User } from "../index.js";
 import { fixtureUsers } from "./fixtures.js";
-import { checkInteger, checkLength, checkUserBody, sorted, validationDetail } from "./validate.js";
+import { exportUsers, listUsers } from "./search.js";
+import { checkInteger, checkUserBody, sorted, validationDetail } from "./validate.js";
 
 const etagOf = (version: number) => `"${version}"`;
 
@@ -126,16 +127,7 @@ function matches(header: string, version: number, weak: boolean): boolean {
   });
 }
 
-const cursorFor = (lastId: number) => btoa(`after:${lastId}`).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-
-function afterOf(cursor: string): number | undefined {
-  try {
-    const m = /^after:(\d+)$/.exec(atob(cursor.replace(/-/g, "+").replace(/_/g, "/")));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
+const usersOf = (store: MockStore) => [...store.users.values()].map((r) => r.user);
 
 /** Returns MSW request handlers for every operation of the API. */
 export function createMockHandlers(options: MockOptions = {}) {
@@ -209,24 +201,13 @@ export function createMockHandlers(options: MockOptions = {}) {
     http.get("/users", ({ request, query }) => {
       const denied = refuse(request, "users:read");
       if (denied) return denied;
-      const errors: FieldError[] = [];
-      const limit = checkInteger("query.limit", query.get("limit"), 1, 1000);
-      const offset = checkInteger("query.offset", query.get("offset"), 0);
-      const cursor = query.get("cursor");
-      for (const v of [limit, offset]) if (Array.isArray(v)) errors.push(...v);
-      errors.push(...checkLength("query.cursor", cursor, 1, 2048), ...checkLength("query.email", query.get("email"), 0, 254));
-      if (errors.length) return invalid(errors);
-      if (cursor !== null && offset !== undefined) return invalid([{ location: "query.cursor", message: "cannot be combined with offset" }]);
-      const after = cursor === null ? 0 : afterOf(cursor);
-      if (after === undefined) return invalid([{ location: "query.cursor", message: "is not a cursor this API returned; pass next_cursor unchanged" }]);
-      const email = query.get("email")?.toLowerCase();
-      const n = (limit as number | undefined) ?? 100;
-      let rows = [...store.users.values()].map((r) => r.user).filter((u) => u.id > after && (email === undefined || u.email.toLowerCase() === email));
-      rows.sort((a, b) => a.id - b.id);
-      if (offset !== undefined) rows = rows.slice(offset as number);
-      const items = rows.slice(0, n);
-      const next_cursor = rows.length > n ? cursorFor(items[items.length - 1]!.id) : null;
-      return HttpResponse.json({ items, next_cursor });
+      const page = listUsers(usersOf(store), query);
+      return Array.isArray(page) ? invalid(page) : HttpResponse.json(page);
+    }),
+
+    http.get("/users/export", ({ request, query }) => {
+      const file = refuse(request, "users:read") ?? exportUsers(usersOf(store), query);
+      return Array.isArray(file) ? invalid(file) : file;
     }),
 
     http.post("/users", async ({ request }) => {
