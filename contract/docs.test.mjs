@@ -111,8 +111,9 @@ describe("docs", () => {
     const dialog = page.locator(".modal-ux");
     assert.match(await dialog.innerText(), /make run[\s\S]*\.data\/dev-api-key/);
     await dialog.locator("input").first().fill(h.key("users:read"));
-    await dialog.getByRole("button", { name: "Authorize", exact: true }).click();
-    await dialog.getByRole("button", { name: "Close" }).click();
+    // One form per scheme (API key, access token): authorize the key's, the first.
+    await dialog.getByRole("button", { name: "Authorize", exact: true }).first().click();
+    await dialog.getByRole("button", { name: "Close" }).first().click();
 
     // After a reload the key is still there: the list answers 200 without Authorize.
     await page.reload();
