@@ -12,10 +12,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
@@ -23,29 +23,15 @@ import (
 	"userapi/webhook"
 )
 
-// Event is what a webhook receiver gets as the body of a delivery.
-type Event struct {
-	// ID is the same on every attempt to deliver this event, and for every
-	// subscriber: receivers deduplicate by it.
-	ID         string          `json:"id"`
-	Type       string          `json:"type"`
-	OccurredAt time.Time       `json:"occurred_at"`
-	Data       json.RawMessage `json:"data"`
-}
-
-// userData is the user in an event, in the API's shape.
-type userData struct {
-	ID        int64     `json:"id"`
-	Name      string    `json:"name"`
-	Email     string    `json:"email"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
-
 // DeliverArgs asks for one event to be delivered to one subscription.
 type DeliverArgs struct {
 	WebhookID int64 `json:"webhook_id"`
-	Event     Event `json:"event"`
+	// EventID is the event's id in the log: the same on every attempt, for
+	// every subscriber and in replays, so receivers deduplicate by it.
+	EventID int64 `json:"event_id"`
+	// Event is the body sent, the event as the log holds it: a delivery
+	// does not depend on the log still keeping it.
+	Event store.Event `json:"event"`
 }
 
 // Kind names the job in River's table.
@@ -55,22 +41,16 @@ func (DeliverArgs) Kind() string { return "webhook_deliver" }
 func (DeliverArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueWebhooks} }
 
 // UserHook returns the store hook that queues, inside the user change's
-// transaction, one delivery per subscription to the change's event type.
+// transaction, one delivery of its event per subscription to its type.
 func (q *Queue) UserHook() store.UserHook {
 	return func(ctx context.Context, tx pgx.Tx, ev store.UserEvent) error {
 		ids, err := store.NewWebhooks(tx).Subscribers(ctx, ev.Type)
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		u := ev.User
-		data, err := json.Marshal(userData{ID: u.ID, Name: u.Name, Email: u.Email, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt})
-		if err != nil {
-			return err
-		}
-		event := Event{ID: uuid.NewString(), Type: ev.Type, OccurredAt: ev.At.UTC(), Data: data}
 		params := make([]river.InsertManyParams, len(ids))
 		for i, id := range ids {
-			params[i] = river.InsertManyParams{Args: DeliverArgs{WebhookID: id, Event: event}}
+			params[i] = river.InsertManyParams{Args: DeliverArgs{WebhookID: id, EventID: ev.ID, Event: ev.Event}}
 		}
 		if _, err := q.client.InsertManyTx(ctx, tx, params); err != nil {
 			return fmt.Errorf("queue %s deliveries: %w", ev.Type, err)
@@ -158,7 +138,7 @@ func (w *deliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 	if err != nil {
 		return river.JobCancel(err)
 	}
-	d := store.Delivery{WebhookID: hook.ID, EventID: job.Args.Event.ID, EventType: job.Args.Event.Type, Attempt: job.Attempt}
+	d := store.Delivery{WebhookID: hook.ID, EventID: strconv.FormatInt(job.Args.EventID, 10), EventType: job.Args.Event.Type, Attempt: job.Attempt}
 	retry, err := w.send(ctx, hook, body, &d)
 	if err != nil {
 		d.Error = err.Error()

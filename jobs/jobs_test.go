@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -106,7 +107,7 @@ func ptr[T any](v T) *T { return &v }
 // delivery is one request a receiver got.
 type delivery struct {
 	header http.Header
-	event  jobs.Event
+	event  store.Event
 	body   []byte
 	at     time.Time
 }
@@ -124,7 +125,7 @@ func newReceiver(t *testing.T, answer func(n int, w http.ResponseWriter, r *http
 	rc := &receiver{seen: make(chan struct{}, 100)}
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		var ev jobs.Event
+		var ev store.Event
 		_ = json.Unmarshal(body, &ev)
 		rc.mu.Lock()
 		rc.got = append(rc.got, delivery{header: r.Header.Clone(), event: ev, body: body, at: time.Now()})
@@ -217,8 +218,8 @@ func TestDeliver_RetriesUntilAccepted(t *testing.T) {
 		if err := webhook.Verify(secret, d.header, d.body, time.Now(), 0); err != nil {
 			t.Errorf("delivery %d: Verify() = %v", i+1, err)
 		}
-		if id := d.header.Get(webhook.HeaderEventID); id == "" || id != got[0].event.ID || d.event.ID != id {
-			t.Errorf("delivery %d: event id header %q, body %q; want both %q", i+1, id, d.event.ID, got[0].event.ID)
+		if id := d.header.Get(webhook.HeaderEventID); id == "" || id != fmt.Sprint(got[0].event.ID) || d.event.ID != got[0].event.ID {
+			t.Errorf("delivery %d: event id header %q, body %d; want both %d", i+1, id, d.event.ID, got[0].event.ID)
 		}
 		if d.event.Type != store.UserCreated || !strings.Contains(string(d.event.Data), `"email":"ada@example.com"`) {
 			t.Errorf("delivery %d: event %s %s, want user.created with the user", i+1, d.event.Type, d.event.Data)

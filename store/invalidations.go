@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"userapi/store/internal/dbsqlc"
@@ -99,34 +98,5 @@ func (l *InvalidationLog) Trim(ctx context.Context, within time.Duration, limit 
 // session, which a pool would hand to others), connects again after a
 // failure, and returns when ctx ends.
 func (l *InvalidationLog) Listen(ctx context.Context, wake func()) {
-	cfg := l.pool.Config().ConnConfig.Copy()
-	for ctx.Err() == nil {
-		l.listen(ctx, cfg, wake)
-		select {
-		case <-ctx.Done():
-		case <-time.After(listenRetry):
-		}
-	}
-}
-
-func (l *InvalidationLog) listen(ctx context.Context, cfg *pgx.ConnConfig, wake func()) {
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), listenRetry)
-		defer cancel()
-		conn.Close(cctx)
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+InvalidationChannel); err != nil {
-		return
-	}
-	wake()
-	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
-			return
-		}
-		wake()
-	}
+	listen(ctx, l.pool, InvalidationChannel, wake)
 }
