@@ -208,7 +208,7 @@ func (f *Feed) publish(items []*Item, next int64) {
 // Sub is one stream's subscription.
 type Sub struct {
 	f     *Feed
-	key   string
+	key   string // counted against PerKey; "" when not
 	items chan *Item
 	done  chan struct{}
 	err   error // why done closed; read after it has
@@ -226,10 +226,11 @@ func (s *Sub) Done() <-chan struct{} { return s.done }
 // Err is why the feed ended the stream: ErrSlow or ErrClosed.
 func (s *Sub) Err() error { return s.err }
 
-// Subscribe opens a stream for the client key. Returns ErrTooMany when the
-// key has Options.PerKey streams open here, ErrClosed once Close was
-// called, ErrNotReady before the first read of the log.
-func (f *Feed) Subscribe(key string) (*Sub, error) {
+// Subscribe opens a stream for the client key; limited counts it against
+// Options.PerKey. Returns ErrTooMany when the key has that many streams
+// open here, ErrClosed once Close was called, ErrNotReady before the first
+// read of the log.
+func (f *Feed) Subscribe(key string, limited bool) (*Sub, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
@@ -237,14 +238,20 @@ func (f *Feed) Subscribe(key string) (*Sub, error) {
 		return nil, ErrClosed
 	case f.head < 0:
 		return nil, ErrNotReady
-	case f.perKey[key] >= f.opts.PerKey:
+	case limited && f.perKey[key] >= f.opts.PerKey:
 		return nil, ErrTooMany
 	}
-	s := &Sub{f: f, key: key, items: make(chan *Item, f.opts.Buffer), done: make(chan struct{}), From: f.head}
+	s := &Sub{f: f, items: make(chan *Item, f.opts.Buffer), done: make(chan struct{}), From: f.head}
+	if limited {
+		s.key = key
+		f.perKey[key]++
+	}
 	f.subs[s] = struct{}{}
-	f.perKey[key]++
 	return s, nil
 }
+
+// PerKey is how many streams one key may hold open here.
+func (f *Feed) PerKey() int { return f.opts.PerKey }
 
 // Close ends the subscription; the stream calls it when it ends.
 func (s *Sub) Close() {
@@ -259,8 +266,10 @@ func (f *Feed) drop(s *Sub, err error) {
 		return
 	}
 	delete(f.subs, s)
-	if f.perKey[s.key]--; f.perKey[s.key] <= 0 {
-		delete(f.perKey, s.key)
+	if s.key != "" {
+		if f.perKey[s.key]--; f.perKey[s.key] <= 0 {
+			delete(f.perKey, s.key)
+		}
 	}
 	s.err = err
 	close(s.done)

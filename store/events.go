@@ -58,6 +58,9 @@ type EventFilter struct {
 	Types []string
 	// UserID, when not nil, keeps only this user's events.
 	UserID *int64
+	// Since, when not nil, keeps only the events that occurred at or
+	// after it.
+	Since *time.Time
 	// Limit is the most events returned, at least 1.
 	Limit int
 }
@@ -108,6 +111,9 @@ func (s *Events) After(ctx context.Context, f EventFilter) (_ EventPage, err err
 	}
 	if f.UserID != nil {
 		params.UserID = pgtype.Int8{Int64: *f.UserID, Valid: true}
+	}
+	if f.Since != nil {
+		params.Since = pgtype.Timestamptz{Time: *f.Since, Valid: true}
 	}
 	rows, err := s.q.EventsAfter(ctx, params)
 	if err != nil {

@@ -13,8 +13,8 @@ RETURNING id;
 
 -- name: EventsAfter :many
 -- EventsAfter returns up to row_limit events after the id after, oldest
--- first, of the types given (all when none) and the user given (all when
--- NULL), and on every row (alone when none match) the horizon, the
+-- first, of the types given (all when none), of the user given and since
+-- the time given (all when NULL), and on every row (alone when none match) the horizon, the
 -- lowest id a transaction still in flight could write, and the id the log
 -- starts after, both of the same snapshot as the events. Only events below
 -- the horizon are returned: no event can later appear below one returned,
@@ -27,6 +27,7 @@ LEFT JOIN events e
    AND e.id < h.horizon
    AND (cardinality(@types::text[]) = 0 OR e.type = ANY (@types::text[]))
    AND (sqlc.narg('user_id')::bigint IS NULL OR e.user_id = sqlc.narg('user_id')::bigint)
+   AND (sqlc.narg('since')::timestamptz IS NULL OR e.occurred_at >= sqlc.narg('since')::timestamptz)
 ORDER BY e.id
 LIMIT @row_limit::bigint;
 

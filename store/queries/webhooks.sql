@@ -46,3 +46,8 @@ SELECT * FROM webhook_deliveries
 WHERE webhook_id = @webhook_id
 ORDER BY id DESC
 LIMIT @row_limit::bigint;
+
+-- name: WebhookDeliveryGet :one
+-- WebhookDeliveryGet returns one of a subscription's delivery attempts.
+SELECT * FROM webhook_deliveries
+WHERE webhook_id = @webhook_id AND id = @id;

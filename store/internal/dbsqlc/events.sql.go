@@ -77,14 +77,16 @@ LEFT JOIN events e
    AND e.id < h.horizon
    AND (cardinality($2::text[]) = 0 OR e.type = ANY ($2::text[]))
    AND ($3::bigint IS NULL OR e.user_id = $3::bigint)
+   AND ($4::timestamptz IS NULL OR e.occurred_at >= $4::timestamptz)
 ORDER BY e.id
-LIMIT $4::bigint
+LIMIT $5::bigint
 `
 
 type EventsAfterParams struct {
 	After    int64
 	Types    []string
 	UserID   pgtype.Int8
+	Since    pgtype.Timestamptz
 	RowLimit int64
 }
 
@@ -100,8 +102,8 @@ type EventsAfterRow struct {
 }
 
 // EventsAfter returns up to row_limit events after the id after, oldest
-// first, of the types given (all when none) and the user given (all when
-// NULL), and on every row (alone when none match) the horizon, the
+// first, of the types given (all when none), of the user given and since
+// the time given (all when NULL), and on every row (alone when none match) the horizon, the
 // lowest id a transaction still in flight could write, and the id the log
 // starts after, both of the same snapshot as the events. Only events below
 // the horizon are returned: no event can later appear below one returned,
@@ -111,6 +113,7 @@ func (q *Queries) EventsAfter(ctx context.Context, arg EventsAfterParams) ([]Eve
 		arg.After,
 		arg.Types,
 		arg.UserID,
+		arg.Since,
 		arg.RowLimit,
 	)
 	if err != nil {

@@ -27,8 +27,8 @@ type Querier interface {
 	// EventGet returns one event, if readers may see it yet.
 	EventGet(ctx context.Context, id int64) (Event, error)
 	// EventsAfter returns up to row_limit events after the id after, oldest
-	// first, of the types given (all when none) and the user given (all when
-	// NULL), and on every row (alone when none match) the horizon, the
+	// first, of the types given (all when none), of the user given and since
+	// the time given (all when NULL), and on every row (alone when none match) the horizon, the
 	// lowest id a transaction still in flight could write, and the id the log
 	// starts after, both of the same snapshot as the events. Only events below
 	// the horizon are returned: no event can later appear below one returned,
@@ -90,6 +90,8 @@ type Querier interface {
 	WebhookDelete(ctx context.Context, id int64) (int64, error)
 	// WebhookDeliveryCreate records one delivery attempt.
 	WebhookDeliveryCreate(ctx context.Context, arg WebhookDeliveryCreateParams) error
+	// WebhookDeliveryGet returns one of a subscription's delivery attempts.
+	WebhookDeliveryGet(ctx context.Context, arg WebhookDeliveryGetParams) (WebhookDelivery, error)
 	// WebhookDeliveryList returns a subscription's latest delivery attempts, newest first.
 	WebhookDeliveryList(ctx context.Context, arg WebhookDeliveryListParams) ([]WebhookDelivery, error)
 	// WebhookGet returns the subscription with this id.
