@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,9 +30,30 @@ type DeliverArgs struct {
 	// EventID is the event's id in the log: the same on every attempt, for
 	// every subscriber and in replays, so receivers deduplicate by it.
 	EventID int64 `json:"event_id"`
-	// Event is the body sent, the event as the log holds it: a delivery
-	// does not depend on the log still keeping it.
-	Event store.Event `json:"event"`
+	// Event is the body sent: the event as the log holds it (store.Event),
+	// so a delivery does not depend on the log still keeping it. Kept as
+	// JSON, as deliveries queued before the log carry an older shape.
+	Event json.RawMessage `json:"event"`
+}
+
+// deliverArgs asks for ev to be delivered to subscription webhookID.
+func deliverArgs(webhookID int64, ev store.Event) (DeliverArgs, error) {
+	body, err := json.Marshal(ev)
+	return DeliverArgs{WebhookID: webhookID, EventID: ev.ID, Event: body}, err
+}
+
+// eventOf is the id and type of the event a delivery carries. Deliveries
+// queued before the event log have no EventID: theirs is in the body.
+func (a DeliverArgs) eventOf() (id, typ string) {
+	var head struct {
+		ID   json.RawMessage `json:"id"`
+		Type string          `json:"type"`
+	}
+	_ = json.Unmarshal(a.Event, &head)
+	if a.EventID != 0 {
+		return strconv.FormatInt(a.EventID, 10), head.Type
+	}
+	return strings.Trim(string(head.ID), `"`), head.Type
 }
 
 // Kind names the job in River's table.
@@ -50,7 +72,11 @@ func (q *Queue) UserHook() store.UserHook {
 		}
 		params := make([]river.InsertManyParams, len(ids))
 		for i, id := range ids {
-			params[i] = river.InsertManyParams{Args: DeliverArgs{WebhookID: id, EventID: ev.ID, Event: ev.Event}}
+			args, err := deliverArgs(id, ev.Event)
+			if err != nil {
+				return err
+			}
+			params[i] = river.InsertManyParams{Args: args}
 		}
 		if _, err := q.client.InsertManyTx(ctx, tx, params); err != nil {
 			return fmt.Errorf("queue %s deliveries: %w", ev.Type, err)
@@ -134,11 +160,14 @@ func (w *deliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(job.Args.Event)
-	if err != nil {
+	// River keeps args as jsonb, which spaces them out: send them compact.
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, job.Args.Event); err != nil {
 		return river.JobCancel(err)
 	}
-	d := store.Delivery{WebhookID: hook.ID, EventID: strconv.FormatInt(job.Args.EventID, 10), EventType: job.Args.Event.Type, Attempt: job.Attempt}
+	body := compact.Bytes()
+	eventID, eventType := job.Args.eventOf()
+	d := store.Delivery{WebhookID: hook.ID, EventID: eventID, EventType: eventType, Attempt: job.Attempt}
 	retry, err := w.send(ctx, hook, body, &d)
 	if err != nil {
 		d.Error = err.Error()

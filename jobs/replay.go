@@ -36,7 +36,11 @@ func (q *Queue) Replay(ctx context.Context, webhookID, after int64, since *time.
 		if len(page.Events) > 0 {
 			params := make([]river.InsertManyParams, len(page.Events))
 			for i, ev := range page.Events {
-				params[i] = river.InsertManyParams{Args: DeliverArgs{WebhookID: hook.ID, EventID: ev.ID, Event: ev}}
+				args, err := deliverArgs(hook.ID, ev)
+				if err != nil {
+					return queued, err
+				}
+				params[i] = river.InsertManyParams{Args: args}
 			}
 			if _, err := q.client.InsertMany(ctx, params); err != nil {
 				return queued, unavailable(fmt.Errorf("queue replayed deliveries: %w", err))
@@ -70,7 +74,11 @@ func (q *Queue) Redeliver(ctx context.Context, webhookID, deliveryID int64) erro
 	if err != nil {
 		return err
 	}
-	if _, err := q.client.Insert(ctx, DeliverArgs{WebhookID: webhookID, EventID: ev.ID, Event: ev}, nil); err != nil {
+	args, err := deliverArgs(webhookID, ev)
+	if err != nil {
+		return err
+	}
+	if _, err := q.client.Insert(ctx, args, nil); err != nil {
 		return unavailable(fmt.Errorf("queue redelivery: %w", err))
 	}
 	return nil
