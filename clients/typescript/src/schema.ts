@@ -2253,10 +2253,10 @@ export interface operations {
         parameters: {
             query?: {
                 /**
-                 * @description The id of the last event already read; `0` (the default) starts at the oldest event kept.
+                 * @description The id of the last event already read; `0` starts at the oldest event kept, and without it (or `Last-Event-ID`) the stream starts with the next event.
                  * @example 50331648
                  */
-                after?: components["parameters"]["EventsAfter"];
+                after?: number;
             };
             header?: {
                 /**
