@@ -32,11 +32,12 @@ const (
 	ScopeUsersWrite    = "users:write"
 	ScopeJobsRead      = "jobs:read"
 	ScopeWebhooksAdmin = "webhooks:admin"
+	ScopeEventsRead    = "events:read"
 	ScopeAdmin         = "admin"
 )
 
 // Scopes lists every scope.
-var Scopes = []string{ScopeUsersRead, ScopeUsersWrite, ScopeJobsRead, ScopeWebhooksAdmin, ScopeAdmin}
+var Scopes = []string{ScopeUsersRead, ScopeUsersWrite, ScopeJobsRead, ScopeWebhooksAdmin, ScopeEventsRead, ScopeAdmin}
 
 // ParseScopes reads a comma-separated list of scopes, such as
 // "users:read,jobs:read".

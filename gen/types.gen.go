@@ -7,6 +7,24 @@ import (
 	"time"
 )
 
+// Defines values for EventChanged.
+const (
+	EventChangedEmail EventChanged = "email"
+	EventChangedName  EventChanged = "name"
+)
+
+// Valid indicates whether the value is a known member of the EventChanged enum.
+func (e EventChanged) Valid() bool {
+	switch e {
+	case EventChangedEmail:
+		return true
+	case EventChangedName:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for EventType.
 const (
 	UserCreated EventType = "user.created"
@@ -142,6 +160,7 @@ const (
 	ProblemsbodyTooLarge         ProblemType = "/problems/body-too-large"
 	Problemsconflict             ProblemType = "/problems/conflict"
 	ProblemsemailTaken           ProblemType = "/problems/email-taken"
+	ProblemseventsTrimmed        ProblemType = "/problems/events-trimmed"
 	Problemsforbidden            ProblemType = "/problems/forbidden"
 	ProblemsidempotencyKeyBusy   ProblemType = "/problems/idempotency-key-busy"
 	ProblemsidempotencyKeyReused ProblemType = "/problems/idempotency-key-reused"
@@ -151,6 +170,7 @@ const (
 	ProblemsnotFound             ProblemType = "/problems/not-found"
 	ProblemspreconditionFailed   ProblemType = "/problems/precondition-failed"
 	ProblemsrateLimited          ProblemType = "/problems/rate-limited"
+	ProblemstooManyStreams       ProblemType = "/problems/too-many-streams"
 	ProblemstooManyWebhooks      ProblemType = "/problems/too-many-webhooks"
 	Problemsunauthorized         ProblemType = "/problems/unauthorized"
 	Problemsunavailable          ProblemType = "/problems/unavailable"
@@ -169,6 +189,8 @@ func (e ProblemType) Valid() bool {
 		return true
 	case ProblemsemailTaken:
 		return true
+	case ProblemseventsTrimmed:
+		return true
 	case Problemsforbidden:
 		return true
 	case ProblemsidempotencyKeyBusy:
@@ -186,6 +208,8 @@ func (e ProblemType) Valid() bool {
 	case ProblemspreconditionFailed:
 		return true
 	case ProblemsrateLimited:
+		return true
+	case ProblemstooManyStreams:
 		return true
 	case ProblemstooManyWebhooks:
 		return true
@@ -316,9 +340,9 @@ type Delivery struct {
 	// Example: http status 503
 	Error *string `json:"error"`
 
-	// EventId The event's id, as in the `webhook-id` header.
+	// EventId The id of the event delivered, in decimal, as the delivery's headers carry it.
 	//
-	// Example: 0b9f0b5e-7f8e-4a53-9a43-0f8c2d2c6a11
+	// Example: 50331648
 	EventId string `json:"event_id"`
 
 	// EventType A kind of user event.
@@ -354,6 +378,53 @@ type DeliveryList struct {
 //
 // Example: ada@example.com
 type Email = string
+
+// Event One change to a user, as `GET /events` lists it, `GET /events/stream`
+// sends it in `data:` and webhooks deliver it.
+type Event struct {
+	// Changed For `user.updated`, the fields whose value changed (none when the update set the same values).
+	//
+	// Example: ["email"]
+	Changed *[]EventChanged `json:"changed,omitempty"`
+
+	// Data A user.
+	Data User `json:"data"`
+
+	// Id The event's id. Ids grow in the order events are listed; they are not consecutive.
+	//
+	// Example: 50331648
+	Id int64 `json:"id"`
+
+	// OccurredAt When the change happened (RFC 3339, UTC).
+	//
+	// Example: 2026-01-02T03:04:05Z
+	OccurredAt time.Time `json:"occurred_at"`
+
+	// Type A kind of user event.
+	Type EventType `json:"type"`
+
+	// UserId The id of the user that changed.
+	//
+	// Example: 1
+	UserId int64 `json:"user_id"`
+}
+
+// EventChanged defines model for Event.Changed.
+type EventChanged string
+
+// EventPage A page of events.
+type EventPage struct {
+	// Items The events, oldest first.
+	Items []Event `json:"items"`
+
+	// NextAfter The `after` of the next page: the last event's id when the page is full,
+	// otherwise the point up to which every event has been read (ask again
+	// later with it for newer ones).
+	//
+	//
+	// Example: 50331648
+	NextAfter int64 `json:"next_after"`
+}
 
 // EventType A kind of user event.
 type EventType string
@@ -560,6 +631,27 @@ type Readiness struct {
 
 // ReadinessStatus Always `ready`.
 type ReadinessStatus string
+
+// Replay What was queued.
+type Replay struct {
+	// Queued How many deliveries were queued.
+	//
+	// Example: 3
+	Queued int `json:"queued"`
+}
+
+// ReplayRequest Where to start replaying from; exactly one of `after` and `since`.
+type ReplayRequest struct {
+	// After Replay the events after this event id.
+	//
+	// Example: 50331648
+	After *int64 `json:"after,omitempty"`
+
+	// Since Replay the events that occurred at or after this instant (RFC 3339).
+	//
+	// Example: 2026-01-02T00:00:00Z
+	Since *time.Time `json:"since,omitempty"`
+}
 
 // User A user.
 type User struct {
@@ -807,6 +899,9 @@ type CreatedBefore = time.Time
 // Cursor defines model for Cursor.
 type Cursor = string
 
+// EventsAfter defines model for EventsAfter.
+type EventsAfter = int64
+
 // IdempotencyKey defines model for IdempotencyKey.
 type IdempotencyKey = string
 
@@ -852,6 +947,9 @@ type EmailTakenOrKeyInProgress = Problem
 // Error An error, as in RFC 9457.
 type Error = Problem
 
+// EventsTrimmed An error, as in RFC 9457.
+type EventsTrimmed = Problem
+
 // Forbidden An error, as in RFC 9457.
 type Forbidden = Problem
 
@@ -893,6 +991,30 @@ type WebhookNotFound = Problem
 
 // WebhookUnreachable An error, as in RFC 9457.
 type WebhookUnreachable = Problem
+
+// ListEventsParams defines parameters for ListEvents.
+type ListEventsParams struct {
+	// After The id of the last event already read; `0` (the default) starts at the oldest event kept.
+	After *EventsAfter `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit How many events to return, from 1 to 1000.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Type Only events of these types (repeat the parameter for several).
+	Type *[]EventType `form:"type,omitempty" json:"type,omitempty"`
+
+	// UserId Only the events of this user.
+	UserId *int64 `form:"user_id,omitempty" json:"user_id,omitempty"`
+}
+
+// StreamEventsParams defines parameters for StreamEvents.
+type StreamEventsParams struct {
+	// After The id of the last event already read; `0` starts at the oldest event kept, and without it (or `Last-Event-ID`) the stream starts with the next event.
+	After *int64 `form:"after,omitempty" json:"after,omitempty"`
+
+	// LastEventID The id of the last event received; takes precedence over `after`.
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
 
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
@@ -1109,3 +1231,6 @@ type ReplaceUserJSONRequestBody = UserReplace
 
 // CreateWebhookJSONRequestBody defines body for CreateWebhook for application/json ContentType.
 type CreateWebhookJSONRequestBody = WebhookCreate
+
+// ReplayWebhookJSONRequestBody defines body for ReplayWebhook for application/json ContentType.
+type ReplayWebhookJSONRequestBody = ReplayRequest

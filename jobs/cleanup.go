@@ -10,8 +10,9 @@ import (
 	"userapi/store"
 )
 
-// CleanupInterval is how often expired idempotency records are deleted.
-// Expired records are ignored and replaced anyway; this only frees space.
+// CleanupInterval is how often expired idempotency records, and events
+// older than the retention, are deleted. Expired records are ignored and
+// replaced anyway; this only frees space.
 const CleanupInterval = 10 * time.Minute
 
 // cleanupBatch bounds the rows one statement deletes, so that no statement
@@ -55,4 +56,43 @@ func cleanupJob() *river.PeriodicJob {
 	return river.NewPeriodicJob(river.PeriodicInterval(CleanupInterval),
 		func() (river.JobArgs, *river.InsertOpts) { return CleanupArgs{}, nil },
 		&river.PeriodicJobOpts{ID: "idempotency_cleanup", RunOnStart: true})
+}
+
+// EventTrimArgs asks for the events older than the retention to be deleted.
+type EventTrimArgs struct{}
+
+// Kind names the job in River's table.
+func (EventTrimArgs) Kind() string { return "event_trim" }
+
+// InsertOpts keep at most one pending trim, as for CleanupArgs.
+func (EventTrimArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}
+}
+
+type eventTrimWorker struct {
+	river.WorkerDefaults[EventTrimArgs]
+	events    *store.Events
+	retention time.Duration
+}
+
+func (w *eventTrimWorker) Timeout(*river.Job[EventTrimArgs]) time.Duration { return time.Minute }
+
+func (w *eventTrimWorker) Work(ctx context.Context, _ *river.Job[EventTrimArgs]) error {
+	for {
+		n, err := w.events.Trim(ctx, w.retention, cleanupBatch)
+		if err != nil {
+			return fmt.Errorf("trim the event log: %w", err)
+		}
+		if n < cleanupBatch {
+			return nil
+		}
+	}
+}
+
+// eventTrimJob trims the event log every CleanupInterval on the leader, and
+// once when it is elected.
+func eventTrimJob() *river.PeriodicJob {
+	return river.NewPeriodicJob(river.PeriodicInterval(CleanupInterval),
+		func() (river.JobArgs, *river.InsertOpts) { return EventTrimArgs{}, nil },
+		&river.PeriodicJobOpts{ID: "event_trim", RunOnStart: true})
 }

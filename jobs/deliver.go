@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,10 +10,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
@@ -20,41 +21,36 @@ import (
 	"userapi/webhook"
 )
 
-// Event is what a webhook receiver gets as the body of a delivery.
-type Event struct {
-	// ID is the same on every attempt to deliver this event, and for every
-	// subscriber: receivers deduplicate by it.
-	ID         string          `json:"id"`
-	Type       string          `json:"type"`
-	OccurredAt time.Time       `json:"occurred_at"`
-	Data       json.RawMessage `json:"data"`
-}
-
-// userData is the user in an event, in the API's shape.
-type userData struct {
-	ID        int64     `json:"id"`
-	Name      string    `json:"name"`
-	Email     string    `json:"email"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
-
 // DeliverArgs asks for one event to be delivered to one subscription.
 type DeliverArgs struct {
 	WebhookID int64 `json:"webhook_id"`
-	// EventID, when set, is the event's id in the event log, and the
-	// delivery's webhook-id; otherwise Event.ID is. Either is in the job's
-	// arguments, so every attempt sends the same.
-	EventID int64 `json:"event_id,omitempty"`
-	Event   Event `json:"event"`
+	// EventID is the event's id in the log: the same on every attempt, for
+	// every subscriber and in replays, so receivers deduplicate by it.
+	EventID int64 `json:"event_id"`
+	// Event is the body sent: the event as the log holds it (store.Event),
+	// so a delivery does not depend on the log still keeping it. Kept as
+	// JSON, as deliveries queued before the log carry an older shape.
+	Event json.RawMessage `json:"event"`
 }
 
-// MessageID is the webhook-id of the delivery: the event's id.
-func (a DeliverArgs) MessageID() string {
-	if a.EventID != 0 {
-		return strconv.FormatInt(a.EventID, 10)
+// deliverArgs asks for ev to be delivered to subscription webhookID.
+func deliverArgs(webhookID int64, ev store.Event) (DeliverArgs, error) {
+	body, err := json.Marshal(ev)
+	return DeliverArgs{WebhookID: webhookID, EventID: ev.ID, Event: body}, err
+}
+
+// eventOf is the id and type of the event a delivery carries. Deliveries
+// queued before the event log have no EventID: theirs is in the body.
+func (a DeliverArgs) eventOf() (id, typ string) {
+	var head struct {
+		ID   json.RawMessage `json:"id"`
+		Type string          `json:"type"`
 	}
-	return a.Event.ID
+	_ = json.Unmarshal(a.Event, &head)
+	if a.EventID != 0 {
+		return strconv.FormatInt(a.EventID, 10), head.Type
+	}
+	return strings.Trim(string(head.ID), `"`), head.Type
 }
 
 // Kind names the job in River's table.
@@ -64,22 +60,20 @@ func (DeliverArgs) Kind() string { return "webhook_deliver" }
 func (DeliverArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueWebhooks} }
 
 // UserHook returns the store hook that queues, inside the user change's
-// transaction, one delivery per subscription to the change's event type.
+// transaction, one delivery of its event per subscription to its type.
 func (q *Queue) UserHook() store.UserHook {
 	return func(ctx context.Context, tx pgx.Tx, ev store.UserEvent) error {
 		ids, err := store.NewWebhooks(tx).Subscribers(ctx, ev.Type)
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		u := ev.User
-		data, err := json.Marshal(userData{ID: u.ID, Name: u.Name, Email: u.Email, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt})
-		if err != nil {
-			return err
-		}
-		event := Event{ID: uuid.NewString(), Type: ev.Type, OccurredAt: ev.At.UTC(), Data: data}
 		params := make([]river.InsertManyParams, len(ids))
 		for i, id := range ids {
-			params[i] = river.InsertManyParams{Args: DeliverArgs{WebhookID: id, Event: event}}
+			args, err := deliverArgs(id, ev.Event)
+			if err != nil {
+				return err
+			}
+			params[i] = river.InsertManyParams{Args: args}
 		}
 		if _, err := q.client.InsertManyTx(ctx, tx, params); err != nil {
 			return fmt.Errorf("queue %s deliveries: %w", ev.Type, err)
@@ -163,12 +157,15 @@ func (w *deliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(job.Args.Event)
-	if err != nil {
+	// River keeps args as jsonb, which spaces them out: send them compact.
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, job.Args.Event); err != nil {
 		return river.JobCancel(err)
 	}
-	d := store.Delivery{WebhookID: hook.ID, EventID: job.Args.MessageID(), EventType: job.Args.Event.Type, Attempt: job.Attempt}
-	msg := webhook.Message{ID: d.EventID, Body: body, Secrets: hook.SigningSecrets(time.Now())}
+	body := compact.Bytes()
+	eventID, eventType := job.Args.eventOf()
+	d := store.Delivery{WebhookID: hook.ID, EventID: eventID, EventType: eventType, Attempt: job.Attempt}
+	msg := webhook.Message{ID: eventID, Body: body, Secrets: hook.SigningSecrets(time.Now())}
 	retry, err := w.send(ctx, hook, msg, &d)
 	if err != nil {
 		d.Error = err.Error()

@@ -69,10 +69,15 @@ type Options struct {
 	// Middleware is River middleware around every insert and job, for
 	// metrics, tracing or tests.
 	Middleware []rivertype.Middleware
+	// EventRetention is how long the event log keeps events (30 days).
+	EventRetention time.Duration
 	// OnDelivery, when set, is called after every webhook delivery attempt
 	// with its outcome (metrics).
 	OnDelivery func(DeliveryOutcome)
 }
+
+// DefaultEventRetention is Options.EventRetention when zero.
+const DefaultEventRetention = 30 * 24 * time.Hour
 
 // MaxBackoff caps the wait between two attempts of a job.
 const MaxBackoff = time.Hour
@@ -103,6 +108,9 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 	if opts.RetryBackoff <= 0 {
 		opts.RetryBackoff = time.Second
 	}
+	if opts.EventRetention <= 0 {
+		opts.EventRetention = DefaultEventRetention
+	}
 	users := store.NewUsers(pool)
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &processWorker{users: users, delay: opts.ProcessDelay, logger: opts.Logger}); err != nil {
@@ -120,6 +128,9 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 		return nil, err
 	}
 	if err := river.AddWorkerSafely(workers, &cleanupWorker{keys: store.NewIdempotency(pool)}); err != nil {
+		return nil, err
+	}
+	if err := river.AddWorkerSafely(workers, &eventTrimWorker{events: store.NewEvents(pool), retention: opts.EventRetention}); err != nil {
 		return nil, err
 	}
 	cfg := &river.Config{
@@ -142,7 +153,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 			QueueDefault:  {MaxWorkers: opts.Workers},
 			QueueWebhooks: {MaxWorkers: opts.WebhookConcurrency},
 		}
-		cfg.PeriodicJobs = []*river.PeriodicJob{cleanupJob()}
+		cfg.PeriodicJobs = []*river.PeriodicJob{cleanupJob(), eventTrimJob()}
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), cfg)
 	if err != nil {

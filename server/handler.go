@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"userapi/feed"
 	"userapi/gen"
 	"userapi/jobs"
 	"userapi/store"
@@ -34,8 +35,14 @@ type Handler struct {
 	// exporter streams GET /users/export; exactCountWithin bounds count=exact.
 	exporter         store.UserExporter
 	exactCountWithin time.Duration
-	specYAML         []byte
-	specJSON         []byte
+	// events serves GET /events and feeds the stream; feed follows the log
+	// live for GET /events/stream.
+	events          store.EventLog
+	feed            *feed.Feed
+	streamKeepAlive time.Duration
+	replayer        Replayer
+	specYAML        []byte
+	specJSON        []byte
 }
 
 var _ gen.StrictServerInterface = (*Handler)(nil)

@@ -28,6 +28,7 @@ func TestMain(m *testing.M) {
 	// Exports are checked line by line by their own tests.
 	openapi3filter.RegisterBodyDecoder("text/csv", openapi3filter.PlainBodyDecoder)
 	openapi3filter.RegisterBodyDecoder("application/x-ndjson", openapi3filter.PlainBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
 	storetest.Main(m)
 }
 

@@ -29,6 +29,7 @@ var statusOf = []struct {
 	{store.ErrConflict, http.StatusConflict, "", "the change conflicts with another resource", false},
 	{store.ErrInProgress, http.StatusConflict, gen.ProblemsidempotencyKeyBusy, "a request with this Idempotency-Key is still being handled; retry after it has finished", true},
 	{store.ErrPrecondition, http.StatusPreconditionFailed, "", "the resource has changed since the ETag given in If-Match", false},
+	{store.ErrGone, http.StatusGone, "", "what was asked for is no longer kept", false},
 	{store.ErrInvalidText, http.StatusUnprocessableEntity, "", "a text value is not valid UTF-8 or contains a NUL character", false},
 	{store.ErrUnavailable, http.StatusServiceUnavailable, "", "the database is unavailable; retry shortly", true},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "", "the request took too long; retry shortly", true},

@@ -83,6 +83,7 @@ var kindOfStatus = map[int]gen.ProblemType{
 	http.StatusMethodNotAllowed:      gen.ProblemsmethodNotAllowed,
 	http.StatusConflict:              gen.Problemsconflict,
 	http.StatusPreconditionFailed:    gen.ProblemspreconditionFailed,
+	http.StatusGone:                  gen.ProblemseventsTrimmed,
 	http.StatusRequestEntityTooLarge: gen.ProblemsbodyTooLarge,
 	http.StatusUnsupportedMediaType:  gen.ProblemsunsupportedMediaType,
 	http.StatusUnprocessableEntity:   gen.Problemsvalidation,

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"userapi"
+	"userapi/feed"
 	"userapi/store"
 	"userapi/webhook"
 )
@@ -92,6 +93,17 @@ type Options struct {
 	// Exporter streams GET /users/export: the store itself, not a cache
 	// over it (when nil, the users given to New if they can).
 	Exporter store.UserExporter
+	// Events serves GET /events; nil answers 500 there.
+	Events store.EventLog
+	// Feed follows the event log for GET /events/stream (with Events);
+	// nil answers 500 there.
+	Feed *feed.Feed
+	// StreamKeepAlive is how long a stream stays silent before it sends a
+	// comment line (DefaultStreamKeepAlive when zero).
+	StreamKeepAlive time.Duration
+	// Replayer serves the webhook replay and retry operations; nil answers
+	// 500 there.
+	Replayer Replayer
 	// ExactCountWithin bounds the count GET /users?count=exact makes;
 	// past it the page gets the estimate (store.DefaultExactCountWithin
 	// when zero).
@@ -147,6 +159,10 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 		users: users, jobs: opts.Jobs, webhooks: opts.Webhooks, allowPrivate: opts.WebhookAllowPrivate, auth: opts.Auth != nil,
 		checks: opts.Checks, ready: opts.Ready, specYAML: userapi.OpenAPI, specJSON: specJSON,
 		exporter: opts.Exporter, exactCountWithin: opts.ExactCountWithin,
+		events: opts.Events, feed: opts.Feed, streamKeepAlive: opts.StreamKeepAlive, replayer: opts.Replayer,
+	}
+	if h.streamKeepAlive <= 0 {
+		h.streamKeepAlive = DefaultStreamKeepAlive
 	}
 	h.health = newHealthCache(opts.HealthMaxAge, h.probe)
 	if h.webhooksPerKey = opts.WebhooksPerKey; h.webhooksPerKey <= 0 {

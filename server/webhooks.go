@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	"userapi/gen"
-	"userapi/jobs"
 	"userapi/store"
 	"userapi/webhook"
 )
@@ -160,7 +159,14 @@ func (h *Handler) TestWebhook(ctx context.Context, req gen.TestWebhookRequestObj
 		return nil, webhookError(err, req.Id)
 	}
 	now := time.Now()
-	ping := jobs.Event{ID: "ping_" + uuid.NewString(), Type: "ping", OccurredAt: now.UTC(), Data: fmt.Appendf(nil, `{"webhook_id":%d}`, w.ID)}
+	// A ping is shaped like an event; its id is a string, so that it can
+	// never be taken for one of the log's.
+	ping := struct {
+		ID         string          `json:"id"`
+		Type       string          `json:"type"`
+		OccurredAt time.Time       `json:"occurred_at"`
+		Data       json.RawMessage `json:"data"`
+	}{ID: "ping_" + uuid.NewString(), Type: "ping", OccurredAt: now.UTC(), Data: fmt.Appendf(nil, `{"webhook_id":%d}`, w.ID)}
 	body, err := json.Marshal(ping)
 	if err != nil {
 		return nil, err
@@ -203,4 +209,46 @@ func toAPIWebhook(w store.Webhook) gen.Webhook {
 		events[i] = gen.EventType(e)
 	}
 	return gen.Webhook{Id: w.ID, Url: w.URL, Events: events, CreatedAt: w.CreatedAt}
+}
+
+// Replayer queues deliveries of past events (see jobs.Queue).
+type Replayer interface {
+	// Replay queues every event after the id after (or since a time) for a
+	// subscription; see jobs.Queue.Replay.
+	Replay(ctx context.Context, webhookID, after int64, since *time.Time) (int, error)
+	// Redeliver queues the event of one delivery attempt again.
+	Redeliver(ctx context.Context, webhookID, deliveryID int64) error
+}
+
+// ReplayWebhook queues past events for a subscription again.
+func (h *Handler) ReplayWebhook(ctx context.Context, req gen.ReplayWebhookRequestObject) (gen.ReplayWebhookResponseObject, error) {
+	if h.replayer == nil {
+		return nil, errNoWebhooks
+	}
+	var after int64
+	if req.Body.After != nil {
+		after = *req.Body.After
+	}
+	n, err := h.replayer.Replay(ctx, req.Id, after, req.Body.Since)
+	if err != nil {
+		return nil, eventsError(webhookError(err, req.Id), after)
+	}
+	return gen.ReplayWebhook202JSONResponse{Body: gen.Replay{Queued: n}}, nil
+}
+
+// RetryWebhookDelivery queues the event of one delivery attempt again.
+func (h *Handler) RetryWebhookDelivery(ctx context.Context, req gen.RetryWebhookDeliveryRequestObject) (gen.RetryWebhookDeliveryResponseObject, error) {
+	if h.replayer == nil {
+		return nil, errNoWebhooks
+	}
+	err := h.replayer.Redeliver(ctx, req.Id, req.DeliveryId)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, withDetail(err, "webhook %d has no delivery %d", req.Id, req.DeliveryId)
+	case errors.Is(err, store.ErrGone):
+		return nil, withDetail(err, "the event of delivery %d is no longer kept", req.DeliveryId)
+	case err != nil:
+		return nil, err
+	}
+	return gen.RetryWebhookDelivery202JSONResponse{Body: gen.Replay{Queued: 1}}, nil
 }

@@ -2,10 +2,8 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"userapi/store/internal/dbsqlc"
@@ -41,27 +39,15 @@ type InvalidationBatch struct {
 
 // InvalidationLog is the durable record of cache invalidations.
 type InvalidationLog struct {
-	pool   *pgxpool.Pool
-	q      *dbsqlc.Queries
-	listen *pgx.ConnConfig // nil: the pool's
+	pool *pgxpool.Pool
+	q    *dbsqlc.Queries
+	listener
 }
 
 // NewInvalidationLog reads the log through pool, and listens for new
 // entries on a connection of its own made from pool's settings.
 func NewInvalidationLog(pool *pgxpool.Pool) *InvalidationLog {
 	return &InvalidationLog{pool: pool, q: dbsqlc.New(pool)}
-}
-
-// ListenVia makes Listen connect to url rather than where the pool
-// does: PostgreSQL itself, when the pool goes through a pooler in
-// transaction mode, which cannot keep a LISTEN.
-func (l *InvalidationLog) ListenVia(url string) error {
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		return fmt.Errorf("parse database URL: %w", err)
-	}
-	l.listen = cfg
-	return nil
 }
 
 // Notify wakes every instance listening for the log, in a transaction of
@@ -113,37 +99,5 @@ func (l *InvalidationLog) Trim(ctx context.Context, within time.Duration, limit 
 // session, which a pool would hand to others), connects again after a
 // failure, and returns when ctx ends.
 func (l *InvalidationLog) Listen(ctx context.Context, wake func()) {
-	cfg := l.listen
-	if cfg == nil {
-		cfg = l.pool.Config().ConnConfig.Copy()
-	}
-	for ctx.Err() == nil {
-		l.listenOnce(ctx, cfg, wake)
-		select {
-		case <-ctx.Done():
-		case <-time.After(listenRetry):
-		}
-	}
-}
-
-func (l *InvalidationLog) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, wake func()) {
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), listenRetry)
-		defer cancel()
-		conn.Close(cctx)
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+InvalidationChannel); err != nil {
-		return
-	}
-	wake()
-	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
-			return
-		}
-		wake()
-	}
+	l.listen(ctx, l.pool, InvalidationChannel, wake)
 }

@@ -108,14 +108,13 @@ const (
 )
 
 // UserEvent is one change to a user, as seen from inside the transaction
-// that makes it.
+// that makes it, once it is in the event log.
 type UserEvent struct {
-	// Type is UserCreated, UserUpdated or UserDeleted.
-	Type string
+	// Event is the log's record: its ID, Type (UserCreated, UserUpdated or
+	// UserDeleted), OccurredAt, and the user as Data.
+	Event
 	// User is the row after the change; for UserDeleted, the row that went.
 	User User
-	// At is when the change happened.
-	At time.Time
 }
 
 // UserHook runs inside the transaction of every user change, after the row
@@ -126,9 +125,10 @@ type UserHook func(ctx context.Context, tx pgx.Tx, ev UserEvent) error
 
 // Users is the PostgreSQL user repository.
 type Users struct {
-	db   DB
-	q    *dbsqlc.Queries
-	hook UserHook
+	db        DB
+	q         *dbsqlc.Queries
+	hook      UserHook
+	committed func()
 }
 
 var _ UserService = (*Users)(nil)
@@ -141,13 +141,20 @@ func NewUsers(db DB) *Users {
 // WithTx returns a repository whose statements run inside tx, so a caller can
 // commit a user change together with other writes. It keeps the hook.
 func (s *Users) WithTx(tx pgx.Tx) *Users {
-	return NewUsers(tx).WithHook(s.hook)
+	return &Users{db: tx, q: dbsqlc.New(tx), hook: s.hook, committed: s.committed}
 }
 
 // WithHook returns a repository that calls hook inside the transaction of
 // every change it makes.
 func (s *Users) WithHook(hook UserHook) *Users {
-	return &Users{db: s.db, q: s.q, hook: hook}
+	return &Users{db: s.db, q: s.q, hook: hook, committed: s.committed}
+}
+
+// WithCommitted returns a repository that calls fn once the transaction of
+// each change has ended (see AfterTx), to wake the event log's readers. It
+// must be quick: the change's caller waits for it.
+func (s *Users) WithCommitted(fn func()) *Users {
+	return &Users{db: s.db, q: s.q, hook: s.hook, committed: fn}
 }
 
 // Create stores a new user. Returns ErrConflict if another user has the same
@@ -155,10 +162,10 @@ func (s *Users) WithHook(hook UserHook) *Users {
 func (s *Users) Create(ctx context.Context, u NewUser) (_ User, err error) {
 	defer wrap(&err, "Users.Create")
 	var created User
-	err = s.change(ctx, true, func(q *dbsqlc.Queries) (UserEvent, error) {
+	err = s.change(ctx, func(q *dbsqlc.Queries) (UserEvent, error) {
 		row, err := q.UserCreate(ctx, dbsqlc.UserCreateParams{Name: u.Name, Email: u.Email, EmailKey: emailKey(u.Email)})
 		created = fromRow(row)
-		return UserEvent{Type: UserCreated, User: created, At: created.CreatedAt}, err
+		return UserEvent{Event: Event{Type: UserCreated, OccurredAt: created.CreatedAt}, User: created}, err
 	})
 	return created, translate(err)
 }
@@ -207,7 +214,7 @@ func (s *Users) List(ctx context.Context, f UserFilter) (_ UserPage, err error) 
 func (s *Users) Update(ctx context.Context, id int64, c UserChange) (_ User, err error) {
 	defer wrap(&err, "Users.Update(%d)", id)
 	var updated User
-	err = s.change(ctx, false, func(q *dbsqlc.Queries) (UserEvent, error) {
+	err = s.change(ctx, func(q *dbsqlc.Queries) (UserEvent, error) {
 		row, err := q.UserGetForUpdate(ctx, id)
 		if err != nil {
 			return UserEvent{}, err
@@ -223,9 +230,16 @@ func (s *Users) Update(ctx context.Context, id int64, c UserChange) (_ User, err
 			params.Email = *c.Email
 		}
 		params.EmailKey = emailKey(params.Email)
+		changed := []string{}
+		if params.Name != row.Name {
+			changed = append(changed, "name")
+		}
+		if params.Email != row.Email {
+			changed = append(changed, "email")
+		}
 		row, err = q.UserUpdate(ctx, params)
 		updated = fromRow(row)
-		return UserEvent{Type: UserUpdated, User: updated, At: updated.UpdatedAt}, err
+		return UserEvent{Event: Event{Type: UserUpdated, OccurredAt: updated.UpdatedAt, Changed: changed}, User: updated}, err
 	})
 	return updated, translate(err)
 }
@@ -235,7 +249,7 @@ func (s *Users) Update(ctx context.Context, id int64, c UserChange) (_ User, err
 // row is then locked first, so the version checked is the one deleted.
 func (s *Users) Delete(ctx context.Context, id int64, ifVersion func(int64) bool) (err error) {
 	defer wrap(&err, "Users.Delete(%d)", id)
-	return translate(s.change(ctx, true, func(q *dbsqlc.Queries) (UserEvent, error) {
+	return translate(s.change(ctx, func(q *dbsqlc.Queries) (UserEvent, error) {
 		if ifVersion != nil {
 			row, err := q.UserGetForUpdate(ctx, id)
 			if err != nil {
@@ -246,7 +260,7 @@ func (s *Users) Delete(ctx context.Context, id int64, ifVersion func(int64) bool
 			}
 		}
 		row, err := q.UserDelete(ctx, id)
-		return UserEvent{Type: UserDeleted, User: fromRow(row), At: time.Now().UTC()}, err
+		return UserEvent{Event: Event{Type: UserDeleted, OccurredAt: time.Now()}, User: fromRow(row)}, err
 	}))
 }
 
@@ -289,21 +303,27 @@ func (s *Users) GetProfile(ctx context.Context, id int64) (_ Profile, computed b
 	}, true, nil
 }
 
-// change runs one user change in a transaction and hands its event to the
-// hook before the commit. A single-statement change with no hook needs no
-// transaction of its own, and skips the two round trips one costs.
-func (s *Users) change(ctx context.Context, singleStatement bool, fn func(q *dbsqlc.Queries) (UserEvent, error)) error {
-	if singleStatement && s.hook == nil {
-		_, err := fn(s.queries(ctx))
-		return err
-	}
-	return s.inTx(ctx, func(tx pgx.Tx, q *dbsqlc.Queries) error {
+// change runs one user change in a transaction, appends its event to the
+// log and hands it to the hook before the commit, so that the event and
+// whatever the hook writes exist if and only if the change committed.
+func (s *Users) change(ctx context.Context, fn func(q *dbsqlc.Queries) (UserEvent, error)) error {
+	err := s.inTx(ctx, func(tx pgx.Tx, q *dbsqlc.Queries) error {
 		ev, err := fn(q)
-		if err != nil || s.hook == nil {
+		if err != nil {
 			return err
+		}
+		if err := appendEvent(ctx, q, &ev); err != nil {
+			return err
+		}
+		if s.hook == nil {
+			return nil
 		}
 		return s.hook(ctx, tx, ev)
 	})
+	if err == nil && s.committed != nil {
+		AfterTx(ctx, s.committed)
+	}
+	return err
 }
 
 // inTx runs fn in a transaction (a savepoint when s already runs in one, or

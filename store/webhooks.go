@@ -211,19 +211,31 @@ func (s *Webhooks) Deliveries(ctx context.Context, id int64, limit int) (_ []Del
 	}
 	out := make([]Delivery, len(rows))
 	for i, r := range rows {
-		out[i] = Delivery{
-			ID:          r.ID,
-			WebhookID:   r.WebhookID,
-			EventID:     r.EventID,
-			EventType:   r.EventType,
-			Attempt:     int(r.Attempt),
-			StatusCode:  int(r.StatusCode.Int32),
-			Latency:     time.Duration(r.LatencyMs * float64(time.Millisecond)),
-			Error:       r.Error.String,
-			DeliveredAt: r.DeliveredAt.UTC(),
-		}
+		out[i] = deliveryFromRow(r)
 	}
 	return out, nil
+}
+
+// Delivery returns one of a subscription's delivery attempts. Returns
+// ErrNotFound if the subscription has none with this id.
+func (s *Webhooks) Delivery(ctx context.Context, webhookID, id int64) (_ Delivery, err error) {
+	defer wrap(&err, "Webhooks.Delivery(%d, %d)", webhookID, id)
+	r, err := s.queries(ctx).WebhookDeliveryGet(ctx, dbsqlc.WebhookDeliveryGetParams{WebhookID: webhookID, ID: id})
+	return deliveryFromRow(r), translate(err)
+}
+
+func deliveryFromRow(r dbsqlc.WebhookDelivery) Delivery {
+	return Delivery{
+		ID:          r.ID,
+		WebhookID:   r.WebhookID,
+		EventID:     r.EventID,
+		EventType:   r.EventType,
+		Attempt:     int(r.Attempt),
+		StatusCode:  int(r.StatusCode.Int32),
+		Latency:     time.Duration(r.LatencyMs * float64(time.Millisecond)),
+		Error:       r.Error.String,
+		DeliveredAt: r.DeliveredAt.UTC(),
+	}
 }
 
 // queries run in the context's transaction when there is one to join.

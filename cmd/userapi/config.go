@@ -62,6 +62,12 @@ type config struct {
 	JobRescueAfter         time.Duration
 	AdminUI                bool
 
+	EventRetention  time.Duration
+	EventPoll       time.Duration
+	StreamsPerKey   int32
+	StreamBuffer    int32
+	StreamKeepAlive time.Duration
+
 	Auth bool // false only for local experiments
 
 	JWTIssuer     string // "" when only API keys are accepted
@@ -236,6 +242,19 @@ func settings(c *config) []setting {
 		{"USERAPI_WEBHOOK_ALLOW_PRIVATE", "off", "`on` lets webhooks reach loopback, private and link-local addresses. Keep it `off` in production: otherwise anyone who can subscribe can make the service call into its own network", onOff(&c.WebhookAllowPrivate)},
 		{"USERAPI_WEBHOOKS_PER_KEY", "100", "Subscriptions one API key may make (each adds a delivery per event); past it, `POST /webhooks` answers `422`", intIn(&c.WebhooksPerKey, 1, 100000)},
 		{"USERAPI_WEBHOOK_ROTATION_OVERLAP", "24h", "After `POST /webhooks/{id}/rotate-secret`, how long the replaced secret keeps signing deliveries beside the new one, so that receivers can switch without missing any", positiveDuration(&c.WebhookRotationOverlap)},
+		{"USERAPI_EVENT_RETENTION", "720h", "How long the event log keeps events (`GET /events`, the stream, webhook replays); a periodic job deletes older ones. Reading after an event no longer kept is `410`", func(v string) error {
+			// Go durations have no unit for days: 720h is 30 days.
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Hour || d > 24*time.Hour*3650 {
+				return errors.New("must be a duration from 1h to 87600h (ten years), such as 720h for 30 days")
+			}
+			c.EventRetention = d
+			return nil
+		}},
+		{"USERAPI_EVENT_POLL", "500ms", "How often each instance reads the event log for its streams, besides when PostgreSQL notifies it of a new event", positiveDuration(&c.EventPoll)},
+		{"USERAPI_STREAMS_PER_KEY", "10", "Event streams (`GET /events/stream`) one API key may hold open on one instance; past it the answer is `429`", intIn(&c.StreamsPerKey, 1, 100000)},
+		{"USERAPI_STREAM_BUFFER", "256", "Events an event stream may fall behind the log before it is ended as too slow (its client resumes from its last id)", intIn(&c.StreamBuffer, 1, 100000)},
+		{"USERAPI_STREAM_KEEPALIVE", "15s", "How long an event stream stays silent before it sends a comment line, so that proxies keep it open", positiveDuration(&c.StreamKeepAlive)},
 		{"USERAPI_JOB_RETRY_BACKOFF", "1s", "Wait before a failed job's first retry; it doubles with each attempt, up to 1h, ±10%", positiveDuration(&c.JobRetryBackoff)},
 		{"USERAPI_JOB_RESCUE_AFTER", "1h", "A job running this long (and longer than its own time limit) is presumed lost with its process and run again; must exceed the longest job", positiveDuration(&c.JobRescueAfter)},
 		{"USERAPI_ADMIN_UI", "off", "`on` serves the River job dashboard at `/admin/jobs`. With API keys on, the browser asks for a password: give a key with the `admin` scope (any user name)", onOff(&c.AdminUI)},

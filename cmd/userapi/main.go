@@ -24,6 +24,7 @@ import (
 	"userapi/accesstoken"
 	"userapi/auth"
 	"userapi/cache"
+	"userapi/feed"
 	"userapi/jobs"
 	"userapi/metrics"
 	"userapi/ratelimit"
@@ -167,6 +168,7 @@ func newQueue(cfg config, logger *slog.Logger, pool *pgxpool.Pool, workers bool,
 		RetryBackoff:        cfg.JobRetryBackoff,
 		RescueAfter:         cfg.JobRescueAfter,
 		StopTimeout:         cfg.ShutdownTimeout,
+		EventRetention:      cfg.EventRetention,
 	}
 	if workers {
 		opts.Workers = int(cfg.Workers)
@@ -273,8 +275,23 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 	if err != nil {
 		return err
 	}
-	// Every user change queues its webhook events in its own transaction.
-	stored := store.NewUsers(pool).WithHook(queue.UserHook())
+	// One reader of the event log per process serves every stream.
+	events := store.NewEvents(pool)
+	if cfg.DatabaseDirectURL != "" {
+		if err := events.ListenVia(cfg.DatabaseDirectURL); err != nil {
+			return fmt.Errorf("DATABASE_DIRECT_URL: %w", err)
+		}
+	}
+	live := feed.New(events, feed.Options{
+		Poll: cfg.EventPoll, Buffer: int(cfg.StreamBuffer), PerKey: int(cfg.StreamsPerKey), Logger: logger,
+	})
+	feedCtx, stopFeed := context.WithCancel(context.WithoutCancel(ctx))
+	feedDone := make(chan struct{})
+	go func() { defer close(feedDone); live.Run(feedCtx) }()
+	defer func() { stopFeed(); <-feedDone }()
+	// Every user change writes its event, and queues its webhook
+	// deliveries, in its own transaction; its commit wakes the streams.
+	stored := store.NewUsers(pool).WithHook(queue.UserHook()).WithCommitted(live.Committed)
 	var users store.UserService = stored
 	ready := &server.Readiness{Probe: func(ctx context.Context) error { return store.Ready(ctx, pool) }}
 	opts := server.Options{
@@ -300,6 +317,10 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 		ExactCountWithin:       cfg.ExactCountTimeout,
 		JSONMaxKeys:            int(cfg.JSONMaxKeys),
 		JSONMaxDepth:           int(cfg.JSONMaxDepth),
+		Events:                 events,
+		Feed:                   live,
+		StreamKeepAlive:        cfg.StreamKeepAlive,
+		Replayer:               queue,
 	}
 	if cfg.AdminUI {
 		admin, err := riverui.NewHandler(&riverui.HandlerOpts{
@@ -433,6 +454,9 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 		return err
 	case <-ctx.Done():
 	}
+	// Streams end first, cleanly: their clients reconnect, with their last
+	// event id, to an instance that is not going away.
+	live.Close()
 	drain(ready, srv, cfg.DrainDelay, logger)
 
 	// HTTP and the workers wind down together, each within the timeout.

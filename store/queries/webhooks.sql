@@ -54,3 +54,7 @@ UPDATE webhooks
 SET previous_secret = secret, previous_secret_until = @previous_until, secret = @secret
 WHERE id = @id
 RETURNING *;
+-- name: WebhookDeliveryGet :one
+-- WebhookDeliveryGet returns one of a subscription's delivery attempts.
+SELECT * FROM webhook_deliveries
+WHERE webhook_id = @webhook_id AND id = @id;

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"userapi/internal/freeport"
+	"userapi/store"
 )
 
 // Cluster is a PostgreSQL server of a test's own, on a spare port, that the
@@ -135,4 +139,27 @@ func pgBinary(name string) string {
 		return matches[len(matches)-1]
 	}
 	return name // exec reports it missing, with the name
+}
+
+// QuietDB returns the URL of a migrated database on a cluster of the
+// test's own, stopped when the test ends. Readers of the event log see an
+// event once every transaction on the whole server that began before it
+// has ended (see store.Events.After): on the shared server, other tests'
+// long transactions would hold back a test of the log for as long as they
+// run.
+func QuietDB(t testing.TB) string {
+	t.Helper()
+	c := NewCluster(t)
+	url := c.URL("postgres")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := store.Migrate(ctx, pool); err != nil {
+		t.Fatalf("storetest: migrate the quiet cluster: %v", err)
+	}
+	return url
 }

@@ -168,3 +168,4 @@ export function createUserApiClient(baseUrl: string, options: UserApiClientOptio
 }
 
 export { parseDates, toDate, type WithDates } from "./dates.js";
+export { streamEvents, type Event, type StreamEventsOptions } from "./events.js";

@@ -199,6 +199,87 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List events
+         * @description Every change to a user, oldest first: `user.created`, `user.updated` (with
+         *     the fields it `changed`) and `user.deleted`, each with the user after the
+         *     change (as it last was, for a deletion). An event exists if and only if its
+         *     change committed.
+         *
+         *     Start with no `after` (or `after=0`) and pass each answer's `next_after` as
+         *     the next `after`. Ids grow but are not consecutive. An event is listed
+         *     only once every change that began before it has committed or failed, so
+         *     paging by `after` never skips one that committed late; an event is listed
+         *     usually within milliseconds of its commit. When the page is not full,
+         *     `next_after` is where the log ends now: ask again later with it.
+         *
+         *     Events are kept `USERAPI_EVENT_RETENTION` (30 days by default). An `after`
+         *     that the log no longer reaches (events after it were deleted) is `410`,
+         *     whose `detail` says where the log now starts.
+         */
+        get: operations["listEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/events/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow events live (Server-Sent Events)
+         * @description The events of `GET /events`, live, as a `text/event-stream` (Server-Sent
+         *     Events): first those after the client's last id, then each new one, from
+         *     whichever instance made the change, usually within a second of its commit.
+         *     Each event is one message:
+         *
+         *     ```
+         *     id: 50331648
+         *     event: user.created
+         *     data: {"id":50331648,"type":"user.created","occurred_at":"2026-01-02T03:04:05Z","user_id":1,"data":{...}}
+         *     ```
+         *
+         *     `id` is the event's id, `event` its type, and `data` the `Event`, as JSON on
+         *     one line. The stream opens with `retry: 2000` (milliseconds to wait before
+         *     reconnecting) and sends a comment line (`: keep-alive`) every 15 seconds
+         *     when nothing else is sent, so that proxies keep it open.
+         *
+         *     To resume, send the last id received in `Last-Event-ID` (browsers'
+         *     `EventSource` does so on its own), or on a first connection `after`: the
+         *     stream continues right after it, with no gap and no duplicate. Without
+         *     either it starts with the next event. An id older than the log keeps is
+         *     `410`, as for `GET /events`.
+         *
+         *     The stream ends (cleanly) when the instance shuts down, and when the client
+         *     reads too slowly to keep up: reconnect with the last id. One API key may hold
+         *     `USERAPI_STREAMS_PER_KEY` streams (10 by default) open on one instance; past
+         *     that the answer is `429`. A stream costs one request of the read budget, when
+         *     it opens. `EventSource` cannot send `Authorization`: the TypeScript client's
+         *     `streamEvents` reads the stream with `fetch` instead.
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/webhooks": {
         parameters: {
             query?: never;
@@ -359,6 +440,70 @@ export interface paths {
          *     `422` when the URL leads to an address deliveries may not reach.
          */
         post: operations["testWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/{id}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deliver past events again
+         * @description Queues a delivery to this subscription of every event of the types it
+         *     subscribes to after the event id `after` (or that occurred at or after
+         *     `since`), oldest first, through the usual queue, retries included. Each
+         *     carries the event's own id, as the first delivery did, so a receiver that
+         *     already has it can drop it. The log keeps events `USERAPI_EVENT_RETENTION`;
+         *     an `after` older than that is `410`.
+         */
+        post: operations["replayWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/{id}/deliveries/{delivery_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["WebhookID"];
+                /**
+                 * @description The id of a delivery attempt, from `GET /webhooks/{id}/deliveries`.
+                 * @example 1
+                 */
+                delivery_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deliver one event again
+         * @description Queues one more delivery of the event of this attempt to the subscription,
+         *     through the usual queue, with the event's own id. The event must still be
+         *     in the log (`USERAPI_EVENT_RETENTION`); otherwise the answer is `410`.
+         */
+        post: operations["retryWebhookDelivery"];
         delete?: never;
         options?: never;
         head?: never;
@@ -765,6 +910,75 @@ export interface components {
             message: string;
         };
         /**
+         * @description One change to a user, as `GET /events` lists it, `GET /events/stream`
+         *     sends it in `data:` and webhooks deliver it.
+         */
+        Event: {
+            /**
+             * Format: int64
+             * @description The event's id. Ids grow in the order events are listed; they are not consecutive.
+             * @example 50331648
+             */
+            id: number;
+            type: components["schemas"]["EventType"];
+            /**
+             * Format: date-time
+             * @description When the change happened (RFC 3339, UTC).
+             * @example 2026-01-02T03:04:05Z
+             */
+            occurred_at: string;
+            /**
+             * Format: int64
+             * @description The id of the user that changed.
+             * @example 1
+             */
+            user_id: number;
+            data: components["schemas"]["User"];
+            /**
+             * @description For `user.updated`, the fields whose value changed (none when the update set the same values).
+             * @example [
+             *       "email"
+             *     ]
+             */
+            changed?: ("name" | "email")[];
+        };
+        /** @description A page of events. */
+        EventPage: {
+            /** @description The events, oldest first. */
+            items: components["schemas"]["Event"][];
+            /**
+             * Format: int64
+             * @description The `after` of the next page: the last event's id when the page is full,
+             *     otherwise the point up to which every event has been read (ask again
+             *     later with it for newer ones).
+             * @example 50331648
+             */
+            next_after: number;
+        };
+        /** @description Where to start replaying from; exactly one of `after` and `since`. */
+        ReplayRequest: {
+            /**
+             * Format: int64
+             * @description Replay the events after this event id.
+             * @example 50331648
+             */
+            after?: number;
+            /**
+             * Format: date-time
+             * @description Replay the events that occurred at or after this instant (RFC 3339).
+             * @example 2026-01-02T00:00:00Z
+             */
+            since?: string;
+        };
+        /** @description What was queued. */
+        Replay: {
+            /**
+             * @description How many deliveries were queued.
+             * @example 3
+             */
+            queued: number;
+        };
+        /**
          * @description A kind of user event.
          * @enum {string}
          */
@@ -886,8 +1100,8 @@ export interface components {
              */
             id: number;
             /**
-             * @description The event's id, as in the `webhook-id` header.
-             * @example 0b9f0b5e-7f8e-4a53-9a43-0f8c2d2c6a11
+             * @description The id of the event delivered, in decimal, as the delivery's headers carry it.
+             * @example 50331648
              */
             event_id: string;
             event_type: components["schemas"]["EventType"];
@@ -998,7 +1212,7 @@ export interface components {
              * @example /problems/not-found
              * @enum {string}
              */
-            type: "/problems/validation" | "/problems/malformed-request" | "/problems/unauthorized" | "/problems/forbidden" | "/problems/not-found" | "/problems/method-not-allowed" | "/problems/email-taken" | "/problems/idempotency-key-busy" | "/problems/conflict" | "/problems/idempotency-key-reused" | "/problems/precondition-failed" | "/problems/body-too-large" | "/problems/unsupported-media-type" | "/problems/too-many-webhooks" | "/problems/rate-limited" | "/problems/unavailable" | "/problems/internal-error" | "about:blank";
+            type: "/problems/validation" | "/problems/malformed-request" | "/problems/unauthorized" | "/problems/forbidden" | "/problems/not-found" | "/problems/method-not-allowed" | "/problems/email-taken" | "/problems/idempotency-key-busy" | "/problems/conflict" | "/problems/idempotency-key-reused" | "/problems/precondition-failed" | "/problems/body-too-large" | "/problems/unsupported-media-type" | "/problems/too-many-webhooks" | "/problems/events-trimmed" | "/problems/too-many-streams" | "/problems/rate-limited" | "/problems/unavailable" | "/problems/internal-error" | "about:blank";
             /**
              * @description A short summary of the kind of problem; the same for every occurrence of a `type`.
              * @example Not Found
@@ -1039,6 +1253,23 @@ export interface components {
         };
     };
     responses: {
+        /** @description The log no longer holds the events after this id; `detail` says where it now starts. */
+        EventsTrimmed: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "/problems/events-trimmed",
+                 *       "title": "Events no longer kept",
+                 *       "status": 410,
+                 *       "detail": "events after 50331648 are no longer kept: the log now starts after event 67108864; read from after=0 for the oldest event kept"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /**
          * @description No API key or token was sent, or the one sent is malformed, unknown,
          *     revoked or expired (a token: not signed by the identity provider, or
@@ -1375,6 +1606,11 @@ export interface components {
         };
     };
     parameters: {
+        /**
+         * @description The id of the last event already read; `0` (the default) starts at the oldest event kept.
+         * @example 50331648
+         */
+        EventsAfter: number;
         /**
          * @description The subscription's id.
          * @example 1
@@ -2200,6 +2436,110 @@ export interface operations {
             default: components["responses"]["Error"];
         };
     };
+    listEvents: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The id of the last event already read; `0` (the default) starts at the oldest event kept.
+                 * @example 50331648
+                 */
+                after?: components["parameters"]["EventsAfter"];
+                /**
+                 * @description How many events to return, from 1 to 1000.
+                 * @example 100
+                 */
+                limit?: number;
+                /** @description Only events of these types (repeat the parameter for several). */
+                type?: components["schemas"]["EventType"][];
+                /**
+                 * @description Only the events of this user.
+                 * @example 1
+                 */
+                user_id?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventPage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            410: components["responses"]["EventsTrimmed"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Error"];
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The id of the last event already read; `0` starts at the oldest event kept, and without it (or `Last-Event-ID`) the stream starts with the next event.
+                 * @example 50331648
+                 */
+                after?: number;
+            };
+            header?: {
+                /**
+                 * @description The id of the last event received; takes precedence over `after`.
+                 * @example 50331648
+                 */
+                "Last-Event-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stream of events, until the client leaves or the instance shuts down. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example retry: 2000
+                     *
+                     *     id: 50331648
+                     *     event: user.created
+                     *     data: {"id":50331648,"type":"user.created","occurred_at":"2026-01-02T03:04:05Z","user_id":1,"data":{"id":1,"name":"Ada Lovelace","email":"ada@example.com","created_at":"2026-01-02T03:04:05Z","updated_at":"2026-01-02T03:04:05Z"}}
+                     *
+                     *     : keep-alive
+                     */
+                    "text/event-stream": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            410: components["responses"]["EventsTrimmed"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["NotReady"];
+            default: components["responses"]["Error"];
+        };
+    };
     listWebhooks: {
         parameters: {
             query?: never;
@@ -2525,6 +2865,117 @@ export interface operations {
             429: components["responses"]["TooManyRequests"];
             502: components["responses"]["WebhookUnreachable"];
             504: components["responses"]["WebhookUnreachable"];
+            default: components["responses"]["Error"];
+        };
+    };
+    replayWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "after": 50331648
+                 *     }
+                 */
+                "application/json": components["schemas"]["ReplayRequest"];
+            };
+        };
+        responses: {
+            /** @description The deliveries are queued. */
+            202: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Replay"];
+                };
+            };
+            400: components["responses"]["MalformedRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["WebhookNotFound"];
+            410: components["responses"]["EventsTrimmed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Error"];
+        };
+    };
+    retryWebhookDelivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["WebhookID"];
+                /**
+                 * @description The id of a delivery attempt, from `GET /webhooks/{id}/deliveries`.
+                 * @example 1
+                 */
+                delivery_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The delivery is queued. */
+            202: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Replay"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No subscription has this id, or it has no attempt with this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "/problems/not-found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "webhook 1 has no delivery 42"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            410: components["responses"]["EventsTrimmed"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Error"];
         };
     };

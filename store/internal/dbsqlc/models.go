@@ -33,6 +33,20 @@ type CacheInvalidation struct {
 	CreatedAt time.Time
 }
 
+type Event struct {
+	ID         int64
+	Type       string
+	OccurredAt time.Time
+	UserID     int64
+	Data       []byte
+	Changed    []string
+}
+
+type EventLog struct {
+	TrimmedUpto int64
+	OneRow      bool
+}
+
 type IdempotencyKey struct {
 	Scope       string
 	Key         string

@@ -25,6 +25,28 @@ type Querier interface {
 	APIKeyRevoke(ctx context.Context, prefix string) (ApiKey, error)
 	// APIKeyTouch records that a key was used.
 	APIKeyTouch(ctx context.Context, prefix string) error
+	// EventCreate appends an event in the current transaction. Its id is the
+	// transaction's id shifted left by 16 bits, plus one for each event the
+	// transaction wrote before (see migration 0010); past 65536 events in one
+	// transaction it returns no row.
+	EventCreate(ctx context.Context, arg EventCreateParams) (int64, error)
+	// EventGet returns one event, if readers may see it yet.
+	EventGet(ctx context.Context, id int64) (Event, error)
+	// EventsAfter returns up to row_limit events after the id after, oldest
+	// first, of the types given (all when none), of the user given and since
+	// the time given (all when NULL), and on every row (alone when none match) the horizon, the
+	// lowest id a transaction still in flight could write, and the id the log
+	// starts after, both of the same snapshot as the events. Only events below
+	// the horizon are returned: no event can later appear below one returned,
+	// and an id below it that is not returned never will be.
+	EventsAfter(ctx context.Context, arg EventsAfterParams) ([]EventsAfterRow, error)
+	// EventsEnd returns the id up to which every event that will ever exist
+	// is visible now.
+	EventsEnd(ctx context.Context) (int64, error)
+	// EventsTrim deletes up to row_limit of the oldest events, among those up
+	// to the last one that occurred before the last retention_seconds, and
+	// moves the log's start past them.
+	EventsTrim(ctx context.Context, arg EventsTrimParams) (int64, error)
 	// IdempotencyDeleteExpired deletes up to row_limit expired records.
 	IdempotencyDeleteExpired(ctx context.Context, rowLimit int64) (int64, error)
 	// IdempotencyGet returns the key's record unless it has expired.
@@ -74,6 +96,8 @@ type Querier interface {
 	WebhookDelete(ctx context.Context, id int64) (int64, error)
 	// WebhookDeliveryCreate records one delivery attempt.
 	WebhookDeliveryCreate(ctx context.Context, arg WebhookDeliveryCreateParams) error
+	// WebhookDeliveryGet returns one of a subscription's delivery attempts.
+	WebhookDeliveryGet(ctx context.Context, arg WebhookDeliveryGetParams) (WebhookDelivery, error)
 	// WebhookDeliveryList returns a subscription's latest delivery attempts, newest first.
 	WebhookDeliveryList(ctx context.Context, arg WebhookDeliveryListParams) ([]WebhookDelivery, error)
 	// WebhookGet returns the subscription with this id.

@@ -102,6 +102,34 @@ func (q *Queries) WebhookDeliveryCreate(ctx context.Context, arg WebhookDelivery
 	return err
 }
 
+const webhookDeliveryGet = `-- name: WebhookDeliveryGet :one
+SELECT id, webhook_id, event_id, event_type, attempt, status_code, latency_ms, error, delivered_at FROM webhook_deliveries
+WHERE webhook_id = $1 AND id = $2
+`
+
+type WebhookDeliveryGetParams struct {
+	WebhookID int64
+	ID        int64
+}
+
+// WebhookDeliveryGet returns one of a subscription's delivery attempts.
+func (q *Queries) WebhookDeliveryGet(ctx context.Context, arg WebhookDeliveryGetParams) (WebhookDelivery, error) {
+	row := q.db.QueryRow(ctx, webhookDeliveryGet, arg.WebhookID, arg.ID)
+	var i WebhookDelivery
+	err := row.Scan(
+		&i.ID,
+		&i.WebhookID,
+		&i.EventID,
+		&i.EventType,
+		&i.Attempt,
+		&i.StatusCode,
+		&i.LatencyMs,
+		&i.Error,
+		&i.DeliveredAt,
+	)
+	return i, err
+}
+
 const webhookDeliveryList = `-- name: WebhookDeliveryList :many
 SELECT id, webhook_id, event_id, event_type, attempt, status_code, latency_ms, error, delivered_at FROM webhook_deliveries
 WHERE webhook_id = $1

@@ -1,0 +1,227 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"userapi/feed"
+	"userapi/gen"
+	"userapi/store"
+)
+
+// errNoEvents answers for the event routes of a server built without the
+// event log.
+var errNoEvents = errors.New("this server has no event log")
+
+// ListEvents returns a page of the event log, oldest first.
+func (h *Handler) ListEvents(ctx context.Context, req gen.ListEventsRequestObject) (gen.ListEventsResponseObject, error) {
+	if h.events == nil {
+		return nil, errNoEvents
+	}
+	limit, err := specDefault(req.Params.Limit)
+	if err != nil {
+		return nil, err
+	}
+	f := store.EventFilter{Limit: limit, UserID: req.Params.UserId}
+	if req.Params.After != nil {
+		f.After = *req.Params.After
+	}
+	if req.Params.Type != nil {
+		for _, t := range *req.Params.Type {
+			f.Types = append(f.Types, string(t))
+		}
+	}
+	page, err := h.events.After(ctx, f)
+	if err != nil {
+		return nil, eventsError(err, f.After)
+	}
+	out := gen.EventPage{Items: make([]gen.Event, len(page.Events)), NextAfter: page.Next}
+	for i, ev := range page.Events {
+		if out.Items[i], err = toAPIEvent(ev); err != nil {
+			return nil, err
+		}
+	}
+	return gen.ListEvents200JSONResponse{Body: out}, nil
+}
+
+// toAPIEvent is the log's event in the API's type. The log's JSON form is
+// the same schema; this only decodes the user it carries.
+func toAPIEvent(ev store.Event) (gen.Event, error) {
+	out := gen.Event{Id: ev.ID, Type: gen.EventType(ev.Type), OccurredAt: ev.OccurredAt, UserId: ev.UserID}
+	if err := json.Unmarshal(ev.Data, &out.Data); err != nil {
+		return gen.Event{}, fmt.Errorf("event %d: %w", ev.ID, err)
+	}
+	if ev.Changed != nil {
+		changed := make([]gen.EventChanged, len(ev.Changed))
+		for i, c := range ev.Changed {
+			changed[i] = gen.EventChanged(c)
+		}
+		out.Changed = &changed
+	}
+	return out, nil
+}
+
+// eventsError says where the log starts when a read asked for events it no
+// longer keeps.
+func eventsError(err error, after int64) error {
+	var trimmed *store.TrimmedError
+	if errors.As(err, &trimmed) {
+		return withDetail(err, "events after %d are no longer kept: the log now starts after event %d; read from after=0 for the oldest event kept", after, trimmed.Start)
+	}
+	return err
+}
+
+// Stream settings; see Options.
+const (
+	// DefaultStreamKeepAlive is Options.StreamKeepAlive when zero.
+	DefaultStreamKeepAlive = 15 * time.Second
+	// streamRetry is the reconnection delay the stream asks of clients.
+	streamRetry = 2 * time.Second
+	// streamPage is how many events one read of the log takes while a
+	// stream catches up.
+	streamPage = 500
+)
+
+// StreamEvents follows the event log as Server-Sent Events: from the
+// client's last id through the log, then live through the feed.
+func (h *Handler) StreamEvents(ctx context.Context, req gen.StreamEventsRequestObject) (gen.StreamEventsResponseObject, error) {
+	if h.events == nil || h.feed == nil {
+		return nil, errNoEvents
+	}
+	after := int64(-1) // from the feed's position: only what comes next
+	if req.Params.After != nil {
+		after = *req.Params.After
+	}
+	if id := req.Params.LastEventID; id != nil {
+		n, err := strconv.ParseInt(*id, 10, 64)
+		if err != nil {
+			return nil, validation(gen.FieldError{Location: "header.Last-Event-ID", Message: "must be an event id"})
+		}
+		after = n
+	}
+	// Without keys or tokens (authentication off) there is no one to count per.
+	who := callerOf(ctx)
+	sub, err := h.feed.Subscribe(who.ID(), who.ID() != "")
+	switch {
+	case errors.Is(err, feed.ErrTooMany):
+		p := newProblem(http.StatusTooManyRequests, fmt.Sprintf(
+			"%s already has %d streams open on this instance, the most one caller may: close one before opening another", who, h.feed.PerKey())).
+			typed(gen.ProblemstooManyStreams)
+		p.header = http.Header{"Retry-After": {"5"}}
+		return nil, p
+	case err != nil:
+		p := newProblem(http.StatusServiceUnavailable, "this instance is not serving streams (it is starting or shutting down); reconnect, to another instance, with the last event id")
+		p.header = http.Header{"Retry-After": {"1"}}
+		p.cause = err
+		return nil, p
+	}
+	if after < 0 {
+		after = sub.From
+	}
+	// The first read happens here, so that a stale id or a database down
+	// is an ordinary problem answer rather than a broken stream.
+	page, err := h.events.After(ctx, store.EventFilter{After: after, Limit: streamPage})
+	if err != nil {
+		sub.Close()
+		return nil, eventsError(err, after)
+	}
+	return &eventStream{ctx: ctx, log: h.events, sub: sub, first: page, keepAlive: h.streamKeepAlive}, nil
+}
+
+// eventStream writes one stream until the client leaves, the feed ends it
+// (too slow, or shutting down), or a write fails.
+type eventStream struct {
+	ctx       context.Context
+	log       store.EventLog
+	sub       *feed.Sub
+	first     store.EventPage
+	keepAlive time.Duration
+}
+
+func (s *eventStream) VisitStreamEventsResponse(w http.ResponseWriter) error {
+	defer s.sub.Close()
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no") // proxies that buffer answers must not hold events back
+	w.WriteHeader(http.StatusOK)
+	// send writes and flushes within a deadline of its own: the server's
+	// write timeout bounds whole answers, which a stream is not, while a
+	// client that stops reading must not hold the stream for ever.
+	send := func(b []byte) error {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.keepAlive + 10*time.Second))
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	if err := send(fmt.Appendf(nil, "retry: %d\n\n", streamRetry.Milliseconds())); err != nil {
+		return nil
+	}
+
+	// Catch up through the log to where the feed was when this stream
+	// subscribed; from there the feed has every event, and the ones the
+	// log already gave are skipped by id.
+	page, cursor := s.first, s.first.Next
+	var buf []byte
+	for {
+		for _, ev := range page.Events {
+			raw, err := json.Marshal(ev)
+			if err != nil {
+				return err
+			}
+			if err := send(appendFrame(buf[:0], ev, raw)); err != nil {
+				return nil
+			}
+		}
+		cursor = page.Next
+		if cursor >= s.sub.From || len(page.Events) < streamPage {
+			break
+		}
+		var err error
+		if page, err = s.log.After(s.ctx, store.EventFilter{After: cursor, Limit: streamPage}); err != nil {
+			return nil // the client resumes from its last id
+		}
+	}
+
+	tick := time.NewTicker(s.keepAlive)
+	defer tick.Stop()
+	for {
+		select {
+		case it := <-s.sub.Items():
+			if it.Event.ID <= cursor {
+				continue
+			}
+			buf = appendFrame(buf[:0], it.Event, it.JSON)
+			if err := send(buf); err != nil {
+				return nil
+			}
+			cursor = it.Event.ID
+			tick.Reset(s.keepAlive)
+		case <-tick.C:
+			if err := send([]byte(": keep-alive\n\n")); err != nil {
+				return nil
+			}
+		case <-s.sub.Done():
+			return nil
+		case <-s.ctx.Done():
+			return nil
+		}
+	}
+}
+
+// appendFrame is one event as a Server-Sent Events message.
+func appendFrame(b []byte, ev store.Event, raw []byte) []byte {
+	b = append(b, "id: "...)
+	b = strconv.AppendInt(b, ev.ID, 10)
+	b = append(b, "\nevent: "...)
+	b = append(b, ev.Type...)
+	b = append(b, "\ndata: "...)
+	b = append(b, raw...)
+	return append(b, "\n\n"...)
+}
