@@ -13,6 +13,7 @@ import (
 	"userapi/jobs/jobstest"
 	"userapi/store"
 	"userapi/store/storetest"
+	"userapi/webhook"
 )
 
 // A replay queues every event after an id again, through the queue, with
@@ -60,7 +61,7 @@ func TestReplayAndRedeliver(t *testing.T) {
 	var again []int64
 	for _, d := range replayed {
 		again = append(again, d.event.ID)
-		if id := d.header.Get("Userapi-Event-Id"); id != fmt.Sprint(d.event.ID) {
+		if id := d.header.Get(webhook.HeaderID); id != fmt.Sprint(d.event.ID) {
 			t.Errorf("replayed delivery has event id header %q, want %d", id, d.event.ID)
 		}
 	}
