@@ -167,7 +167,8 @@ func (s *eventStream) VisitStreamEventsResponse(w http.ResponseWriter) error {
 	// Catch up through the log to where the feed was when this stream
 	// subscribed; from there the feed has every event, and the ones the
 	// log already gave are skipped by id.
-	page, cursor := s.first, s.first.Next
+	page := s.first
+	var cursor int64
 	var buf []byte
 	for {
 		for _, ev := range page.Events {
