@@ -17,7 +17,7 @@ import (
 	"userapi/store/storetest"
 )
 
-func TestMain(m *testing.M) { storetest.Main(m) }
+func TestMain(m *testing.M) { storetest.Main(m, cachetest.StopSharedCluster) }
 
 // syncBuffer collects a server's log while it runs.
 type syncBuffer struct {
