@@ -136,13 +136,49 @@ func TestKeys_LifecycleAcrossInstances(t *testing.T) {
 }
 
 // A key revoked while Redis is down stays refused when Redis comes back
-// from disk with the key's old record: the revocation was recorded in the
-// database, and each instance applies it before trusting Redis again.
+// with the key's old record: the revocation was recorded in the database,
+// and each instance applies it before trusting Redis again. Redis comes
+// back from disk, or, in a cluster, as the replica promoted in place of the
+// primary that held the record.
 func TestKeys_RevokedWhileRedisDown(t *testing.T) {
 	t.Parallel()
-	redis := cachetest.NewPersistentServer(t)
+	record := func(key string) string { return "userapi:apikey:" + key[:12] }
+	for _, d := range []struct {
+		name  string
+		start func(t *testing.T) keyOutage
+	}{
+		{"persistent restart", func(t *testing.T) keyOutage {
+			redis := cachetest.NewPersistentServer(t)
+			return keyOutage{redis.URL(), func(string) { redis.Stop() }, func(string) { redis.Start() }}
+		}},
+		{"cluster failover", func(t *testing.T) keyOutage {
+			cluster := cachetest.NewCluster(t)
+			return keyOutage{cluster.URL(),
+				func(key string) {
+					primary := cluster.PrimaryOf(t, record(key))
+					cluster.WaitReplicated(t, primary)
+					primary.Stop()
+				},
+				func(key string) { cluster.WaitServed(t, record(key)) }}
+		}},
+	} {
+		t.Run(d.name, func(t *testing.T) {
+			t.Parallel()
+			testRevokedWhileRedisDown(t, d.start(t), record)
+		})
+	}
+}
+
+// keyOutage is a Redis at url that down takes away from the record of one
+// API key, and up brings back with the record as it was.
+type keyOutage struct {
+	url      string
+	down, up func(key string)
+}
+
+func testRevokedWhileRedisDown(t *testing.T, redis keyOutage, record func(key string) string) {
 	vars := map[string]string{
-		"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": redis.URL(), "USERAPI_CACHE_PREFIX": "userapi:",
+		"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": redis.url, "USERAPI_CACHE_PREFIX": "userapi:",
 		"USERAPI_DB_MIN_CONNS": "0", "USERAPI_DB_MAX_CONNS": "2", "USERAPI_AUTH": "on",
 	}
 	key := newKey(t, vars, "--name", "reports", "--scopes", "users:read")
@@ -155,7 +191,7 @@ func TestKeys_RevokedWhileRedisDown(t *testing.T) {
 		}
 	}
 
-	redis.Stop()
+	redis.down(key)
 	if _, err := keysCmd(t, vars, "revoke", key[:12]); err != nil {
 		t.Fatal(err)
 	}
@@ -174,10 +210,10 @@ func TestKeys_RevokedWhileRedisDown(t *testing.T) {
 		}
 	}
 
-	redis.Start() // with the key's record from before the revocation
-	entry := cachetest.Client(t, redis.URL())
+	redis.up(key) // with the key's record from before the revocation
+	entry := cachetest.Client(t, redis.url)
 	cachedRevoked := func() bool {
-		v, _ := entry.Do(context.Background(), entry.B().Get().Key("userapi:apikey:"+key[:12]).Build()).ToString()
+		v, _ := entry.Do(context.Background(), entry.B().Get().Key(record(key)).Build()).ToString()
 		return strings.Contains(v, `"RevokedAt":"`) && !strings.Contains(v, `"RevokedAt":"0001-`)
 	}
 	// Until an instance has cached the revoked record, which it does once
