@@ -190,6 +190,41 @@ func (c *Cluster) primaryOf(t testing.TB, key string) *Server {
 	return nil
 }
 
+// WaitReplicated waits until the replicas of primary n have acknowledged
+// everything n had written when called: killing n then loses none of it.
+func (c *Cluster) WaitReplicated(t testing.TB, n *Server) {
+	t.Helper()
+	var written int64
+	c.waitFor(t, n, "INFO replication", func(info string) bool {
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "master_repl_offset:"); ok {
+				written, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+		return written > 0
+	})
+	// A replica acknowledges its offset once a second:
+	// slave0:ip=...,port=...,state=online,offset=N,lag=0
+	c.waitFor(t, n, "INFO replication", func(info string) bool {
+		acked := false
+		for _, line := range strings.Split(info, "\n") {
+			if !strings.HasPrefix(line, "slave") || !strings.Contains(line, "offset=") {
+				continue
+			}
+			for _, f := range strings.Split(strings.TrimSpace(line), ",") {
+				if v, ok := strings.CutPrefix(f, "offset="); ok {
+					off, _ := strconv.ParseInt(v, 10, 64)
+					if off < written {
+						return false
+					}
+					acked = true
+				}
+			}
+		}
+		return acked
+	})
+}
+
 // WaitOK waits until every live node reports cluster_state:ok.
 func (c *Cluster) WaitOK(t testing.TB) {
 	t.Helper()

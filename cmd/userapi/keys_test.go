@@ -54,92 +54,131 @@ func forge(key string) string {
 }
 
 // The whole life of a key, through two instances sharing PostgreSQL and
-// Redis: it works on both, a missing scope is 403, and a revocation through
-// the command line reaches both within a second.
+// Redis (a single server, or a cluster): it works on both, a missing scope
+// is 403, and a revocation through the command line reaches both within a
+// second.
 func TestKeys_LifecycleAcrossInstances(t *testing.T) {
 	t.Parallel()
-	vars := map[string]string{
-		"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": cachetest.URL(), "USERAPI_CACHE_PREFIX": cachetest.Prefix(t),
-		"USERAPI_DB_MIN_CONNS": "0", "USERAPI_DB_MAX_CONNS": "2", "USERAPI_AUTH": "on",
-	}
-	writer := newKey(t, vars, "--name", "billing", "--scopes", "users:read,users:write")
-	reader := newKey(t, vars, "--name", "reports", "--scopes", "users:read", "--expires", "90d")
-	a, b := instance(t, vars), instance(t, vars)
-
-	if r := call(t, "GET", a+"/users", ""); r.status != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") != `Bearer realm="userapi"` {
-		t.Fatalf("GET /users without a key = %d %q, want 401 with WWW-Authenticate", r.status, r.header.Get("WWW-Authenticate"))
-	}
-	if r := call(t, "POST", a+"/users", `{"name":"Ada","email":"ada@example.com"}`, bearer(writer)...); r.status != http.StatusCreated {
-		t.Fatalf("POST /users with the writer key = %d %s", r.status, r.body)
-	}
-	r := call(t, "POST", a+"/users", `{"name":"Bob","email":"bob@example.com"}`, bearer(reader)...)
-	if r.status != http.StatusForbidden || !strings.Contains(r.header.Get("WWW-Authenticate"), `error="insufficient_scope", scope="users:write"`) {
-		t.Fatalf("POST /users with a read-only key = %d %q %s, want 403 insufficient_scope", r.status, r.header.Get("WWW-Authenticate"), r.body)
-	}
-	for _, base := range []string{a, b} {
-		for range 3 { // the later reads come from each instance's memory
-			if r := call(t, "GET", base+"/users/1", "", bearer(reader)...); r.status != http.StatusOK {
-				t.Fatalf("GET %s/users/1 with the reader key = %d %s", base, r.status, r.body)
-			}
+	cachetest.OnEachDeployment(t, func(t *testing.T, url string) {
+		vars := map[string]string{
+			"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": url, "USERAPI_CACHE_PREFIX": cachetest.Prefix(t),
+			"USERAPI_DB_MIN_CONNS": "0", "USERAPI_DB_MAX_CONNS": "2", "USERAPI_AUTH": "on",
 		}
-	}
-	if r := call(t, "GET", a+"/jobs/1", "", bearer(reader)...); r.status != http.StatusForbidden {
-		t.Errorf("GET /jobs/1 with users:read only = %d, want 403", r.status)
-	}
+		writer := newKey(t, vars, "--name", "billing", "--scopes", "users:read,users:write")
+		reader := newKey(t, vars, "--name", "reports", "--scopes", "users:read", "--expires", "90d")
+		a, b := instance(t, vars), instance(t, vars)
 
-	list, err := keysCmd(t, vars, "list")
-	if err != nil {
-		t.Fatal(err)
-	}
-	readerPrefix := reader[:12]
-	for _, want := range []string{writer[:12], readerPrefix, "billing", "reports", "users:read,users:write"} {
-		if !strings.Contains(list, want) {
-			t.Errorf("keys list lacks %q:\n%s", want, list)
+		if r := call(t, "GET", a+"/users", ""); r.status != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") != `Bearer realm="userapi"` {
+			t.Fatalf("GET /users without a key = %d %q, want 401 with WWW-Authenticate", r.status, r.header.Get("WWW-Authenticate"))
 		}
-	}
-	if strings.Contains(list, reader) || strings.Contains(list, writer) {
-		t.Errorf("keys list shows a whole key:\n%s", list)
-	}
-
-	if _, err := keysCmd(t, vars, "revoke", readerPrefix); err != nil {
-		t.Fatal(err)
-	}
-	revoked := time.Now()
-	for _, base := range []string{a, b} {
-		for {
-			r := call(t, "GET", base+"/users/1", "", bearer(reader)...)
-			if r.status == http.StatusUnauthorized {
-				if !strings.Contains(r.body, "revoked") || !strings.Contains(r.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
-					t.Errorf("revoked key: %q %s", r.header.Get("WWW-Authenticate"), r.body)
+		if r := call(t, "POST", a+"/users", `{"name":"Ada","email":"ada@example.com"}`, bearer(writer)...); r.status != http.StatusCreated {
+			t.Fatalf("POST /users with the writer key = %d %s", r.status, r.body)
+		}
+		r := call(t, "POST", a+"/users", `{"name":"Bob","email":"bob@example.com"}`, bearer(reader)...)
+		if r.status != http.StatusForbidden || !strings.Contains(r.header.Get("WWW-Authenticate"), `error="insufficient_scope", scope="users:write"`) {
+			t.Fatalf("POST /users with a read-only key = %d %q %s, want 403 insufficient_scope", r.status, r.header.Get("WWW-Authenticate"), r.body)
+		}
+		for _, base := range []string{a, b} {
+			for range 3 { // the later reads come from each instance's memory
+				if r := call(t, "GET", base+"/users/1", "", bearer(reader)...); r.status != http.StatusOK {
+					t.Fatalf("GET %s/users/1 with the reader key = %d %s", base, r.status, r.body)
 				}
-				break
 			}
-			if r.status != http.StatusOK {
-				t.Fatalf("GET with the revoked key = %d %s", r.status, r.body)
-			}
-			if time.Since(revoked) > time.Second {
-				t.Fatalf("%s still accepts the key a second after its revocation", base)
-			}
-			time.Sleep(10 * time.Millisecond)
 		}
-	}
-	t.Logf("revocation seen by both instances %v after the command returned", time.Since(revoked))
-	if r := call(t, "GET", b+"/users/1", "", bearer(writer)...); r.status != http.StatusOK {
-		t.Errorf("the other key stopped working: %d", r.status)
-	}
-	if list, _ := keysCmd(t, vars, "list"); !strings.Contains(list, "revoked") {
-		t.Errorf("keys list does not show the revocation:\n%s", list)
-	}
+		if r := call(t, "GET", a+"/jobs/1", "", bearer(reader)...); r.status != http.StatusForbidden {
+			t.Errorf("GET /jobs/1 with users:read only = %d, want 403", r.status)
+		}
+
+		list, err := keysCmd(t, vars, "list")
+		if err != nil {
+			t.Fatal(err)
+		}
+		readerPrefix := reader[:12]
+		for _, want := range []string{writer[:12], readerPrefix, "billing", "reports", "users:read,users:write"} {
+			if !strings.Contains(list, want) {
+				t.Errorf("keys list lacks %q:\n%s", want, list)
+			}
+		}
+		if strings.Contains(list, reader) || strings.Contains(list, writer) {
+			t.Errorf("keys list shows a whole key:\n%s", list)
+		}
+
+		if _, err := keysCmd(t, vars, "revoke", readerPrefix); err != nil {
+			t.Fatal(err)
+		}
+		revoked := time.Now()
+		for _, base := range []string{a, b} {
+			for {
+				r := call(t, "GET", base+"/users/1", "", bearer(reader)...)
+				if r.status == http.StatusUnauthorized {
+					if !strings.Contains(r.body, "revoked") || !strings.Contains(r.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+						t.Errorf("revoked key: %q %s", r.header.Get("WWW-Authenticate"), r.body)
+					}
+					break
+				}
+				if r.status != http.StatusOK {
+					t.Fatalf("GET with the revoked key = %d %s", r.status, r.body)
+				}
+				if time.Since(revoked) > time.Second {
+					t.Fatalf("%s still accepts the key a second after its revocation", base)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		t.Logf("revocation seen by both instances %v after the command returned", time.Since(revoked))
+		if r := call(t, "GET", b+"/users/1", "", bearer(writer)...); r.status != http.StatusOK {
+			t.Errorf("the other key stopped working: %d", r.status)
+		}
+		if list, _ := keysCmd(t, vars, "list"); !strings.Contains(list, "revoked") {
+			t.Errorf("keys list does not show the revocation:\n%s", list)
+		}
+	})
 }
 
 // A key revoked while Redis is down stays refused when Redis comes back
-// from disk with the key's old record: the revocation was recorded in the
-// database, and each instance applies it before trusting Redis again.
+// with the key's old record: the revocation was recorded in the database,
+// and each instance applies it before trusting Redis again. Redis comes
+// back from disk, or, in a cluster, as the replica promoted in place of the
+// primary that held the record.
 func TestKeys_RevokedWhileRedisDown(t *testing.T) {
 	t.Parallel()
-	redis := cachetest.NewPersistentServer(t)
+	record := func(key string) string { return "userapi:apikey:" + key[:12] }
+	for _, d := range []struct {
+		name  string
+		start func(t *testing.T) keyOutage
+	}{
+		{"persistent restart", func(t *testing.T) keyOutage {
+			redis := cachetest.NewPersistentServer(t)
+			return keyOutage{redis.URL(), func(string) { redis.Stop() }, func(string) { redis.Start() }}
+		}},
+		{"cluster failover", func(t *testing.T) keyOutage {
+			cluster := cachetest.NewCluster(t)
+			return keyOutage{cluster.URL(),
+				func(key string) {
+					primary := cluster.PrimaryOf(t, record(key))
+					cluster.WaitReplicated(t, primary)
+					primary.Stop()
+				},
+				func(key string) { cluster.WaitServed(t, record(key)) }}
+		}},
+	} {
+		t.Run(d.name, func(t *testing.T) {
+			t.Parallel()
+			testRevokedWhileRedisDown(t, d.start(t), record)
+		})
+	}
+}
+
+// keyOutage is a Redis at url that down takes away from the record of one
+// API key, and up brings back with the record as it was.
+type keyOutage struct {
+	url      string
+	down, up func(key string)
+}
+
+func testRevokedWhileRedisDown(t *testing.T, redis keyOutage, record func(key string) string) {
 	vars := map[string]string{
-		"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": redis.URL(), "USERAPI_CACHE_PREFIX": "userapi:",
+		"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": redis.url, "USERAPI_CACHE_PREFIX": "userapi:",
 		"USERAPI_DB_MIN_CONNS": "0", "USERAPI_DB_MAX_CONNS": "2", "USERAPI_AUTH": "on",
 	}
 	key := newKey(t, vars, "--name", "reports", "--scopes", "users:read")
@@ -152,7 +191,7 @@ func TestKeys_RevokedWhileRedisDown(t *testing.T) {
 		}
 	}
 
-	redis.Stop()
+	redis.down(key)
 	if _, err := keysCmd(t, vars, "revoke", key[:12]); err != nil {
 		t.Fatal(err)
 	}
@@ -171,10 +210,10 @@ func TestKeys_RevokedWhileRedisDown(t *testing.T) {
 		}
 	}
 
-	redis.Start() // with the key's record from before the revocation
-	entry := cachetest.Client(t, redis.URL())
+	redis.up(key) // with the key's record from before the revocation
+	entry := cachetest.Client(t, redis.url)
 	cachedRevoked := func() bool {
-		v, _ := entry.Do(context.Background(), entry.B().Get().Key("userapi:apikey:"+key[:12]).Build()).ToString()
+		v, _ := entry.Do(context.Background(), entry.B().Get().Key(record(key)).Build()).ToString()
 		return strings.Contains(v, `"RevokedAt":"`) && !strings.Contains(v, `"RevokedAt":"0001-`)
 	}
 	// Until an instance has cached the revoked record, which it does once
@@ -410,66 +449,69 @@ func rollKey(t *testing.T, vars map[string]string, args ...string) string {
 
 // A rolled key and its successor both work on every instance during the
 // overlap; when it ends, every instance refuses the old key within a
-// second, though each had its record cached from before the roll.
+// second, though each had its record cached from before the roll (in a
+// single Redis, or a cluster).
 func TestKeys_RollAcrossInstances(t *testing.T) {
 	t.Parallel()
-	vars := map[string]string{
-		"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": cachetest.URL(), "USERAPI_CACHE_PREFIX": cachetest.Prefix(t),
-		"USERAPI_DB_MIN_CONNS": "0", "USERAPI_DB_MAX_CONNS": "2", "USERAPI_AUTH": "on",
-	}
-	old := newKey(t, vars, "--name", "billing", "--scopes", "users:read")
-	a, b := instance(t, vars), instance(t, vars)
-	for _, base := range []string{a, b} { // both cache the old key's record
-		if r := call(t, "GET", base+"/users", "", bearer(old)...); r.status != http.StatusOK {
-			t.Fatalf("GET %s/users with the key = %d %s", base, r.status, r.body)
+	cachetest.OnEachDeployment(t, func(t *testing.T, url string) {
+		vars := map[string]string{
+			"DATABASE_URL": storetest.NewDB(t), "REDIS_URL": url, "USERAPI_CACHE_PREFIX": cachetest.Prefix(t),
+			"USERAPI_DB_MIN_CONNS": "0", "USERAPI_DB_MAX_CONNS": "2", "USERAPI_AUTH": "on",
 		}
-	}
-
-	const overlap = 4 * time.Second
-	next := rollKey(t, vars, old[:12], "--expire-old", overlap.String())
-	ends := time.Now().Add(overlap) // the overlap ends no later than this
-	for _, base := range []string{a, b} {
-		for _, key := range []string{old, next} {
-			r := call(t, "GET", base+"/users", "", bearer(key)...)
-			if r.status != http.StatusOK && time.Now().Before(ends.Add(-overlap/2)) {
-				t.Fatalf("GET %s/users with %s during the overlap = %d %s, want 200", base, key[:12], r.status, r.body)
+		old := newKey(t, vars, "--name", "billing", "--scopes", "users:read")
+		a, b := instance(t, vars), instance(t, vars)
+		for _, base := range []string{a, b} { // both cache the old key's record
+			if r := call(t, "GET", base+"/users", "", bearer(old)...); r.status != http.StatusOK {
+				t.Fatalf("GET %s/users with the key = %d %s", base, r.status, r.body)
 			}
 		}
-	}
-	list, err := keysCmd(t, vars, "list")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"to " + next[:12], "from " + old[:12]} {
-		if !strings.Contains(list, want) {
-			t.Errorf("keys list lacks %q:\n%s", want, list)
-		}
-	}
-	if _, err := keysCmd(t, vars, "roll", old[:12]); err == nil {
-		t.Error("keys roll of a key rolled already = nil error")
-	}
 
-	for _, base := range []string{a, b} {
-		for {
-			r := call(t, "GET", base+"/users", "", bearer(old)...)
-			if r.status == http.StatusUnauthorized {
-				if !strings.Contains(r.body, "expired") {
-					t.Errorf("old key after the overlap: %s, want it refused as expired", r.body)
+		const overlap = 4 * time.Second
+		next := rollKey(t, vars, old[:12], "--expire-old", overlap.String())
+		ends := time.Now().Add(overlap) // the overlap ends no later than this
+		for _, base := range []string{a, b} {
+			for _, key := range []string{old, next} {
+				r := call(t, "GET", base+"/users", "", bearer(key)...)
+				if r.status != http.StatusOK && time.Now().Before(ends.Add(-overlap/2)) {
+					t.Fatalf("GET %s/users with %s during the overlap = %d %s, want 200", base, key[:12], r.status, r.body)
 				}
-				break
 			}
-			if r.status != http.StatusOK {
-				t.Fatalf("GET with the old key = %d %s", r.status, r.body)
-			}
-			if time.Since(ends) > time.Second {
-				t.Fatalf("%s still accepts the old key more than a second after the overlap ended", base)
-			}
-			time.Sleep(10 * time.Millisecond)
 		}
-		if r := call(t, "GET", base+"/users", "", bearer(next)...); r.status != http.StatusOK {
-			t.Errorf("GET %s/users with the new key after the overlap = %d %s", base, r.status, r.body)
+		list, err := keysCmd(t, vars, "list")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		for _, want := range []string{"to " + next[:12], "from " + old[:12]} {
+			if !strings.Contains(list, want) {
+				t.Errorf("keys list lacks %q:\n%s", want, list)
+			}
+		}
+		if _, err := keysCmd(t, vars, "roll", old[:12]); err == nil {
+			t.Error("keys roll of a key rolled already = nil error")
+		}
+
+		for _, base := range []string{a, b} {
+			for {
+				r := call(t, "GET", base+"/users", "", bearer(old)...)
+				if r.status == http.StatusUnauthorized {
+					if !strings.Contains(r.body, "expired") {
+						t.Errorf("old key after the overlap: %s, want it refused as expired", r.body)
+					}
+					break
+				}
+				if r.status != http.StatusOK {
+					t.Fatalf("GET with the old key = %d %s", r.status, r.body)
+				}
+				if time.Since(ends) > time.Second {
+					t.Fatalf("%s still accepts the old key more than a second after the overlap ended", base)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if r := call(t, "GET", base+"/users", "", bearer(next)...); r.status != http.StatusOK {
+				t.Errorf("GET %s/users with the new key after the overlap = %d %s", base, r.status, r.body)
+			}
+		}
+	})
 }
 
 // A key made with --rate spends its own budget instead of the default one,

@@ -17,7 +17,7 @@ import (
 	"userapi/store/storetest"
 )
 
-func TestMain(m *testing.M) { storetest.Main(m) }
+func TestMain(m *testing.M) { storetest.Main(m, cachetest.StopSharedCluster) }
 
 // syncBuffer collects a server's log while it runs.
 type syncBuffer struct {
@@ -397,6 +397,13 @@ type reply struct {
 
 func call(t *testing.T, method, url, body string, headers ...string) reply {
 	t.Helper()
+	return callWith(t, http.DefaultClient, method, url, body, headers...)
+}
+
+// callWith is call on client, such as one that keeps more connections
+// open for many callers at once.
+func callWith(t *testing.T, client *http.Client, method, url, body string, headers ...string) reply {
+	t.Helper()
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
@@ -411,7 +418,7 @@ func call(t *testing.T, method, url, body string, headers ...string) reply {
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
