@@ -4,12 +4,14 @@
 // and drives both with wrk from a third process, interleaving the scenarios
 // round by round and reporting medians. Before them, it downloads every user
 // as NDJSON from GET /users/export once a round, reporting rows/s and the
-// server's peak RSS while it streams.
+// server's peak RSS while it streams. Then, once, it opens -streams live
+// event streams and times each of -fanout-events new users from commit to
+// arrival on every stream, with the server's memory per open stream.
 //
-//	go run ./cmd/bench [-duration 5s] [-rounds 3] [-connections 64] [-run regexp]
+//	go run ./cmd/bench [-duration 5s] [-rounds 3] [-connections 64] [-streams 1000] [-run regexp]
 //
 // -run keeps the scenarios whose names it matches ("search", "export",
-// "GET /users/1"); the static reference always runs.
+// "GET /users/1", "fan-out"); the static reference always runs.
 //
 // It needs wrk, PostgreSQL (DATABASE_URL or 127.0.0.1:5432) and Redis
 // (REDIS_URL or 127.0.0.1:6379).
@@ -65,6 +67,9 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "how long each wrk run lasts")
 	rounds := flag.Int("rounds", 3, "how many times each scenario runs; medians are reported")
 	conns := flag.Int("connections", 64, "wrk connections")
+	streams := flag.Int("streams", 1000, "event streams the fan-out holds open")
+	fanoutEvents := flag.Int("fanout-events", 200, "users the fan-out creates, one event each")
+	fanoutInterval := flag.Duration("fanout-interval", 20*time.Millisecond, "time between the fan-out's writes")
 	only := flag.String("run", "", "run only the scenarios whose names match this regular expression (and the static reference)")
 	flag.Parse()
 	pick, err := regexp.Compile(*only)
@@ -72,7 +77,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: -run:", err)
 		os.Exit(2)
 	}
-	if err := run(*duration, *rounds, *conns, pick); err != nil {
+	fo := fanoutConfig{*streams, *fanoutEvents, *fanoutInterval}
+	if err := run(*duration, *rounds, *conns, fo, pick); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -166,7 +172,12 @@ request = function()
 end
 `
 
-func run(duration time.Duration, rounds, conns int, pick *regexp.Regexp) error {
+type fanoutConfig struct {
+	streams, events int
+	interval        time.Duration
+}
+
+func run(duration time.Duration, rounds, conns int, fo fanoutConfig, pick *regexp.Regexp) error {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk is not installed (Debian: apt-get install wrk)")
 	}
@@ -206,11 +217,13 @@ func run(duration time.Duration, rounds, conns int, pick *regexp.Regexp) error {
 	}
 	// Two instances over the same data: one with the rate limiter off, one
 	// with it on at a limit no run reaches, so that every request pays for
-	// its decision without being refused.
+	// its decision without being refused. The first takes every fan-out
+	// stream on one key.
 	prefix := "USERAPI_CACHE_PREFIX=bench-" + randomHex() + ":"
 	api, err := start(dir, "userapi", userapiBin, []string{"serve"},
 		"USERAPI_ADDR="+apiAddr, "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL, prefix,
-		"USERAPI_RATE_LIMIT=off", "USERAPI_RATE_LIMIT_WRITES=off", "USERAPI_METRICS_ADDR="+freeport.Addr(log.Default()))
+		"USERAPI_RATE_LIMIT=off", "USERAPI_RATE_LIMIT_WRITES=off", "USERAPI_METRICS_ADDR="+freeport.Addr(log.Default()),
+		fmt.Sprint("USERAPI_STREAMS_PER_KEY=", max(fo.streams, 1)))
 	if err != nil {
 		return err
 	}
@@ -293,6 +306,18 @@ func run(duration time.Duration, rounds, conns int, pick *regexp.Regexp) error {
 			r+1, exportName, ex.rowsPerSec(), ex.rows, ex.elapsed.Round(time.Millisecond), mib(ex.rssBefore), mib(ex.peakRSS))
 		exports = append(exports, ex)
 	}
+	// Once, not a round each: memory the server keeps from an earlier round
+	// would hide what the streams take.
+	var fan *fanoutResult
+	if pick.MatchString(fanoutName) {
+		fr, err := fanout(apiAddr, key, api.Process.Pid, fo.streams, fo.events, fo.interval)
+		if err != nil {
+			return fmt.Errorf("%s with %d streams: %w", fanoutName, fo.streams, err)
+		}
+		fmt.Printf("  once     %-32s %d streams x %d events: p50 %s  p99 %s  max %s  RSS %s before, %s open  missing %d\n",
+			fanoutName, fr.streams, fr.events, fr.p50, fr.p99, fr.max, mib(fr.rssBefore), mib(fr.rssOpen), fr.missing())
+		fan = &fr
+	}
 	results := make(map[string][]result)
 	fmt.Printf("wrk -t2 -c%d -d%s, %d rounds, scenarios interleaved; %d users seeded\n", conns, duration, rounds, users)
 	for r := range rounds {
@@ -319,6 +344,13 @@ func run(duration time.Duration, rounds, conns int, pick *regexp.Regexp) error {
 		fmt.Fprintf(w, "%s\t%.0f\t%s\t%s\t%.2fx\t%d\t\n", sc.name, m.rps, m.p50, m.p99, m.rps/ref, m.errors)
 	}
 	w.Flush()
+	if fan != nil {
+		fmt.Println()
+		fmt.Fprintln(w, "fan-out (one run)\tstreams\tevents\tdeliveries\tp50\tp99\tmax\tRSS/stream\tmissing\t")
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%.1f KiB\t%d\t\n", fanoutName, fan.streams, fan.events, fan.deliveries,
+			fan.p50, fan.p99, fan.max, float64(fan.perStream())/1024, fan.missing())
+		w.Flush()
+	}
 	// A goal is printed when the run measured what it compares.
 	has := func(names ...string) bool {
 		for _, n := range names {
@@ -345,6 +377,10 @@ func run(duration time.Duration, rounds, conns int, pick *regexp.Regexp) error {
 		ex := medianExport(exports)
 		fmt.Printf("export of %d rows as NDJSON = %.0f rows/s (goal: over 100000), server RSS %s before, peak %s while streaming (goal: flat)\n",
 			ex.rows, ex.rowsPerSec(), mib(ex.rssBefore), mib(ex.peakRSS))
+	}
+	if fan != nil {
+		fmt.Printf("fan-out to %d open streams: p99 from commit to delivery = %s, server memory per open stream = %.1f KiB\n",
+			fan.streams, fan.p99, float64(fan.perStream())/1024)
 	}
 	fmt.Printf("machine: %d CPUs; server logs in %s (kept with BENCH_KEEP_LOGS=1)\n", numCPU(), dir)
 	return nil

@@ -21,7 +21,9 @@ import (
 // With the receiver down, 8 writers make 500 changes through 2 instances,
 // and the subscription's secret is rotated half-way. Once the receiver is
 // back, it holds every change exactly once after deduplicating by
-// webhook-id, and every request it got verifies, with the official library,
+// webhook-id. A replay from the start of the log then sends every change
+// again under the same webhook-id, so that the receiver still holds each
+// exactly once. Every request it got verifies, with the official library,
 // under the old secret and under the new one (the overlap lasts a day).
 func TestWebhooks_ReceiverDownThenBack(t *testing.T) {
 	t.Parallel()
@@ -96,6 +98,7 @@ func TestWebhooks_ReceiverDownThenBack(t *testing.T) {
 	// The receiver comes back.
 	var mu sync.Mutex
 	names := map[string]string{} // webhook-id → the change's name
+	sent := map[string]int{}     // webhook-id → requests that carried it
 	requests, unverified := 0, 0
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -114,41 +117,73 @@ func TestWebhooks_ReceiverDownThenBack(t *testing.T) {
 			unverified++
 		}
 		names[r.Header.Get("webhook-id")] = ev.Data.Name
+		sent[r.Header.Get("webhook-id")]++
 	})}
 	go srv.Serve(ln) //nolint:errcheck // ends with Close
 	defer srv.Close()
 
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	// waitFor waits, boundedly, until the receiver has got enough.
+	waitFor := func(enough func() bool) {
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			mu.Lock()
+			done := enough()
+			mu.Unlock()
+			if done {
+				return
+			}
+		}
+	}
+	// check says whether the receiver holds every change under exactly one
+	// webhook-id, all requests verifying.
+	check := func(when string) {
 		mu.Lock()
-		n := len(names)
-		mu.Unlock()
-		if n >= changes || time.Now().After(deadline) {
-			break
+		defer mu.Unlock()
+		seen := map[string]int{}
+		for _, name := range names {
+			seen[name]++
 		}
-		time.Sleep(100 * time.Millisecond)
+		for k := range changes {
+			if name := fmt.Sprint("n-", k); seen[name] != 1 {
+				t.Errorf("%s: change %s arrived under %d webhook-ids, want 1", when, name, seen[name])
+			}
+		}
+		if len(names) != changes || unverified != 0 {
+			t.Errorf("%s: receiver got %d requests with %d webhook-ids, %d of them not verifying with both secrets; want %d ids, all verifying",
+				when, requests, len(names), unverified, changes)
+		}
 	}
+	waitFor(func() bool { return len(names) >= changes })
+	check("receiver back")
 	mu.Lock()
-	defer mu.Unlock()
-	seen := map[string]int{}
-	for _, name := range names {
-		seen[name]++
-	}
-	for k := range changes {
-		if name := fmt.Sprint("n-", k); seen[name] != 1 {
-			t.Errorf("change %s arrived under %d webhook-ids, want 1", name, seen[name])
-		}
-	}
-	if len(names) != changes || unverified != 0 {
-		t.Errorf("receiver got %d requests with %d webhook-ids, %d of them not verifying with both secrets; want %d ids, all verifying", requests, len(names), unverified, changes)
-	}
-	t.Logf("%d changes arrived in %d requests", changes, requests)
-
-	// The receiver was really down: attempts failed before it came back.
+	before := requests
+	mu.Unlock()
+	t.Logf("%d changes arrived in %d requests", changes, before)
+	// The receiver was really down: attempts failed before it came back
+	// (read before the replay, whose attempts would fill the page).
 	r = call(t, "GET", fmt.Sprint(instances[0], "/webhooks/", hook.ID, "/deliveries?limit=1000"), "")
 	if !strings.Contains(r.body, `"error":"connection failed"`) {
 		t.Errorf("the delivery log has no failed attempt: %.300s", r.body)
 	}
+
+	r = call(t, "POST", fmt.Sprint(instances[1], "/webhooks/", hook.ID, "/replay"), `{"after":0}`)
+	var replay struct{ Queued int }
+	if err := json.Unmarshal([]byte(r.body), &replay); r.status != http.StatusAccepted || err != nil || replay.Queued != changes {
+		t.Fatalf("replay = %d %s, want 202 with %d queued", r.status, r.body, changes)
+	}
+	waitFor(func() bool { return requests-before >= changes })
+	check("after the replay")
+	mu.Lock()
+	defer mu.Unlock()
+	// Each change came again under its webhook-id: the replay re-sent all.
+	for id, n := range sent {
+		if n < 2 {
+			t.Errorf("webhook-id %s (%s) arrived %d times, want it again from the replay", id, names[id], n)
+		}
+	}
+	if dup := requests - len(names); dup < changes {
+		t.Errorf("receiver got %d duplicate webhook-ids, want at least %d from the replay", dup, changes)
+	}
+	t.Logf("after the replay: %d requests, %d webhook-ids", requests, len(names))
 }
 
 // send makes one request, for goroutines that may not stop the test.
