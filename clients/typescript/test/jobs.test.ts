@@ -80,7 +80,7 @@ describe("webhooks", () => {
 
     // Verify as a receiver would, with the official Standard Webhooks library.
     assert.deepEqual(new Webhook(hook.secret).verify(event.body, stringHeaders(event.headers)), body);
-    assert.equal(event.headers["webhook-id"], body.id, "webhook-id is the event's id");
+    assert.equal(event.headers["webhook-id"], String(body.id), "webhook-id is the event's id, in decimal");
 
     let deliveries = 0;
     for (let i = 0; i < 50 && deliveries === 0; i++) {
