@@ -130,10 +130,11 @@ func (st *statement) where(cond string) { st.conds = append(st.conds, cond) }
 // turns some characters into several, and none may become a wildcard.
 const searchPattern = `'%%' || replace(replace(replace(userapi_fold(%s), '\', '\\'), '%%', '\%%'), '_', '\_') || '%%'`
 
-// shortGrams are the widest substrings (of one or two characters) of the
-// folded search that short_grams holds, for a search of one or two
-// characters, which may fold to more (æ becomes ae) or to none. The pattern
-// stays the exact test; this one lets the index narrow the rows.
+// shortGrams are the codes of the widest substrings (of one or two
+// characters) of the folded search, as short_grams holds them, for a search
+// of one or two characters, which may fold to more (æ becomes ae) or to
+// none. The pattern stays the exact test; this one lets the index narrow
+// the rows.
 const shortGrams = `userapi_grams(ARRAY[userapi_fold(%[1]s)], ARRAY[greatest(least(char_length(userapi_fold(%[1]s)), 2), 1)])`
 
 // filter adds q's conditions (not its order) to st.
