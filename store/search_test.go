@@ -20,28 +20,40 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Every order, unfiltered, searched and within a date range, is served by
 // an index on a table of 100,000 users: the plan of the statement List
-// runs, with its arguments, has no sequential scan of users.
+// runs, with its arguments, has no sequential scan of users. A rare search
+// of one or two characters reads users_short_grams; a frequent one walks
+// the order's index instead, as a page fills within a few rows.
 func TestUsers_ListPlansUseIndexes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	conn := connect(t)
+	// Names hold hex digits and "Name"; one user in 1,000 has "Zqé" too.
 	storetest.BulkLoad(t, conn, `INSERT INTO users (name, email, email_key, created_at, updated_at)
-		SELECT 'Name ' || md5(g::text), 'u' || g || '@example.com', 'u' || g || '@example.com',
+		SELECT 'Name ' || md5(g::text) || CASE WHEN g % 1000 = 0 THEN ' Zqé' ELSE '' END,
+		       'u' || g || '@example.com', 'u' || g || '@example.com',
 		       '2026-01-01'::timestamptz + g * interval '1 minute', '2026-01-01'::timestamptz + (g % 5000) * interval '1 hour'
 		FROM generate_series(1, 100000) g`)
 	exec(t, conn, "ANALYZE users")
 	db := &recorder{Conn: conn}
 	users := store.NewUsers(db)
 	from, to := epoch.Add(24*time.Hour), epoch.Add(48*time.Hour)
+	const short = "users_short_grams"
 	filters := []struct {
 		name string
 		q    store.UserQuery
+		// shortIndex: whether the plan must read short (or must not).
+		shortIndex *bool
 	}{
-		{"All", store.UserQuery{}},
-		{"Search", store.UserQuery{Search: "abc1"}},
-		{"ShortSearch", store.UserQuery{Search: "u7"}},
-		{"Created", store.UserQuery{CreatedAfter: &from, CreatedBefore: &to}},
-		{"Updated", store.UserQuery{UpdatedAfter: &from, UpdatedBefore: &to}},
+		{"All", store.UserQuery{}, nil},
+		{"Search", store.UserQuery{Search: "abc1"}, nil},
+		{"ShortSearch", store.UserQuery{Search: "u7"}, nil},
+		{"RareShortSearch", store.UserQuery{Search: "zq"}, ptr(true)},
+		{"RareAccentedSearch", store.UserQuery{Search: "QÉ"}, ptr(true)},
+		{"NoShortMatch", store.UserQuery{Search: "yz"}, ptr(true)},
+		{"FrequentChar", store.UserQuery{Search: "a"}, ptr(false)},
+		{"FrequentPair", store.UserQuery{Search: "am"}, ptr(false)},
+		{"Created", store.UserQuery{CreatedAfter: &from, CreatedBefore: &to}, nil},
+		{"Updated", store.UserQuery{UpdatedAfter: &from, UpdatedBefore: &to}, nil},
 	}
 	indexName := regexp.MustCompile(`using (\w+)|on (\w+)`)
 	for _, field := range store.UserSortFields {
@@ -68,6 +80,9 @@ func TestUsers_ListPlansUseIndexes(t *testing.T) {
 				t.Logf("sort %s desc=%v %s: %v", field, desc, f.name, used)
 				if strings.Contains(plan, "Seq Scan on users") {
 					t.Errorf("sort %s desc=%v, %s: plan scans users sequentially:\n%s", field, desc, f.name, plan)
+				}
+				if want := f.shortIndex; want != nil && slices.Contains(used, short) != *want {
+					t.Errorf("sort %s desc=%v, %s: plan reads %s: %v, want %v:\n%s", field, desc, f.name, short, !*want, *want, plan)
 				}
 			}
 		}
@@ -128,7 +143,7 @@ func TestUsers_ListWalkMatchesPlainSQL(t *testing.T) {
 		       '2026-01-01'::timestamptz + (g % 7) * interval '1 day'
 		FROM generate_series(1, 10000) g`, "ANALYZE users")
 	users := store.NewUsers(conn)
-	searches := []string{"", "jose", "JOSÉ", "nunez", "zoë", "ada", "lo", "%", "_", `\`, "'", "100%", "a_b", "1", "99", "example", "xämp", "nobody"}
+	searches := []string{"", "jose", "JOSÉ", "nunez", "zoë", "ada", "lo", "%", "_", `\`, "'", "100%", "a_b", "1", "99", "ÑU", "ë", "example", "xämp", "nobody"}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 40 {
 		q := store.UserQuery{

@@ -12,11 +12,11 @@ type Execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// trigramIndexes are the GIN indexes that take each write directly
-// (migration 0013): loading many users one entry at a time is slow.
-var trigramIndexes = []string{"users_name_trgm", "users_email_trgm"}
+// searchIndexes are the GIN indexes that take each write directly
+// (migrations 0013 and 0014): loading many users one entry at a time is slow.
+var searchIndexes = []string{"users_name_trgm", "users_email_trgm", "users_short_grams"}
 
-// BulkLoad runs sql, an INSERT of many users, with the trigram indexes
+// BulkLoad runs sql, an INSERT of many users, with the search indexes
 // gathering their new entries in a pending list and merging it once at the
 // end, as GIN does best for a bulk load (100,000 users load in a third of
 // the time), then turns that off again: the indexes end as the migrations
@@ -30,11 +30,11 @@ func BulkLoad(t testing.TB, db Execer, sql string, args ...any) {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
-	for _, idx := range trigramIndexes {
+	for _, idx := range searchIndexes {
 		run("ALTER INDEX " + idx + " SET (fastupdate = on)")
 	}
 	run(sql, args...)
-	for _, idx := range trigramIndexes {
+	for _, idx := range searchIndexes {
 		run("SELECT gin_clean_pending_list($1::regclass)", idx)
 		run("ALTER INDEX " + idx + " SET (fastupdate = off)")
 	}

@@ -71,6 +71,7 @@ type User struct {
 	EmailKey          pgtype.Text
 	NameFold          pgtype.Text
 	EmailFold         pgtype.Text
+	ShortGrams        []int32
 }
 
 type Webhook struct {

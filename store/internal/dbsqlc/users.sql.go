@@ -14,7 +14,7 @@ import (
 const userCreate = `-- name: UserCreate :one
 INSERT INTO users (name, email, email_key)
 VALUES ($1, $2, $3)
-RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold
+RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold, short_grams
 `
 
 type UserCreateParams struct {
@@ -41,6 +41,7 @@ func (q *Queries) UserCreate(ctx context.Context, arg UserCreateParams) (User, e
 		&i.EmailKey,
 		&i.NameFold,
 		&i.EmailFold,
+		&i.ShortGrams,
 	)
 	return i, err
 }
@@ -48,7 +49,7 @@ func (q *Queries) UserCreate(ctx context.Context, arg UserCreateParams) (User, e
 const userDelete = `-- name: UserDelete :one
 DELETE FROM users
 WHERE id = $1
-RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold
+RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold, short_grams
 `
 
 // UserDelete deletes the user with this id and returns the row it deleted.
@@ -68,12 +69,13 @@ func (q *Queries) UserDelete(ctx context.Context, id int64) (User, error) {
 		&i.EmailKey,
 		&i.NameFold,
 		&i.EmailFold,
+		&i.ShortGrams,
 	)
 	return i, err
 }
 
 const userGet = `-- name: UserGet :one
-SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold FROM users
+SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold, short_grams FROM users
 WHERE id = $1
 `
 
@@ -94,12 +96,13 @@ func (q *Queries) UserGet(ctx context.Context, id int64) (User, error) {
 		&i.EmailKey,
 		&i.NameFold,
 		&i.EmailFold,
+		&i.ShortGrams,
 	)
 	return i, err
 }
 
 const userGetForUpdate = `-- name: UserGetForUpdate :one
-SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold FROM users
+SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold, short_grams FROM users
 WHERE id = $1
 FOR UPDATE
 `
@@ -122,12 +125,13 @@ func (q *Queries) UserGetForUpdate(ctx context.Context, id int64) (User, error) 
 		&i.EmailKey,
 		&i.NameFold,
 		&i.EmailFold,
+		&i.ShortGrams,
 	)
 	return i, err
 }
 
 const userGetMany = `-- name: UserGetMany :many
-SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold FROM users
+SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold, short_grams FROM users
 WHERE id = ANY($1::bigint[])
 ORDER BY id
 `
@@ -156,6 +160,7 @@ func (q *Queries) UserGetMany(ctx context.Context, ids []int64) ([]User, error) 
 			&i.EmailKey,
 			&i.NameFold,
 			&i.EmailFold,
+			&i.ShortGrams,
 		); err != nil {
 			return nil, err
 		}
@@ -193,7 +198,7 @@ SET name = $1, email = $2,
     email_key = CASE WHEN email = $2 THEN email_key ELSE $3 END,
     version = version + 1, updated_at = now()
 WHERE id = $4
-RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold
+RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold, short_grams
 `
 
 type UserUpdateParams struct {
@@ -229,6 +234,7 @@ func (q *Queries) UserUpdate(ctx context.Context, arg UserUpdateParams) (User, e
 		&i.EmailKey,
 		&i.NameFold,
 		&i.EmailFold,
+		&i.ShortGrams,
 	)
 	return i, err
 }
