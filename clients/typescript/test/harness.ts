@@ -35,7 +35,8 @@ export interface Harness {
 
 let clients = 0;
 
-export async function startHarness(): Promise<Harness> {
+/** Starts the service for a suite; settings in `env` override the suite's defaults. */
+export async function startHarness(settings: Record<string, string> = {}): Promise<Harness> {
   const children: ChildProcess[] = [];
   const cleanups: (() => void)[] = [];
   let baseUrl = process.env.USERAPI_URL ?? "";
@@ -77,6 +78,7 @@ export async function startHarness(): Promise<Harness> {
       USERAPI_RATE_LIMIT_WRITES: "10/1m",
       USERAPI_PROCESS_DELAY: "100ms",
       USERAPI_WEBHOOK_ALLOW_PRIVATE: "true", // the tests' receiver is on loopback
+      ...settings,
     };
     // `keys create` prints the key alone on stdout.
     newKey = (scopes) =>
