@@ -230,8 +230,8 @@ func TestCrash_JobsAndEventsSurviveSIGKILL(t *testing.T) {
 		body, _ := io.ReadAll(r.Body)
 		time.Sleep(150 * time.Millisecond) // keep deliveries in flight
 		var ev struct {
-			ID, Type string
-			Data     struct{ ID int64 }
+			Type string
+			Data struct{ ID int64 }
 		}
 		_ = json.Unmarshal(body, &ev)
 		mu.Lock()
@@ -239,7 +239,8 @@ func TestCrash_JobsAndEventsSurviveSIGKILL(t *testing.T) {
 		if err := verifier.Verify(body, r.Header); err != nil {
 			bad = append(bad, err.Error())
 		}
-		events[ev.ID] = fmt.Sprint(ev.Type, " ", ev.Data.ID)
+		// A receiver deduplicates by webhook-id: the event's id.
+		events[r.Header.Get("webhook-id")] = fmt.Sprint(ev.Type, " ", ev.Data.ID)
 	}))
 	defer recv.Close()
 
