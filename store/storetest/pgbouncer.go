@@ -63,6 +63,23 @@ func sharedPgBouncer(t testing.TB) *PgBouncer {
 	return shared.bouncer
 }
 
+// onSharedServer reports whether dbURL is a database of the tests' shared
+// server, the one the shared pgbouncer fronts; a test's own cluster
+// (QuietDB, NewCluster) is reached directly.
+func onSharedServer(dbURL string) bool {
+	u, err1 := url.Parse(dbURL)
+	base, err2 := url.Parse(BaseURL())
+	return err1 == nil && err2 == nil && hostPort(u) == hostPort(base)
+}
+
+func hostPort(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "5432"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
 func stopSharedPgBouncer() {
 	if shared.bouncer != nil {
 		shared.bouncer.stop()

@@ -125,7 +125,7 @@ func PoolWith(t testing.TB, dbURL string, maxConns int32, configure func(*pgxpoo
 		t.Fatal(err)
 	}
 	cfg.MaxConns = maxConns
-	if ThroughPgBouncer() {
+	if ThroughPgBouncer() && onSharedServer(dbURL) {
 		if cfg, err = pgxpool.ParseConfig(sharedPgBouncer(t).Via(dbURL)); err != nil {
 			t.Fatal(err)
 		}
