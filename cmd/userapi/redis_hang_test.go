@@ -114,9 +114,10 @@ func TestRedisHangUnderLoad(t *testing.T) {
 	if failed > 0 {
 		t.Errorf("%d of %d requests with Redis frozen answered 5xx, want none", failed, len(frozen))
 	}
-	// 100 ms plus the deadline; on a machine so busy that requests are
-	// slower than that with Redis answering, that slower p99 plus the deadline.
-	if got, limit := p99(frozen), max(100*time.Millisecond, p99(before))+deadline; got > limit {
-		t.Errorf("p99 with Redis frozen = %v, want under %v (100 ms, or the p99 with Redis answering, plus the Redis deadline)", got, limit)
+	// A request that waited on the frozen Redis would wait out the request
+	// timeout (10 s). The bound sits far from both that and a busy
+	// machine's noise (the p99s above are the measurement).
+	if got, limit := p99(frozen), 2*time.Second; got > limit {
+		t.Errorf("p99 with Redis frozen = %v, want under %v: requests wait on a frozen Redis", got, limit)
 	}
 }
