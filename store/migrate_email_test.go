@@ -16,15 +16,7 @@ import (
 func TestMigrate_EmailKeyKeepsDuplicates(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, storetest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	migration, err := os.ReadFile("migrations/0006_email_key.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, migration := replayMigration(t, "0006_email_key.sql")
 	for _, sql := range []string{
 		// Back to the schema before the migration.
 		"DROP INDEX users_email_key",
@@ -69,4 +61,21 @@ func TestMigrate_EmailKeyKeepsDuplicates(t *testing.T) {
 			t.Errorf("row %d = %s with key %q, want %s with key %q", i, *got[i][0], key, w.name, w.key)
 		}
 	}
+}
+
+// replayMigration connects to a fresh database and reads the migration
+// file, for tests that put the schema back to before it, fill it with old
+// data and run the migration again.
+func replayMigration(t *testing.T, file string) (*pgx.Conn, []byte) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), storetest.NewDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	migration, err := os.ReadFile("migrations/" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn, migration
 }

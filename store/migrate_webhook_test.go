@@ -6,14 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
-
-	"userapi/store/storetest"
 )
 
 // The signing migration turns each secret of the earlier scheme, which
@@ -23,15 +20,7 @@ import (
 func TestMigrate_WebhookSecretsKeepTheirKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, storetest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	migration, err := os.ReadFile("migrations/0011_webhook_signing.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, migration := replayMigration(t, "0011_webhook_signing.sql")
 	old := []string{
 		"whsec_3q2-7wAAAAA8T1hnVVcyb0RBbm9lRUFhcmFh", // generated before: URL-safe, unpadded
 		"my-own-secret-1234",
