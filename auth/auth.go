@@ -33,11 +33,12 @@ const (
 	ScopeJobsRead      = "jobs:read"
 	ScopeWebhooksAdmin = "webhooks:admin"
 	ScopeEventsRead    = "events:read"
+	ScopeAuditRead     = "audit:read"
 	ScopeAdmin         = "admin"
 )
 
 // Scopes lists every scope.
-var Scopes = []string{ScopeUsersRead, ScopeUsersWrite, ScopeJobsRead, ScopeWebhooksAdmin, ScopeEventsRead, ScopeAdmin}
+var Scopes = []string{ScopeUsersRead, ScopeUsersWrite, ScopeJobsRead, ScopeWebhooksAdmin, ScopeEventsRead, ScopeAuditRead, ScopeAdmin}
 
 // ParseScopes reads a comma-separated list of scopes, such as
 // "users:read,jobs:read".

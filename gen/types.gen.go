@@ -301,6 +301,60 @@ func (e UserSort) Valid() bool {
 	}
 }
 
+// AuditEntry One change, who made it, and what it changed.
+type AuditEntry struct {
+	// Action What happened, such as `user.updated`, `webhook.created` or `key.revoked`; for a user, the type of its event.
+	//
+	// Example: user.updated
+	Action string `json:"action"`
+
+	// Actor Who made it - an API key's prefix, `sub:` and an access token's subject, `cli` for the `userapi keys` commands, or `system` for the service's own work.
+	//
+	// Example: uak_3kq7zt2m
+	Actor string `json:"actor"`
+
+	// After The same fields as they are now; `null` for a removal, or when they were erased.
+	//
+	// Example: {"name":"Ada King"}
+	After *map[string]interface{} `json:"after"`
+
+	// Before The fields the change replaced, as they were; `null` for a creation, or when they were erased.
+	//
+	// Example: {"name":"Ada Lovelace"}
+	Before *map[string]interface{} `json:"before"`
+
+	// Id The entry's id; newer entries have higher ids.
+	//
+	// Example: 1200
+	Id int64 `json:"id"`
+
+	// OccurredAt When the change was made.
+	//
+	// Example: 2026-01-02T15:04:05Z
+	OccurredAt time.Time `json:"occurred_at"`
+
+	// RequestId The `X-Request-ID` of the request that made it; empty for a change made outside a request.
+	//
+	// Example: 3f1c9d2e-8b7a-4c1d-9e2f-0a1b2c3d4e5f
+	RequestId string `json:"request_id"`
+
+	// Target What changed, as `user:<id>`, `webhook:<id>` or `key:<prefix>`.
+	//
+	// Example: user:1
+	Target string `json:"target"`
+}
+
+// AuditPage A page of the audit log.
+type AuditPage struct {
+	// Items The entries, newest first.
+	Items []AuditEntry `json:"items"`
+
+	// NextAfter The `after` of the page of older entries; `null` when there are none.
+	//
+	// Example: 1101
+	NextAfter *int64 `json:"next_after"`
+}
+
 // BatchGetRequest The ids of the users to get.
 type BatchGetRequest struct {
 	// Ids From 1 to 1000 user ids.
@@ -991,6 +1045,21 @@ type WebhookNotFound = Problem
 
 // WebhookUnreachable An error, as in RFC 9457.
 type WebhookUnreachable = Problem
+
+// ListAuditParams defines parameters for ListAudit.
+type ListAuditParams struct {
+	// Actor Only the changes of this actor (an API key's prefix, `sub:<subject>` or `cli`).
+	Actor *string `form:"actor,omitempty" json:"actor,omitempty"`
+
+	// Target Only the changes to this target, as `user:<id>`, `webhook:<id>` or `key:<prefix>`.
+	Target *string `form:"target,omitempty" json:"target,omitempty"`
+
+	// After The `next_after` of the previous page; none for the newest entries.
+	After *int64 `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit How many entries to return, from 1 to 1000.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
 
 // ListEventsParams defines parameters for ListEvents.
 type ListEventsParams struct {

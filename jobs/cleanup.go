@@ -10,8 +10,8 @@ import (
 	"userapi/store"
 )
 
-// CleanupInterval is how often expired idempotency records, and events
-// older than the retention, are deleted. Expired records are ignored and
+// CleanupInterval is how often expired idempotency records, and events and
+// audit entries older than their retention, are deleted. Expired records are ignored and
 // replaced anyway; this only frees space.
 const CleanupInterval = 10 * time.Minute
 
@@ -95,4 +95,44 @@ func eventTrimJob() *river.PeriodicJob {
 	return river.NewPeriodicJob(river.PeriodicInterval(CleanupInterval),
 		func() (river.JobArgs, *river.InsertOpts) { return EventTrimArgs{}, nil },
 		&river.PeriodicJobOpts{ID: "event_trim", RunOnStart: true})
+}
+
+// AuditTrimArgs asks for the audit entries older than the retention to be
+// deleted.
+type AuditTrimArgs struct{}
+
+// Kind names the job in River's table.
+func (AuditTrimArgs) Kind() string { return "audit_trim" }
+
+// InsertOpts keep at most one pending trim, as for CleanupArgs.
+func (AuditTrimArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}
+}
+
+type auditTrimWorker struct {
+	river.WorkerDefaults[AuditTrimArgs]
+	audit     *store.Audit
+	retention time.Duration
+}
+
+func (w *auditTrimWorker) Timeout(*river.Job[AuditTrimArgs]) time.Duration { return time.Minute }
+
+func (w *auditTrimWorker) Work(ctx context.Context, _ *river.Job[AuditTrimArgs]) error {
+	for {
+		n, err := w.audit.Trim(ctx, w.retention, cleanupBatch)
+		if err != nil {
+			return fmt.Errorf("trim the audit log: %w", err)
+		}
+		if n < cleanupBatch {
+			return nil
+		}
+	}
+}
+
+// auditTrimJob trims the audit log every CleanupInterval on the leader, and
+// once when it is elected.
+func auditTrimJob() *river.PeriodicJob {
+	return river.NewPeriodicJob(river.PeriodicInterval(CleanupInterval),
+		func() (river.JobArgs, *river.InsertOpts) { return AuditTrimArgs{}, nil },
+		&river.PeriodicJobOpts{ID: "audit_trim", RunOnStart: true})
 }

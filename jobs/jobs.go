@@ -71,6 +71,8 @@ type Options struct {
 	Middleware []rivertype.Middleware
 	// EventRetention is how long the event log keeps events (30 days).
 	EventRetention time.Duration
+	// AuditRetention is how long the audit log keeps entries (365 days).
+	AuditRetention time.Duration
 	// OnDelivery, when set, is called after every webhook delivery attempt
 	// with its outcome (metrics).
 	OnDelivery func(DeliveryOutcome)
@@ -78,6 +80,9 @@ type Options struct {
 
 // DefaultEventRetention is Options.EventRetention when zero.
 const DefaultEventRetention = 30 * 24 * time.Hour
+
+// DefaultAuditRetention is Options.AuditRetention when zero.
+const DefaultAuditRetention = 365 * 24 * time.Hour
 
 // MaxBackoff caps the wait between two attempts of a job.
 const MaxBackoff = time.Hour
@@ -111,6 +116,9 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 	if opts.EventRetention <= 0 {
 		opts.EventRetention = DefaultEventRetention
 	}
+	if opts.AuditRetention <= 0 {
+		opts.AuditRetention = DefaultAuditRetention
+	}
 	users := store.NewUsers(pool)
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &processWorker{users: users, delay: opts.ProcessDelay, logger: opts.Logger}); err != nil {
@@ -133,6 +141,9 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 	if err := river.AddWorkerSafely(workers, &eventTrimWorker{events: store.NewEvents(pool), retention: opts.EventRetention}); err != nil {
 		return nil, err
 	}
+	if err := river.AddWorkerSafely(workers, &auditTrimWorker{audit: store.NewAudit(pool), retention: opts.AuditRetention}); err != nil {
+		return nil, err
+	}
 	cfg := &river.Config{
 		Logger:      opts.Logger,
 		Workers:     workers,
@@ -153,7 +164,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 			QueueDefault:  {MaxWorkers: opts.Workers},
 			QueueWebhooks: {MaxWorkers: opts.WebhookConcurrency},
 		}
-		cfg.PeriodicJobs = []*river.PeriodicJob{cleanupJob(), eventTrimJob()}
+		cfg.PeriodicJobs = []*river.PeriodicJob{cleanupJob(), eventTrimJob(), auditTrimJob()}
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), cfg)
 	if err != nil {

@@ -41,6 +41,7 @@ type Handler struct {
 	feed            *feed.Feed
 	streamKeepAlive time.Duration
 	replayer        Replayer
+	audit           store.AuditLog
 	specYAML        []byte
 	specJSON        []byte
 }

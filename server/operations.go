@@ -128,6 +128,7 @@ func (op operation) echoPath() string {
 //     again, which spends from the key's budget if verify accepted it;
 //   - authorize: the operation's x-scope (401 / 403), so that a caller
 //     without a key learns nothing about what a valid request looks like;
+//   - auditActor: the caller and request id, for the audit log;
 //   - validate: the request against the spec, with deprecation headers;
 //   - idempotency, for operations that take an Idempotency-Key, after
 //     validation so that only valid requests are stored.
@@ -156,6 +157,8 @@ func addOperations(e *echo.Echo, ops []operation, h *Handler, opts Options) {
 			}
 			mw = append(mw, authorize(op.scope, opts.Observer))
 		}
+		// After authorize: only a caller allowed to write is named.
+		mw = append(mw, auditActor)
 		mw = append(mw, v.forOperation(op))
 		if opts.Reads != nil {
 			// Outside idempotency's transaction: a write counts once committed.

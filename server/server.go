@@ -104,6 +104,8 @@ type Options struct {
 	// Replayer serves the webhook replay and retry operations; nil answers
 	// 500 there.
 	Replayer Replayer
+	// Audit serves GET /audit; nil answers 500 there.
+	Audit store.AuditLog
 	// ExactCountWithin bounds the count GET /users?count=exact makes;
 	// past it the page gets the estimate (store.DefaultExactCountWithin
 	// when zero).
@@ -160,6 +162,7 @@ func New(logger *slog.Logger, users store.UserService, opts Options) (*echo.Echo
 		checks: opts.Checks, ready: opts.Ready, specYAML: userapi.OpenAPI, specJSON: specJSON,
 		exporter: opts.Exporter, exactCountWithin: opts.ExactCountWithin,
 		events: opts.Events, feed: opts.Feed, streamKeepAlive: opts.StreamKeepAlive, replayer: opts.Replayer,
+		audit: opts.Audit,
 	}
 	if h.streamKeepAlive <= 0 {
 		h.streamKeepAlive = DefaultStreamKeepAlive

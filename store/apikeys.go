@@ -56,8 +56,32 @@ func NewAPIKeys(db DB) *APIKeys {
 // Create stores a key. Returns ErrConflict if its prefix is taken.
 func (s *APIKeys) Create(ctx context.Context, k NewAPIKey) (_ APIKey, err error) {
 	defer wrap(&err, "APIKeys.Create")
-	row, err := s.q.APIKeyCreate(ctx, createParams(k, ""))
-	return apiKeyFromRow(row), translate(err)
+	var made APIKey
+	err = inTx(ctx, s.db, func(q *dbsqlc.Queries) error {
+		row, err := q.APIKeyCreate(ctx, createParams(k, ""))
+		if err != nil {
+			return err
+		}
+		made = apiKeyFromRow(row)
+		return recordAudit(ctx, q, AuditKeyCreated, KeyTarget(made.Prefix), diff{after: made.auditFields()})
+	})
+	return made, translate(err)
+}
+
+// auditFields are what the audit log keeps of a key: never the key or its
+// hash.
+func (k APIKey) auditFields() map[string]any {
+	f := map[string]any{"name": k.Name, "scopes": k.Scopes}
+	if !k.ExpiresAt.IsZero() {
+		f["expires_at"] = k.ExpiresAt
+	}
+	if k.RateLimit > 0 {
+		f["rate_limit"], f["rate_period"] = k.RateLimit, k.RatePeriod.String()
+	}
+	if k.Replaces != "" {
+		f["replaces"] = k.Replaces
+	}
+	return f
 }
 
 func createParams(k NewAPIKey, replaces string) dbsqlc.APIKeyCreateParams {
@@ -116,10 +140,24 @@ func (s *APIKeys) Roll(ctx context.Context, prefix string, next NewAPIKey, overl
 	if err != nil {
 		return APIKey{}, APIKey{}, translate(err)
 	}
+	old, made = apiKeyFromRow(oldRow), apiKeyFromRow(row)
+	rolled := diff{before: map[string]any{"expires_at": timeOrNil(cur.ExpiresAt)},
+		after: map[string]any{"expires_at": old.ExpiresAt, "successor": made.Prefix, "successor_fields": made.auditFields()}}
+	if err := recordAudit(ctx, q, AuditKeyRolled, KeyTarget(prefix), rolled); err != nil {
+		return APIKey{}, APIKey{}, translate(err)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return APIKey{}, APIKey{}, translate(err)
 	}
-	return apiKeyFromRow(oldRow), apiKeyFromRow(row), nil
+	return old, made, nil
+}
+
+// timeOrNil is t, or nil (JSON null) when it is not set.
+func timeOrNil(t pgtype.Timestamptz) any {
+	if !t.Valid {
+		return nil
+	}
+	return t.Time.UTC()
 }
 
 // Get returns the key with this prefix, revoked or not. Returns ErrNotFound
@@ -148,8 +186,16 @@ func (s *APIKeys) List(ctx context.Context) (_ []APIKey, err error) {
 // first time. Returns ErrNotFound if there is no such key.
 func (s *APIKeys) Revoke(ctx context.Context, prefix string) (_ APIKey, err error) {
 	defer wrap(&err, "APIKeys.Revoke")
-	row, err := s.q.APIKeyRevoke(ctx, prefix)
-	return apiKeyFromRow(row), translate(err)
+	var revoked APIKey
+	err = inTx(ctx, s.db, func(q *dbsqlc.Queries) error {
+		row, err := q.APIKeyRevoke(ctx, prefix)
+		if err != nil {
+			return err
+		}
+		revoked = apiKeyFromRow(row)
+		return recordAudit(ctx, q, AuditKeyRevoked, KeyTarget(prefix), diff{after: map[string]any{"revoked_at": revoked.RevokedAt}})
+	})
+	return revoked, translate(err)
 }
 
 // Touch records that the key was used now.

@@ -88,3 +88,17 @@ func conn(ctx context.Context, db DB) DB {
 	}
 	return db
 }
+
+// inTx runs fn in a transaction on db (a savepoint when db is one, or ctx
+// carries one) and commits when fn returns nil.
+func inTx(ctx context.Context, db DB, fn func(q *dbsqlc.Queries) error) error {
+	tx, err := Begin(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	if err := fn(dbsqlc.New(tx)); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}

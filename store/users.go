@@ -115,6 +115,9 @@ type UserEvent struct {
 	Event
 	// User is the row after the change; for UserDeleted, the row that went.
 	User User
+	// Before is the row before the change; nil for UserCreated. The audit
+	// log records the fields that differ from User.
+	Before *User
 }
 
 // UserHook runs inside the transaction of every user change, after the row
@@ -219,6 +222,7 @@ func (s *Users) Update(ctx context.Context, id int64, c UserChange) (_ User, err
 		if err != nil {
 			return UserEvent{}, err
 		}
+		before := fromRow(row)
 		if c.IfVersion != nil && !c.IfVersion(row.Version) {
 			return UserEvent{}, ErrPrecondition
 		}
@@ -239,7 +243,7 @@ func (s *Users) Update(ctx context.Context, id int64, c UserChange) (_ User, err
 		}
 		row, err = q.UserUpdate(ctx, params)
 		updated = fromRow(row)
-		return UserEvent{Event: Event{Type: UserUpdated, OccurredAt: updated.UpdatedAt, Changed: changed}, User: updated}, err
+		return UserEvent{Event: Event{Type: UserUpdated, OccurredAt: updated.UpdatedAt, Changed: changed}, User: updated, Before: &before}, err
 	})
 	return updated, translate(err)
 }
@@ -260,7 +264,8 @@ func (s *Users) Delete(ctx context.Context, id int64, ifVersion func(int64) bool
 			}
 		}
 		row, err := q.UserDelete(ctx, id)
-		return UserEvent{Event: Event{Type: UserDeleted, OccurredAt: time.Now()}, User: fromRow(row)}, err
+		gone := fromRow(row)
+		return UserEvent{Event: Event{Type: UserDeleted, OccurredAt: time.Now()}, User: gone, Before: &gone}, err
 	}))
 }
 
@@ -304,8 +309,9 @@ func (s *Users) GetProfile(ctx context.Context, id int64) (_ Profile, computed b
 }
 
 // change runs one user change in a transaction, appends its event to the
-// log and hands it to the hook before the commit, so that the event and
-// whatever the hook writes exist if and only if the change committed.
+// log, records it in the audit log and hands it to the hook before the
+// commit, so that the event, its audit entry and whatever the hook writes
+// exist if and only if the change committed.
 func (s *Users) change(ctx context.Context, fn func(q *dbsqlc.Queries) (UserEvent, error)) error {
 	err := s.inTx(ctx, func(tx pgx.Tx, q *dbsqlc.Queries) error {
 		ev, err := fn(q)
@@ -313,6 +319,9 @@ func (s *Users) change(ctx context.Context, fn func(q *dbsqlc.Queries) (UserEven
 			return err
 		}
 		if err := appendEvent(ctx, q, &ev); err != nil {
+			return err
+		}
+		if err := auditUser(ctx, q, ev); err != nil {
 			return err
 		}
 		if s.hook == nil {

@@ -104,31 +104,34 @@ func NewWebhooks(db DB) *Webhooks {
 func (s *Webhooks) Create(ctx context.Context, w NewWebhook) (_ Webhook, err error) {
 	defer wrap(&err, "Webhooks.Create")
 	params := dbsqlc.WebhookCreateParams{Url: w.URL, Events: w.Events, Secret: w.Secret, OwnerKey: pgtype.Text{String: w.Owner, Valid: w.Owner != ""}}
-	if w.Owner == "" || w.MaxPerOwner <= 0 {
-		row, err := s.queries(ctx).WebhookCreate(ctx, params)
-		return webhookFromRow(row), translate(err)
-	}
-	tx, err := Begin(ctx, s.db)
-	if err != nil {
-		return Webhook{}, translate(err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit, a no-op
-	q := dbsqlc.New(tx)
-	if err := q.WebhookOwnerLock(ctx, w.Owner); err != nil {
-		return Webhook{}, translate(err)
-	}
-	n, err := q.WebhookCountByOwner(ctx, w.Owner)
-	if err != nil {
-		return Webhook{}, translate(err)
-	}
-	if n >= int64(w.MaxPerOwner) {
-		return Webhook{}, ErrTooManyWebhooks
-	}
-	row, err := q.WebhookCreate(ctx, params)
-	if err != nil {
-		return Webhook{}, translate(err)
-	}
-	return webhookFromRow(row), translate(tx.Commit(ctx))
+	var created Webhook
+	err = inTx(ctx, s.db, func(q *dbsqlc.Queries) error {
+		if w.Owner != "" && w.MaxPerOwner > 0 {
+			if err := q.WebhookOwnerLock(ctx, w.Owner); err != nil {
+				return err
+			}
+			n, err := q.WebhookCountByOwner(ctx, w.Owner)
+			if err != nil {
+				return err
+			}
+			if n >= int64(w.MaxPerOwner) {
+				return ErrTooManyWebhooks
+			}
+		}
+		row, err := q.WebhookCreate(ctx, params)
+		if err != nil {
+			return err
+		}
+		created = webhookFromRow(row)
+		return recordAudit(ctx, q, AuditWebhookCreated, WebhookTarget(created.ID), diff{after: created.auditFields()})
+	})
+	return created, translate(err)
+}
+
+// auditFields are what the audit log keeps of a subscription: never its
+// secrets.
+func (w Webhook) auditFields() map[string]any {
+	return map[string]any{"url": w.URL, "events": w.Events}
 }
 
 // Get returns one subscription. Returns ErrNotFound if there is none.
@@ -156,14 +159,13 @@ func (s *Webhooks) List(ctx context.Context) (_ []Webhook, err error) {
 // there is none. Deliveries already queued for it find it gone and stop.
 func (s *Webhooks) Delete(ctx context.Context, id int64) (err error) {
 	defer wrap(&err, "Webhooks.Delete(%d)", id)
-	n, err := s.queries(ctx).WebhookDelete(ctx, id)
-	if err != nil {
-		return translate(err)
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return translate(inTx(ctx, s.db, func(q *dbsqlc.Queries) error {
+		row, err := q.WebhookDelete(ctx, id)
+		if err != nil {
+			return err
+		}
+		return recordAudit(ctx, q, AuditWebhookDeleted, WebhookTarget(id), diff{before: webhookFromRow(row).auditFields()})
+	}))
 }
 
 // RotateSecret makes secret the subscription's secret; the one it replaces
@@ -171,10 +173,21 @@ func (s *Webhooks) Delete(ctx context.Context, id int64) (err error) {
 // stops). Returns ErrNotFound if there is no such subscription.
 func (s *Webhooks) RotateSecret(ctx context.Context, id int64, secret string, previousUntil time.Time) (_ Webhook, err error) {
 	defer wrap(&err, "Webhooks.RotateSecret(%d)", id)
-	row, err := s.queries(ctx).WebhookRotateSecret(ctx, dbsqlc.WebhookRotateSecretParams{
-		ID: id, Secret: secret, PreviousUntil: pgtype.Timestamptz{Time: previousUntil, Valid: true},
+	var rotated Webhook
+	err = inTx(ctx, s.db, func(q *dbsqlc.Queries) error {
+		row, err := q.WebhookRotateSecret(ctx, dbsqlc.WebhookRotateSecretParams{
+			ID: id, Secret: secret, PreviousUntil: pgtype.Timestamptz{Time: previousUntil, Valid: true},
+		})
+		if err != nil {
+			return err
+		}
+		rotated = webhookFromRow(row)
+		// The secrets themselves are never recorded: only until when the
+		// replaced one signs.
+		return recordAudit(ctx, q, AuditWebhookSecretRotated, WebhookTarget(id),
+			diff{after: map[string]any{"previous_secret_until": rotated.PreviousUntil.UTC()}})
 	})
-	return webhookFromRow(row), translate(err)
+	return rotated, translate(err)
 }
 
 // Subscribers returns the ids of the subscriptions to an event type.

@@ -21,23 +21,25 @@ import (
 // The keys commands are the operator's way to make, list and revoke API
 // keys. Keys are never shown again after create prints them.
 
-// keyStore connects for a keys command. It never migrates: an operator's
-// command must not change the schema behind a running fleet's back.
-func keyStore(ctx context.Context, a *app) (*store.APIKeys, func(), error) {
+// keyStore connects for a keys command, and returns the context its changes
+// run in: the audit log names their actor cli. It never migrates: an
+// operator's command must not change the schema behind a running fleet's
+// back.
+func keyStore(ctx context.Context, a *app) (context.Context, *store.APIKeys, func(), error) {
 	pool, err := connect(ctx, a.cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	pending, err := store.Pending(ctx, pool)
 	if err != nil {
 		pool.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if len(pending) > 0 {
 		pool.Close()
-		return nil, nil, fmt.Errorf("the database's schema is missing or out of date (%d migrations pending): run `userapi migrate` first", len(pending))
+		return nil, nil, nil, fmt.Errorf("the database's schema is missing or out of date (%d migrations pending): run `userapi migrate` first", len(pending))
 	}
-	return store.NewAPIKeys(pool), pool.Close, nil
+	return store.WithActor(ctx, store.ActorCLI, ""), store.NewAPIKeys(pool), pool.Close, nil
 }
 
 func keysCreate(ctx context.Context, a *app, args []string) error {
@@ -67,7 +69,7 @@ func keysCreate(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	repo, done, err := keyStore(ctx, a)
+	ctx, repo, done, err := keyStore(ctx, a)
 	if err != nil {
 		return err
 	}
@@ -117,7 +119,7 @@ func keysRoll(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	repo, done, err := keyStore(ctx, a)
+	ctx, repo, done, err := keyStore(ctx, a)
 	if err != nil {
 		return err
 	}
@@ -194,7 +196,7 @@ func keysList(ctx context.Context, a *app, args []string) error {
 	if len(args) > 0 {
 		return errUsage
 	}
-	repo, done, err := keyStore(ctx, a)
+	ctx, repo, done, err := keyStore(ctx, a)
 	if err != nil {
 		return err
 	}
@@ -244,7 +246,7 @@ func keysRevoke(ctx context.Context, a *app, args []string) error {
 	if len(args) != 1 || !auth.ValidPrefix(args[0]) {
 		return errors.New("keys revoke: give the key's prefix, such as uak_3kq7zt2m (see userapi keys list)")
 	}
-	repo, done, err := keyStore(ctx, a)
+	ctx, repo, done, err := keyStore(ctx, a)
 	if err != nil {
 		return err
 	}

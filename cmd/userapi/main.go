@@ -169,6 +169,7 @@ func newQueue(cfg config, logger *slog.Logger, pool *pgxpool.Pool, workers bool,
 		RescueAfter:         cfg.JobRescueAfter,
 		StopTimeout:         cfg.ShutdownTimeout,
 		EventRetention:      cfg.EventRetention,
+		AuditRetention:      cfg.AuditRetention,
 	}
 	if workers {
 		opts.Workers = int(cfg.Workers)
@@ -321,6 +322,7 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 		Feed:                   live,
 		StreamKeepAlive:        cfg.StreamKeepAlive,
 		Replayer:               queue,
+		Audit:                  store.NewAudit(pool),
 	}
 	if cfg.AdminUI {
 		admin, err := riverui.NewHandler(&riverui.HandlerOpts{

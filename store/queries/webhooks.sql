@@ -24,10 +24,12 @@ WHERE id = @id;
 SELECT * FROM webhooks
 ORDER BY id;
 
--- name: WebhookDelete :execrows
--- WebhookDelete deletes a subscription, and with it its delivery log.
+-- name: WebhookDelete :one
+-- WebhookDelete deletes a subscription, and with it its delivery log, and
+-- returns it as it was.
 DELETE FROM webhooks
-WHERE id = @id;
+WHERE id = @id
+RETURNING *;
 
 -- name: WebhookListForEvent :many
 -- WebhookListForEvent returns the ids of the subscriptions to an event type.

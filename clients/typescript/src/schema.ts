@@ -510,6 +510,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the audit log
+         * @description Every change, newest first: to users (`user.created`, `user.updated`,
+         *     `user.deleted`, and any other type of user event), to webhook
+         *     subscriptions (`webhook.created`, `webhook.deleted`,
+         *     `webhook.secret_rotated`) and to API keys made with the `userapi keys`
+         *     commands (`key.created`, `key.revoked`, `key.rolled`, whose actor is
+         *     `cli`). Each entry names its actor (the API key's prefix, or `sub:` and
+         *     the access token's subject), the `X-Request-ID` of the request, and the
+         *     fields the change replaced, old and new. Secrets are never recorded.
+         *
+         *     An entry is written in the same transaction as its change: a change that
+         *     failed or was rolled back has none, and a retry answered from its
+         *     `Idempotency-Key` adds none.
+         *
+         *     Pass each answer's `next_after` as the next `after` for older entries,
+         *     until it is `null`. Entries are kept `USERAPI_AUDIT_RETENTION` (365 days
+         *     by default). Entries hold personal data (names and email addresses in
+         *     their fields); erasing a user removes it from them.
+         */
+        get: operations["listAudit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/livez": {
         parameters: {
             query?: never;
@@ -941,6 +977,70 @@ export interface components {
              *     ]
              */
             changed?: ("name" | "email")[];
+        };
+        /** @description A page of the audit log. */
+        AuditPage: {
+            /** @description The entries, newest first. */
+            items: components["schemas"]["AuditEntry"][];
+            /**
+             * Format: int64
+             * @description The `after` of the page of older entries; `null` when there are none.
+             * @example 1101
+             */
+            next_after: number | null;
+        };
+        /** @description One change, who made it, and what it changed. */
+        AuditEntry: {
+            /**
+             * Format: int64
+             * @description The entry's id; newer entries have higher ids.
+             * @example 1200
+             */
+            id: number;
+            /**
+             * Format: date-time
+             * @description When the change was made.
+             * @example 2026-01-02T15:04:05Z
+             */
+            occurred_at: string;
+            /**
+             * @description Who made it - an API key's prefix, `sub:` and an access token's subject, `cli` for the `userapi keys` commands, or `system` for the service's own work.
+             * @example uak_3kq7zt2m
+             */
+            actor: string;
+            /**
+             * @description The `X-Request-ID` of the request that made it; empty for a change made outside a request.
+             * @example 3f1c9d2e-8b7a-4c1d-9e2f-0a1b2c3d4e5f
+             */
+            request_id: string;
+            /**
+             * @description What happened, such as `user.updated`, `webhook.created` or `key.revoked`; for a user, the type of its event.
+             * @example user.updated
+             */
+            action: string;
+            /**
+             * @description What changed, as `user:<id>`, `webhook:<id>` or `key:<prefix>`.
+             * @example user:1
+             */
+            target: string;
+            /**
+             * @description The fields the change replaced, as they were; `null` for a creation, or when they were erased.
+             * @example {
+             *       "name": "Ada Lovelace"
+             *     }
+             */
+            before: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * @description The same fields as they are now; `null` for a removal, or when they were erased.
+             * @example {
+             *       "name": "Ada King"
+             *     }
+             */
+            after: {
+                [key: string]: unknown;
+            } | null;
         };
         /** @description A page of events. */
         EventPage: {
@@ -2974,6 +3074,58 @@ export interface operations {
                 };
             };
             410: components["responses"]["EventsTrimmed"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Error"];
+        };
+    };
+    listAudit: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Only the changes of this actor (an API key's prefix, `sub:<subject>` or `cli`).
+                 * @example uak_3kq7zt2m
+                 */
+                actor?: string;
+                /**
+                 * @description Only the changes to this target, as `user:<id>`, `webhook:<id>` or `key:<prefix>`.
+                 * @example user:1
+                 */
+                target?: string;
+                /**
+                 * @description The `next_after` of the previous page; none for the newest entries.
+                 * @example 1200
+                 */
+                after?: number;
+                /**
+                 * @description How many entries to return, from 1 to 1000.
+                 * @example 100
+                 */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of the audit log. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             422: components["responses"]["ValidationFailed"];
             429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Error"];

@@ -25,6 +25,17 @@ type ApiKey struct {
 	RatePeriod pgtype.Interval
 }
 
+type AuditLog struct {
+	ID         int64
+	OccurredAt time.Time
+	Actor      string
+	RequestID  string
+	Action     string
+	Target     string
+	Before     []byte
+	After      []byte
+}
+
 type CacheInvalidation struct {
 	ID        int64
 	Tx        int64

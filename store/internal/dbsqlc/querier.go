@@ -25,6 +25,17 @@ type Querier interface {
 	APIKeyRevoke(ctx context.Context, prefix string) (ApiKey, error)
 	// APIKeyTouch records that a key was used.
 	APIKeyTouch(ctx context.Context, prefix string) error
+	// AuditCreate records one change, in the change's transaction.
+	AuditCreate(ctx context.Context, arg AuditCreateParams) error
+	// AuditEraseUser drops the diffs of a user's entries, and of any entry whose
+	// diff holds one of the given values (the user's name or email) anywhere.
+	AuditEraseUser(ctx context.Context, arg AuditEraseUserParams) (int64, error)
+	// AuditList returns up to row_limit entries older than the id before (all
+	// when NULL), newest first, of the actor and target given (any when NULL).
+	AuditList(ctx context.Context, arg AuditListParams) ([]AuditLog, error)
+	// AuditTrim deletes up to row_limit of the entries older than
+	// retention_seconds, oldest first.
+	AuditTrim(ctx context.Context, arg AuditTrimParams) (int64, error)
 	// EventCreate appends an event in the current transaction. Its id is the
 	// transaction's id shifted left by 16 bits, plus one for each event the
 	// transaction wrote before (see migration 0010); past 65536 events in one
@@ -92,8 +103,9 @@ type Querier interface {
 	WebhookCountByOwner(ctx context.Context, ownerKey string) (int64, error)
 	// WebhookCreate stores a subscription and returns it.
 	WebhookCreate(ctx context.Context, arg WebhookCreateParams) (Webhook, error)
-	// WebhookDelete deletes a subscription, and with it its delivery log.
-	WebhookDelete(ctx context.Context, id int64) (int64, error)
+	// WebhookDelete deletes a subscription, and with it its delivery log, and
+	// returns it as it was.
+	WebhookDelete(ctx context.Context, id int64) (Webhook, error)
 	// WebhookDeliveryCreate records one delivery attempt.
 	WebhookDeliveryCreate(ctx context.Context, arg WebhookDeliveryCreateParams) error
 	// WebhookDeliveryGet returns one of a subscription's delivery attempts.

@@ -59,18 +59,28 @@ func (q *Queries) WebhookCreate(ctx context.Context, arg WebhookCreateParams) (W
 	return i, err
 }
 
-const webhookDelete = `-- name: WebhookDelete :execrows
+const webhookDelete = `-- name: WebhookDelete :one
 DELETE FROM webhooks
 WHERE id = $1
+RETURNING id, url, events, secret, created_at, owner_key, previous_secret, previous_secret_until
 `
 
-// WebhookDelete deletes a subscription, and with it its delivery log.
-func (q *Queries) WebhookDelete(ctx context.Context, id int64) (int64, error) {
-	result, err := q.db.Exec(ctx, webhookDelete, id)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+// WebhookDelete deletes a subscription, and with it its delivery log, and
+// returns it as it was.
+func (q *Queries) WebhookDelete(ctx context.Context, id int64) (Webhook, error) {
+	row := q.db.QueryRow(ctx, webhookDelete, id)
+	var i Webhook
+	err := row.Scan(
+		&i.ID,
+		&i.Url,
+		&i.Events,
+		&i.Secret,
+		&i.CreatedAt,
+		&i.OwnerKey,
+		&i.PreviousSecret,
+		&i.PreviousSecretUntil,
+	)
+	return i, err
 }
 
 const webhookDeliveryCreate = `-- name: WebhookDeliveryCreate :exec
