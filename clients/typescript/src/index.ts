@@ -22,6 +22,8 @@ export type Problem = components["schemas"]["Problem"];
 export type ProblemType = Problem["type"];
 /** One bad field of a request, in a 422 problem. */
 export type FieldError = components["schemas"]["FieldError"];
+/** One change in the audit log (`GET /audit`): who made it, and the fields it changed. */
+export type AuditEntry = components["schemas"]["AuditEntry"];
 
 /** The typed client: `GET`, `POST`, `PUT`, `PATCH`, `DELETE` on the API's paths. */
 export type UserApiClient = Client<paths>;

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 
-import { ProblemError, type User } from "../src/index.js";
+import { ProblemError, type AuditEntry, type User } from "../src/index.js";
 import { startHarness, type Harness } from "./harness.js";
 
 let h: Harness;
@@ -121,6 +121,37 @@ describe("users", () => {
     const { data } = await api.POST("/users/batch-get", { body: { ids: [b.id, unknown, a.id] } });
     assert.deepEqual(data!.items.map((u) => u.id), [b.id, a.id]);
     assert.deepEqual(data!.missing, [unknown]);
+  });
+});
+
+describe("audit log", () => {
+  it("lists each change to a user once, newest first, following next_after", async () => {
+    const api = h.client();
+    const created = await api.POST("/users", { body: { name: "Grace Hopper", email: email() } });
+    const id = created.data!.id;
+    const patched = await api.PATCH("/users/{id}", { params: { path: { id } }, body: { name: "Grace Brewster Hopper" } });
+    assert.equal(patched.response.status, 200);
+
+    const entries: AuditEntry[] = [];
+    let after: number | undefined;
+    for (;;) {
+      const page = await api.GET("/audit", { params: { query: { target: `user:${id}`, limit: 1, after } } });
+      entries.push(...page.data!.items);
+      if (page.data!.next_after === null) break;
+      after = page.data!.next_after;
+    }
+    assert.deepEqual(
+      entries.map((e) => e.action),
+      ["user.updated", "user.created"],
+    );
+    const update = entries[0]!;
+    assert.equal(update.request_id, patched.response.headers.get("X-Request-ID"));
+    assert.match(update.actor, /^uak_/);
+    assert.deepEqual([update.before, update.after], [{ name: "Grace Hopper" }, { name: "Grace Brewster Hopper" }]);
+
+    const denied = await problemOf(h.client("users:read").GET("/audit", {}));
+    assert.equal(denied.status, 403);
+    assert.match(denied.problem.detail, /audit:read/);
   });
 });
 
