@@ -35,3 +35,29 @@ func TestCleanup_DeletesExpiredRecords(t *testing.T) {
 	}
 	t.Fatalf("%d records left after the clean-up, want the 10 unexpired", left)
 }
+
+// The leader deletes audit entries older than the retention when it starts,
+// in batches, and keeps the others.
+func TestAuditTrim_DeletesOldEntries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := storetest.Pool(t, storetest.NewDB(t), 5)
+	if _, err := pool.Exec(ctx, `INSERT INTO audit_log (occurred_at, actor, action, target)
+		SELECT now() - CASE WHEN i <= 6000 THEN interval '2 days' ELSE interval '1 hour' END, 'cli', 'key.created', 'key:k' || i
+		FROM generate_series(1, 6010) i`); err != nil {
+		t.Fatal(err)
+	}
+	jobstest.Start(t, pool, jobs.Options{Workers: 1, AuditRetention: 24 * time.Hour})
+	deadline := time.Now().Add(20 * time.Second)
+	var left int
+	for time.Now().Before(deadline) {
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM audit_log").Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left == 10 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%d audit entries left after the trim, want the 10 within the retention", left)
+}
