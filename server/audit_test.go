@@ -132,13 +132,13 @@ func TestAudit_OneEntryPerCommittedWrite(t *testing.T) {
 	}
 }
 
-// auditServer serves with API keys and the audit log, and returns a
-// function that makes keys.
-func auditServer(t *testing.T) (*testServer, func(scopes ...string) (key, prefix string)) {
+// auditServer serves with API keys and the audit log, logging to log, and
+// returns a function that makes keys.
+func auditServer(t *testing.T, log *syncBuffer) (*testServer, func(scopes ...string) (key, prefix string)) {
 	t.Helper()
 	pool := storetest.Pool(t, storetest.NewDB(t), 4)
 	keys := store.NewAPIKeys(pool)
-	e, err := server.New(slog.New(slog.DiscardHandler), store.NewUsers(pool), server.Options{
+	e, err := server.New(slog.New(slog.NewJSONHandler(log, nil)), store.NewUsers(pool), server.Options{
 		Auth:     auth.NewChecker(keys, keys, slog.New(slog.DiscardHandler)),
 		Webhooks: store.NewWebhooks(pool), WebhookAllowPrivate: true,
 		Audit: store.NewAudit(pool),
@@ -167,10 +167,12 @@ func (r response) auditPage(t *testing.T) gen.AuditPage {
 
 // GET /audit lists the changes newest first, with what each changed, by
 // actor or by target, in pages that follow next_after to the end; it needs
-// the scope audit:read (or admin), and never shows a secret.
+// the scope audit:read (or admin), and never shows a secret. The access log
+// holds none of the personal data the entries do.
 func TestAudit_ListFiltersAndPages(t *testing.T) {
 	t.Parallel()
-	s, makeKey := auditServer(t)
+	var log syncBuffer
+	s, makeKey := auditServer(t, &log)
 	alice, alicePrefix := makeKey(auth.ScopeAdmin)
 	bob, bobPrefix := makeKey(auth.ScopeUsersWrite)
 	as := func(key string) []string { return []string{"Authorization", "Bearer " + key} }
@@ -264,5 +266,15 @@ func TestAudit_ListFiltersAndPages(t *testing.T) {
 	}
 	if r := s.do("GET", "/audit?limit=0", nil, as(reader)...); r.status != http.StatusUnprocessableEntity || !strings.Contains(string(r.body), "query.limit") {
 		t.Errorf("GET /audit?limit=0 = %d %s, want 422 naming query.limit", r.status, r.body)
+	}
+	s.do("GET", "/audit?target=user:1&actor="+alicePrefix, nil, as(alice)...).wantStatus(t, http.StatusOK)
+	logged := log.String()
+	if !strings.Contains(logged, `"path":"/audit"`) {
+		t.Fatalf("the access log has no GET /audit: %s", logged)
+	}
+	for _, personal := range []string{"Ada", "ada@example.com"} {
+		if strings.Contains(logged, personal) {
+			t.Errorf("the access log holds %q: %s", personal, logged)
+		}
 	}
 }
