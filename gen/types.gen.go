@@ -308,7 +308,7 @@ type AuditEntry struct {
 	// Example: user.updated
 	Action string `json:"action"`
 
-	// Actor Who made it - an API key's prefix, `sub:` and an access token's subject, `cli` for the `userapi keys` commands, or `system` for the service's own work.
+	// Actor Who made it - an API key's prefix, `sub:` and an access token's subject, `cli` for the `userapi keys` commands, `system` for the service's own work, or `anonymous` when the service runs without authentication.
 	//
 	// Example: uak_3kq7zt2m
 	Actor string `json:"actor"`

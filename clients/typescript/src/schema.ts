@@ -533,7 +533,8 @@ export interface paths {
          *     `Idempotency-Key` adds none.
          *
          *     Pass each answer's `next_after` as the next `after` for older entries,
-         *     until it is `null`. Entries are kept `USERAPI_AUDIT_RETENTION` (365 days
+         *     until it is `null`. Changes committed while you page may be missing
+         *     from the pages that follow: ask for the first page again for the newest. Entries are kept `USERAPI_AUDIT_RETENTION` (365 days
          *     by default). Entries hold personal data (names and email addresses in
          *     their fields); erasing a user removes it from them.
          */
@@ -1004,7 +1005,7 @@ export interface components {
              */
             occurred_at: string;
             /**
-             * @description Who made it - an API key's prefix, `sub:` and an access token's subject, `cli` for the `userapi keys` commands, or `system` for the service's own work.
+             * @description Who made it - an API key's prefix, `sub:` and an access token's subject, `cli` for the `userapi keys` commands, `system` for the service's own work, or `anonymous` when the service runs without authentication.
              * @example uak_3kq7zt2m
              */
             actor: string;
