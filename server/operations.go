@@ -157,7 +157,8 @@ func addOperations(e *echo.Echo, ops []operation, h *Handler, opts Options) {
 			}
 			mw = append(mw, authorize(op.scope, opts.Observer))
 		}
-		// After authorize: only a caller allowed to write is named.
+		// Once the caller is known, so that whatever the request changes
+		// is recorded as theirs.
 		mw = append(mw, auditActor)
 		mw = append(mw, v.forOperation(op))
 		if opts.Reads != nil {
