@@ -40,7 +40,7 @@ func rateLimit(rl RateLimit, b budget, obs Observer) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
 			who := caller(c)
-			client, p := clientOf(c), policy
+			client, p := clientOf(c, who), policy
 			if !who.Rate.Off() {
 				p = who.Rate
 			}
@@ -89,8 +89,8 @@ func setRateHeaders(h http.Header, name string, p ratelimit.Policy, d ratelimit.
 // clientOf names who sent the request, for what is kept per client (its
 // rate budget, its last write): its API key, its token's subject, or its
 // address without either.
-func clientOf(c echo.Context) string {
-	switch who := caller(c); {
+func clientOf(c echo.Context, who Caller) string {
+	switch {
 	case who.KeyPrefix != "":
 		return "key:" + who.KeyPrefix
 	case who.Subject != "":
