@@ -5,9 +5,10 @@
 // send twice the limit across a window's edge.
 //
 // The state lives in Redis, so every instance spends from one budget per
-// client, and each decision is one atomic script call. When Redis is
-// unreachable, decisions fall back to this process's memory with the same
-// policy.
+// client, and each decision is part of one atomic script call: concurrent
+// requests of one client share a call, and a spent budget is refused from
+// memory until it refills. When Redis is unreachable, decisions fall back to
+// this process's memory with the same policy.
 package ratelimit
 
 import (
