@@ -43,6 +43,8 @@ type Handler struct {
 	replayer        Replayer
 	specYAML        []byte
 	specJSON        []byte
+	// encoded keeps the answers to GET /users/{id} of the users read lately.
+	encoded encodedUsers
 }
 
 var _ gen.StrictServerInterface = (*Handler)(nil)
