@@ -54,8 +54,9 @@ func (p Policy) String() string {
 	return fmt.Sprintf("%d/%s", p.Limit, p.Period)
 }
 
-// interval is the time one request's cost takes to refill.
-func (p Policy) interval() time.Duration { return p.Period / time.Duration(p.Limit) }
+// interval is the time one request's cost takes to refill: at least a
+// nanosecond, for a budget of more than a billion a second.
+func (p Policy) interval() time.Duration { return max(p.Period/time.Duration(p.Limit), 1) }
 
 // Decision is the answer for one request.
 type Decision struct {
