@@ -5,9 +5,10 @@
 // send twice the limit across a window's edge.
 //
 // The state lives in Redis, so every instance spends from one budget per
-// client, and each decision is one atomic script call. When Redis is
-// unreachable, decisions fall back to this process's memory with the same
-// policy.
+// client, and each decision is part of one atomic script call: concurrent
+// requests of one client share a call, and a spent budget is refused from
+// memory until it refills. When Redis is unreachable, decisions fall back to
+// this process's memory with the same policy.
 package ratelimit
 
 import (
@@ -53,8 +54,9 @@ func (p Policy) String() string {
 	return fmt.Sprintf("%d/%s", p.Limit, p.Period)
 }
 
-// interval is the time one request's cost takes to refill.
-func (p Policy) interval() time.Duration { return p.Period / time.Duration(p.Limit) }
+// interval is the time one request's cost takes to refill: at least a
+// nanosecond, for a budget of more than a billion a second.
+func (p Policy) interval() time.Duration { return max(p.Period/time.Duration(p.Limit), 1) }
 
 // Decision is the answer for one request.
 type Decision struct {

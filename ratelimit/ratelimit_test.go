@@ -223,3 +223,17 @@ func TestFallback(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A budget past a billion a second refills by the nanosecond, and every
+// limiter still decides.
+func TestAllow_HugeBudget(t *testing.T) {
+	t.Parallel()
+	for name, l := range limiters(t) {
+		t.Run(name, func(t *testing.T) {
+			d, err := l.Allow(context.Background(), "huge", ratelimit.Policy{Limit: 1 << 31, Period: time.Second})
+			if err != nil || !d.Allowed {
+				t.Errorf("Allow under 2^31 per second = %+v, %v; want allowed", d, err)
+			}
+		})
+	}
+}

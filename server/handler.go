@@ -44,6 +44,8 @@ type Handler struct {
 	audit           store.AuditLog
 	specYAML        []byte
 	specJSON        []byte
+	// encoded keeps the answers to GET /users/{id} of the users read lately.
+	encoded encodedUsers
 }
 
 var _ gen.StrictServerInterface = (*Handler)(nil)

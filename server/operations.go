@@ -71,10 +71,19 @@ func operations(spec *openapi3.T) ([]operation, error) {
 	return ops, nil
 }
 
+// withoutSecurity is o as the validator sees it: keys and tokens are checked
+// before validation (identify, authorize), so it need not walk the
+// security requirements again on every request.
+func withoutSecurity(o *openapi3.Operation) *openapi3.Operation {
+	checked := *o
+	checked.Security = &openapi3.SecurityRequirements{}
+	return &checked
+}
+
 func newOperation(spec *openapi3.T, path string, item *openapi3.PathItem, method string, o *openapi3.Operation) (operation, error) {
 	op := operation{
 		id: o.OperationID, method: method, path: path, idempotent: takesIdempotencyKey(o),
-		route: &routers.Route{Spec: spec, Path: path, PathItem: item, Method: method, Operation: o},
+		route: &routers.Route{Spec: spec, Path: path, PathItem: item, Method: method, Operation: withoutSecurity(o)},
 	}
 	if op.id == "" {
 		return op, fmt.Errorf("no operationId")
@@ -178,18 +187,45 @@ func addOperations(e *echo.Echo, ops []operation, h *Handler, opts Options) {
 // handler and middleware: load balancers probe with HEAD. The answer is the
 // GET answer, status, headers and Content-Length alike; net/http drops the
 // body of an answer to HEAD.
+//
+// It wraps each route's handler in its middleware once, here: Echo would
+// wrap it again on every request.
 type headToo struct{ *echo.Echo }
 
 func (r headToo) GET(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
-	r.Echo.HEAD(path, func(c echo.Context) error {
+	r.Echo.HEAD(path, withMiddleware(func(c echo.Context) error {
 		// The handler is shown a GET, as some refuse other methods (the
 		// Swagger UI's does); the server still answers the HEAD it was sent.
 		get := c.Request().Clone(c.Request().Context())
 		get.Method = http.MethodGet
 		c.SetRequest(get)
 		return h(c)
-	}, m...)
-	return r.Echo.GET(path, h, m...)
+	}, m))
+	return r.Echo.GET(path, withMiddleware(h, m))
+}
+
+func (r headToo) POST(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.Echo.POST(path, withMiddleware(h, m))
+}
+
+func (r headToo) PUT(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.Echo.PUT(path, withMiddleware(h, m))
+}
+
+func (r headToo) PATCH(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.Echo.PATCH(path, withMiddleware(h, m))
+}
+
+func (r headToo) DELETE(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.Echo.DELETE(path, withMiddleware(h, m))
+}
+
+// withMiddleware is h inside m, m[0] outermost, as Echo orders them.
+func withMiddleware(h echo.HandlerFunc, m []echo.MiddlewareFunc) echo.HandlerFunc {
+	for i := len(m) - 1; i >= 0; i-- {
+		h = m[i](h)
+	}
+	return h
 }
 
 // refuseOtherMethods answers 405 with Allow for the methods a fixed path of

@@ -40,15 +40,15 @@ func rateLimit(rl RateLimit, b budget, obs Observer) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
 			who := caller(c)
-			client, p := clientOf(c), policy
+			key, p := clientKey(class, c, who), policy
 			if !who.Rate.Off() {
 				p = who.Rate
 			}
-			if c.Get(limitedAsKey) == client {
+			if c.Get(limitedAsKey) == key {
 				return next(c)
 			}
-			c.Set(limitedAsKey, client)
-			d, err := rl.Limiter.Allow(req.Context(), class+client, p)
+			c.Set(limitedAsKey, key)
+			d, err := rl.Limiter.Allow(req.Context(), key, p)
 			if err != nil {
 				// Only a cancelled request gets here: the limiter falls back
 				// to memory on its own.
@@ -77,35 +77,71 @@ func rateLimit(rl RateLimit, b budget, obs Observer) echo.MiddlewareFunc {
 //	RateLimit: "reads";r=42;t=17
 //
 // and the older RateLimit-Limit, -Remaining and -Reset, kept for the
-// clients that read them.
+// clients that read them. It runs on every limited request: the five
+// values are cut from one string, and set under their canonical names.
 func setRateHeaders(h http.Header, name string, p ratelimit.Policy, d ratelimit.Decision) {
-	h.Set("RateLimit-Policy", fmt.Sprintf("%q;q=%d;w=%s", name, p.Limit, seconds(p.Period)))
-	h.Set("RateLimit", fmt.Sprintf("%q;r=%d;t=%s", name, d.Remaining, seconds(d.Reset)))
-	h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
-	h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	h.Set("RateLimit-Reset", seconds(d.Reset))
+	var buf [160]byte
+	b := buf[:0]
+	var ends [5]int
+	b = strconv.AppendQuote(b, name)
+	b = append(b, ";q="...)
+	b = strconv.AppendInt(b, int64(p.Limit), 10)
+	b = append(b, ";w="...)
+	b = appendSeconds(b, p.Period)
+	ends[0] = len(b)
+	b = strconv.AppendQuote(b, name)
+	b = append(b, ";r="...)
+	b = strconv.AppendInt(b, int64(d.Remaining), 10)
+	b = append(b, ";t="...)
+	b = appendSeconds(b, d.Reset)
+	ends[1] = len(b)
+	b = strconv.AppendInt(b, int64(d.Limit), 10)
+	ends[2] = len(b)
+	b = strconv.AppendInt(b, int64(d.Remaining), 10)
+	ends[3] = len(b)
+	b = appendSeconds(b, d.Reset)
+	ends[4] = len(b)
+	all := string(b)
+	vals := make([]string, 5)
+	for i, key := range [5]string{"Ratelimit-Policy", "Ratelimit", "Ratelimit-Limit", "Ratelimit-Remaining", "Ratelimit-Reset"} {
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		vals[i] = all[start:ends[i]]
+		h[key] = vals[i : i+1 : i+1]
+	}
 }
 
 // clientOf names who sent the request, for what is kept per client (its
 // rate budget, its last write): its API key, its token's subject, or its
 // address without either.
-func clientOf(c echo.Context) string {
-	switch who := caller(c); {
-	case who.KeyPrefix != "":
-		return "key:" + who.KeyPrefix
-	case who.Subject != "":
-		return who.ID()
-	}
-	return "ip:" + c.RealIP()
+func clientOf(c echo.Context, who Caller) string {
+	return clientKey("", c, who)
 }
 
-// limitedAsKey holds the client a request has spent from, so that it
+// clientKey is clientOf after prefix, made in one allocation.
+func clientKey(prefix string, c echo.Context, who Caller) string {
+	switch {
+	case who.KeyPrefix != "":
+		return prefix + "key:" + who.KeyPrefix
+	case who.Subject != "":
+		return prefix + "sub:" + who.Subject
+	}
+	return prefix + "ip:" + c.RealIP()
+}
+
+// limitedAsKey holds the budget key a request has spent from, so that it
 // spends once per client.
 const limitedAsKey = "limited_as"
 
 // seconds rounds up to whole seconds, at least 1 for any wait at all.
 func seconds(d time.Duration) string {
-	return strconv.Itoa(int(math.Ceil(d.Seconds())))
+	return string(appendSeconds(nil, d))
+}
+
+func appendSeconds(b []byte, d time.Duration) []byte {
+	return strconv.AppendInt(b, int64(math.Ceil(d.Seconds())), 10)
 }
 
 // ipExtractor finds the client's address: the peer's, unless the peer is a

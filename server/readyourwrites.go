@@ -23,7 +23,7 @@ type ReadRouter interface {
 func readYourWrites(r ReadRouter) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			client := clientOf(c)
+			client := clientOf(c, caller(c))
 			req := c.Request()
 			switch req.Method {
 			case http.MethodGet, http.MethodHead:

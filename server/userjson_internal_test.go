@@ -40,3 +40,24 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+// A kept answer is reused only for the very user it was made from: a
+// change to any field makes a new one, equal to encoding the user again.
+func TestEncodedUsersFollowChanges(t *testing.T) {
+	t.Parallel()
+	var e encodedUsers
+	when := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	u := store.User{ID: 7, Name: "Ada", Email: "ada@example.com", Version: 1, CreatedAt: when, UpdatedAt: when}
+	first := e.of(u)
+	if again := e.of(u); again != first {
+		t.Error("the same user was encoded twice")
+	}
+	renamed := u
+	renamed.Name, renamed.Version, renamed.UpdatedAt = "Ada L.", 2, when.Add(time.Second)
+	for _, changed := range []store.User{renamed, {ID: 7, Name: "Ada", Email: "ada@example.com", Version: 1, CreatedAt: when, UpdatedAt: when.Add(time.Nanosecond)}} {
+		got := e.of(changed)
+		if want := append(appendUser(nil, changed), '\n'); !bytes.Equal(got.body, want) || got.etag != etag(changed) {
+			t.Errorf("after a change: body %s etag %s; want %s etag %s", got.body, got.etag, want, etag(changed))
+		}
+	}
+}

@@ -72,11 +72,11 @@ func (h *Handler) GetUser(ctx context.Context, req gen.GetUserRequestObject) (ge
 	if err != nil {
 		return nil, userError(err, req.Id)
 	}
-	tag := etag(u)
+	enc := h.encoded.of(u)
 	if req.Params.IfNoneMatch != nil && etagMatches(*req.Params.IfNoneMatch, u.Version) {
-		return gen.GetUser304Response{Headers: gen.GetUser304ResponseHeaders{ETag: tag}}, nil
+		return gen.GetUser304Response{Headers: gen.GetUser304ResponseHeaders{ETag: enc.etag}}, nil
 	}
-	return userResponse{user: u, etag: tag}, nil
+	return userResponse{enc: enc}, nil
 }
 
 // ReplaceUser sets both editable fields.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/mail"
@@ -9,7 +10,6 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
 	echomiddleware "github.com/oapi-codegen/echo-middleware"
 )
@@ -84,7 +84,7 @@ func (v *validator) forOperation(op operation) echo.MiddlewareFunc {
 			if err := c.Request().Context().Err(); err != nil {
 				return err
 			}
-			if err := echomiddleware.ValidateRequestFromContext(c, matched{op.route, c}, v.opts); err != nil {
+			if err := v.validate(c, op); err != nil {
 				return err
 			}
 			if body, ok := c.Request().Body.(interface{ ValidatedValue() any }); ok && op.bodySchema != nil {
@@ -97,24 +97,37 @@ func (v *validator) forOperation(op operation) echo.MiddlewareFunc {
 	}
 }
 
-// matched is a routers.Router that answers with the route Echo matched.
-type matched struct {
-	route *routers.Route
-	c     echo.Context
+// validate checks the request against op's parameters and body. It asks
+// openapi3filter directly: Echo has matched the route and its parameters,
+// and no callback of ValidationOptions reads the Echo context.
+func (v *validator) validate(c echo.Context, op operation) error {
+	in := &openapi3filter.RequestValidationInput{
+		Request: c.Request(), PathParams: pathParams(c), Route: op.route, Options: &v.opts.Options,
+	}
+	err := openapi3filter.ValidateRequest(context.Background(), in)
+	if err == nil {
+		return nil
+	}
+	var me openapi3.MultiError
+	if errors.As(err, &me) {
+		return v.opts.MultiErrorHandler(me)
+	}
+	return &echo.HTTPError{Code: http.StatusBadRequest, Message: "invalid request", Internal: err}
 }
 
-func (m matched) FindRoute(*http.Request) (*routers.Route, map[string]string, error) {
-	names := m.c.ParamNames()
+// pathParams are the request's path parameters, unescaped.
+func pathParams(c echo.Context) map[string]string {
+	names := c.ParamNames()
 	if len(names) == 0 {
-		return m.route, nil, nil
+		return nil
 	}
 	params := make(map[string]string, len(names))
 	for i, name := range names {
-		value := m.c.ParamValues()[i]
+		value := c.ParamValues()[i]
 		if unescaped, err := url.PathUnescape(value); err == nil {
 			value = unescaped
 		}
 		params[name] = value
 	}
-	return m.route, params, nil
+	return params
 }

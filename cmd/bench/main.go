@@ -1,19 +1,22 @@
-// Command bench measures userapi under load against a reference measured in
+// Command bench measures userapi under load against references measured in
 // the same run: it seeds a fresh database with 100,000 users, starts the real
 // userapi binary and a minimal static-JSON Echo server as child processes,
 // and drives both with wrk from a third process, interleaving the scenarios
-// round by round and reporting medians. Before them, it downloads every user
+// round by round and reporting medians. Creates are compared with pgbench
+// inserting the same row at the same database concurrency. It ends with the
+// table of goals: each workload, its value, its reference, their ratio, the
+// goal and whether it was met, and the peak RSS of userapi over the run. Before them, it downloads every user
 // as NDJSON from GET /users/export once a round, reporting rows/s and the
 // server's peak RSS while it streams. Then, once, it opens -streams live
 // event streams and times each of -fanout-events new users from commit to
 // arrival on every stream, with the server's memory per open stream.
 //
-//	go run ./cmd/bench [-duration 5s] [-rounds 3] [-connections 64] [-streams 1000] [-run regexp]
+//	go run ./cmd/bench [-duration 5s] [-rounds 3] [-connections 64] [-db-conns 16] [-streams 1000] [-run regexp]
 //
 // -run keeps the scenarios whose names it matches ("search", "export",
 // "GET /users/1", "fan-out"); the static reference always runs.
 //
-// It needs wrk, PostgreSQL (DATABASE_URL or 127.0.0.1:5432) and Redis
+// It needs wrk, pgbench, PostgreSQL (DATABASE_URL or 127.0.0.1:5432) and Redis
 // (REDIS_URL or 127.0.0.1:6379).
 package main
 
@@ -22,6 +25,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	_ "embed"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -37,6 +41,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -70,6 +75,8 @@ func main() {
 	streams := flag.Int("streams", 1000, "event streams the fan-out holds open")
 	fanoutEvents := flag.Int("fanout-events", 200, "users the fan-out creates, one event each")
 	fanoutInterval := flag.Duration("fanout-interval", 20*time.Millisecond, "time between the fan-out's writes")
+	dbConns := flag.Int("db-conns", 16, "database connections of each userapi instance, and pgbench's clients")
+	listBefore := flag.Float64("list-before", 0.06, "list 100's ratio to the static reference before this release, which its goal doubles")
 	only := flag.String("run", "", "run only the scenarios whose names match this regular expression (and the static reference)")
 	flag.Parse()
 	pick, err := regexp.Compile(*only)
@@ -78,7 +85,8 @@ func main() {
 		os.Exit(2)
 	}
 	fo := fanoutConfig{*streams, *fanoutEvents, *fanoutInterval}
-	if err := run(*duration, *rounds, *conns, fo, pick); err != nil {
+	cfg := config{duration: *duration, rounds: *rounds, conns: *conns, dbConns: *dbConns, listBefore: *listBefore}
+	if err := run(cfg, fo, pick); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -172,14 +180,28 @@ request = function()
 end
 `
 
+//go:embed create.pgbench
+var createPgbench []byte
+
+type config struct {
+	duration      time.Duration
+	rounds, conns int
+	dbConns       int
+	listBefore    float64
+}
+
 type fanoutConfig struct {
 	streams, events int
 	interval        time.Duration
 }
 
-func run(duration time.Duration, rounds, conns int, fo fanoutConfig, pick *regexp.Regexp) error {
+func run(cfg config, fo fanoutConfig, pick *regexp.Regexp) error {
+	duration, rounds, conns := cfg.duration, cfg.rounds, cfg.conns
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk is not installed (Debian: apt-get install wrk)")
+	}
+	if _, err := exec.LookPath("pgbench"); err != nil {
+		return errors.New("pgbench is not installed (Debian: apt-get install postgresql-client)")
 	}
 	dir, err := os.MkdirTemp("", "userapi-bench-")
 	if err != nil {
@@ -215,36 +237,38 @@ func run(duration time.Duration, rounds, conns int, fo fanoutConfig, pick *regex
 	if out, err := migrate.CombinedOutput(); err != nil {
 		return fmt.Errorf("userapi migrate: %v\n%s", err, out)
 	}
-	// Two instances over the same data: one with the rate limiter off, one
-	// with it on at a limit no run reaches, so that every request pays for
-	// its decision without being refused. The first takes every fan-out
-	// stream on one key.
+	// Three instances over the same data. The first runs as shipped: API
+	// keys, access logs, metrics and the rate limiter on, at a limit no run
+	// reaches, so that every request pays for its decision without being
+	// refused; it takes every fan-out stream on one key. The others each
+	// turn one thing off: the limiter, or the API key check.
 	prefix := "USERAPI_CACHE_PREFIX=bench-" + randomHex() + ":"
-	api, err := start(dir, "userapi", userapiBin, []string{"serve"},
-		"USERAPI_ADDR="+apiAddr, "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL, prefix,
-		"USERAPI_RATE_LIMIT=off", "USERAPI_RATE_LIMIT_WRITES=off", "USERAPI_METRICS_ADDR="+freeport.Addr(log.Default()),
-		fmt.Sprint("USERAPI_STREAMS_PER_KEY=", max(fo.streams, 1)))
+	limitOn := []string{"USERAPI_RATE_LIMIT=1000000000/1s", "USERAPI_RATE_LIMIT_WRITES=1000000000/1s"}
+	limitOff := []string{"USERAPI_RATE_LIMIT=off", "USERAPI_RATE_LIMIT_WRITES=off"}
+	instance := func(name, addr string, env ...string) (*exec.Cmd, error) {
+		env = append(env, "USERAPI_ADDR="+addr, "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL, prefix,
+			"USERAPI_METRICS_ADDR="+freeport.Addr(log.Default()),
+			fmt.Sprint("USERAPI_DB_MAX_CONNS=", cfg.dbConns), fmt.Sprint("USERAPI_DB_MIN_CONNS=", min(2, cfg.dbConns)))
+		return start(dir, name, userapiBin, []string{"serve"}, env...)
+	}
+	api, err := instance("userapi", apiAddr, append(limitOn, fmt.Sprint("USERAPI_STREAMS_PER_KEY=", max(fo.streams, 1)))...)
 	if err != nil {
 		return err
 	}
 	defer stop(api)
-	limitedAddr := freeport.Addr(log.Default())
-	limited, err := start(dir, "userapi-limited", userapiBin, []string{"serve"},
-		"USERAPI_ADDR="+limitedAddr, "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL, prefix,
-		"USERAPI_RATE_LIMIT=1000000000/1s", "USERAPI_RATE_LIMIT_WRITES=1000000000/1s", "USERAPI_METRICS_ADDR="+freeport.Addr(log.Default()))
+	unlimitedAddr := freeport.Addr(log.Default())
+	unlimited, err := instance("userapi-nolimit", unlimitedAddr, limitOff...)
 	if err != nil {
 		return err
 	}
-	defer stop(limited)
-	// A third without API keys, to show what checking them costs.
+	defer stop(unlimited)
 	openAddr := freeport.Addr(log.Default())
-	open, err := start(dir, "userapi-noauth", userapiBin, []string{"serve"},
-		"USERAPI_ADDR="+openAddr, "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL, prefix, "USERAPI_AUTH=off",
-		"USERAPI_RATE_LIMIT=off", "USERAPI_RATE_LIMIT_WRITES=off", "USERAPI_METRICS_ADDR="+freeport.Addr(log.Default()))
+	open, err := instance("userapi-noauth", openAddr, append(limitOn, "USERAPI_AUTH=off")...)
 	if err != nil {
 		return err
 	}
 	defer stop(open)
+	rss := newPeakRSS(map[string]int{"userapi": api.Process.Pid, "userapi-nolimit": unlimited.Process.Pid, "userapi-noauth": open.Process.Pid})
 	keyCmd := exec.Command(userapiBin, "keys", "create", "--name", "bench", "--scopes", "admin")
 	keyCmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "REDIS_URL="+redisURL, prefix)
 	keyOut, err := keyCmd.Output()
@@ -266,7 +290,7 @@ func run(duration time.Duration, rounds, conns int, fo fanoutConfig, pick *regex
 	}
 	// Only /livez: asking userapi for a user before the seed would cache
 	// its absence.
-	for _, addr := range []string{apiAddr, limitedAddr, openAddr} {
+	for _, addr := range []string{apiAddr, unlimitedAddr, openAddr} {
 		if err := waitReady("http://" + addr + "/livez"); err != nil {
 			return fmt.Errorf("userapi did not start (logs in %s): %w", dir, err)
 		}
@@ -276,21 +300,30 @@ func run(duration time.Duration, rounds, conns int, fo fanoutConfig, pick *regex
 	}
 
 	runTag := randomHex()
+	const (
+		hotName       = "hot GET /users/1"
+		unlimitedName = "hot GET /users/1, rate limiter off"
+		noAuthName    = "hot GET /users/1, no API key check"
+		randomName    = "random GET /users/{id}"
+		listName      = "GET /users?limit=100 (cursor)"
+		createName    = "POST /users"
+		pgbenchName   = "POST /users: pgbench INSERT (reference)"
+	)
 	scenarios := []scenario{
 		{"static JSON (reference)", "static", "/users/1", "", 0},
-		{"hot GET /users/1", "userapi", "/users/1", "", 0},
-		{"hot GET /users/1, rate limiter on", "limited", "/users/1", "", 0},
-		{"hot GET /users/1, no API key check", "noauth", "/users/1", "", 0},
-		{"random GET /users/{id}", "userapi", "/", randomGet, 0},
+		{hotName, "userapi", "/users/1", "", 0},
+		{unlimitedName, "nolimit", "/users/1", "", 0},
+		{noAuthName, "noauth", "/users/1", "", 0},
+		{randomName, "userapi", "/", randomGet, 0},
 		{"POST /users/batch-get (100 ids)", "userapi", "/", batchGet, 0},
-		{"GET /users?limit=100 (cursor)", "userapi", "/", listPage(), 0},
-		{"POST /users", "userapi", "/", strings.Replace(create, "RUN", `"`+runTag+`"`, 1), 0},
+		{listName, "userapi", "/", listPage(), 0},
+		{createName, "userapi", "/", strings.Replace(create, "RUN", `"`+runTag+`"`, 1), 0},
+		{pgbenchName, "pgbench", "", "", cfg.dbConns},
 		{fmt.Sprintf("GET /users?q= (3–6 chars), %d conns", searchConns), "userapi", "/", search, searchConns},
 	}
 	searchName := scenarios[len(scenarios)-1].name
-	hotName, limitedName, noAuthName := scenarios[1].name, scenarios[2].name, scenarios[3].name
 	scenarios = slices.DeleteFunc(scenarios, func(sc scenario) bool { return sc.target != "static" && !pick.MatchString(sc.name) })
-	addrs := map[string]string{"userapi": apiAddr, "limited": limitedAddr, "noauth": openAddr, "static": staticAddr}
+	addrs := map[string]string{"userapi": apiAddr, "nolimit": unlimitedAddr, "noauth": openAddr, "static": staticAddr, "pgbench": dbURL}
 	// The downloads come first, while the table holds the seeded users
 	// alone: POST /users adds more.
 	var exports []exportResult
@@ -298,6 +331,7 @@ func run(duration time.Duration, rounds, conns int, fo fanoutConfig, pick *regex
 		if !pick.MatchString(exportName) {
 			break
 		}
+		rss.fold() // the download resets the kernel's high-water mark
 		ex, err := export(apiAddr, key, api.Process.Pid)
 		if err != nil {
 			return err
@@ -326,7 +360,11 @@ func run(duration time.Duration, rounds, conns int, fo fanoutConfig, pick *regex
 			if sc.conns > 0 {
 				c = sc.conns
 			}
-			res, err := runWrk(dir, sc, addrs[sc.target], key, duration, c)
+			run := runWrk
+			if sc.target == "pgbench" {
+				run = runPgbench
+			}
+			res, err := run(dir, sc, addrs[sc.target], key, duration, c)
 			if err != nil {
 				return err
 			}
@@ -361,15 +399,42 @@ func run(duration time.Duration, rounds, conns int, fo fanoutConfig, pick *regex
 		return true
 	}
 	rps := func(name string) float64 { return median(results[name]).rps }
+	fmt.Println()
+	g := goals{w: tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)}
+	fmt.Fprintln(g.w, "goal (as shipped: keys, limiter, logs, metrics on)\tvalue\treference\tratio\tgoal\tmet\t")
+	staticName := scenarios[0].name
 	if has(hotName) {
-		fmt.Printf("\nhot read / static reference = %.2f (goal: 0.80 or better)\n", rps(hotName)/ref)
+		g.ratio("hot GET /users/1 vs static", hotName, staticName, rps, 0.8)
+		p99 := median(results[hotName]).p99
+		g.row("hot GET /users/1 p99", p99.Round(10*time.Microsecond).String(), "", "", "≤ 10ms", p99 <= 10*time.Millisecond)
 	}
-	if has(hotName, limitedName) {
-		fmt.Printf("hot read with rate limiter / without = %.2f (goal: 0.85 or better)\n", rps(limitedName)/rps(hotName))
+	if has(hotName, unlimitedName) {
+		g.ratio("hot GET, limiter on vs off", hotName, unlimitedName, rps, 0.9)
+	}
+	if has(randomName) {
+		g.ratio("random GET over 10,000 users vs static", randomName, staticName, rps, 0.7)
+	}
+	if has(listName) {
+		r := rps(listName) / ref
+		g.row("list 100 vs static, vs before", fmt.Sprintf("%.3f", r), fmt.Sprintf("%.3f", cfg.listBefore), fmt.Sprintf("%.2fx", r/cfg.listBefore),
+			"≥ 2.00x", r >= 2*cfg.listBefore)
+	}
+	if has(createName, pgbenchName) {
+		g.ratio(fmt.Sprintf("POST /users vs pgbench INSERT (%d db conns)", cfg.dbConns), createName, pgbenchName, rps, 0.8)
+	}
+	if has(unlimitedName) {
+		g.extra("extra: hot GET, limiter off, vs static", rps(unlimitedName), ref)
+	}
+	if has(noAuthName) {
+		g.extra("extra: hot GET, no API key check, vs static", rps(noAuthName), ref)
 	}
 	if has(hotName, noAuthName) {
-		fmt.Printf("hot read with API key check / without = %.2f\n", rps(hotName)/rps(noAuthName))
+		g.extra("extra: hot GET, key check on vs off", rps(hotName), rps(noAuthName))
 	}
+	peak := rss.peak()
+	g.row("peak RSS of userapi (as shipped), whole run", mib(peak["userapi"]), "", "", "< 150 MiB", peak["userapi"] < 150<<20)
+	g.w.Flush()
+	fmt.Printf("peak RSS: limiter off %s, no API key check %s\n", mib(peak["userapi-nolimit"]), mib(peak["userapi-noauth"]))
 	if has(searchName) {
 		fmt.Printf("search p99 at %d connections = %s (goal: under 50ms)\n", searchConns, median(results[searchName]).p99)
 	}
@@ -384,6 +449,53 @@ func run(duration time.Duration, rounds, conns int, fo fanoutConfig, pick *regex
 	}
 	fmt.Printf("machine: %d CPUs; server logs in %s (kept with BENCH_KEEP_LOGS=1)\n", numCPU(), dir)
 	return nil
+}
+
+// goals prints the table of goals.
+type goals struct{ w *tabwriter.Writer }
+
+func (g goals) row(name, value, reference, ratio, goal string, met bool) {
+	yes := "no"
+	if met {
+		yes = "yes"
+	}
+	fmt.Fprintf(g.w, "%s\t%s\t%s\t%s\t%s\t%s\t\n", name, value, reference, ratio, goal, yes)
+}
+
+// ratio is the row of a throughput goal: a's median over b's at least want.
+func (g goals) ratio(name, a, b string, rps func(string) float64, want float64) {
+	r := rps(a) / rps(b)
+	g.row(name, fmt.Sprintf("%.0f/s", rps(a)), fmt.Sprintf("%.0f/s", rps(b)), fmt.Sprintf("%.2fx", r), fmt.Sprintf("≥ %.2fx", want), r >= want)
+}
+
+// extra is a row without a goal.
+func (g goals) extra(name string, value, reference float64) {
+	fmt.Fprintf(g.w, "%s\t%.0f/s\t%.0f/s\t%.2fx\t\t\t\n", name, value, reference, value/reference)
+}
+
+// peakRSS follows the kernel's high-water mark of each instance's RSS over
+// the run, across the resets the export's measure makes.
+type peakRSS struct {
+	pids  map[string]int
+	peaks map[string]int64
+}
+
+func newPeakRSS(pids map[string]int) *peakRSS {
+	return &peakRSS{pids: pids, peaks: map[string]int64{}}
+}
+
+// fold keeps the high-water marks so far.
+func (p *peakRSS) fold() {
+	for name, pid := range p.pids {
+		if hwm, err := procStatus(fmt.Sprintf("/proc/%d/status", pid), "VmHWM"); err == nil {
+			p.peaks[name] = max(p.peaks[name], hwm)
+		}
+	}
+}
+
+func (p *peakRSS) peak() map[string]int64 {
+	p.fold()
+	return p.peaks
 }
 
 type result struct {
@@ -443,6 +555,42 @@ func runWrk(dir string, sc scenario, addr, key string, duration time.Duration, c
 		p99:    time.Duration(r.P99) * time.Microsecond,
 		errors: r.Errors,
 	}, nil
+}
+
+// runPgbench inserts users with pgbench for the duration, conns clients
+// and as many threads as wrk, each insert its own transaction.
+func runPgbench(dir string, sc scenario, dbURL, _ string, duration time.Duration, conns int) (result, error) {
+	script := filepath.Join(dir, "create.pgbench")
+	if err := os.WriteFile(script, createPgbench, 0o644); err != nil {
+		return result{}, err
+	}
+	cmd := exec.Command("pgbench", "-n", "-M", "prepared", "-j", "2", fmt.Sprintf("-c%d", conns),
+		fmt.Sprintf("-T%d", max(1, int(duration.Seconds()))), "-f", script, dbURL)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("%s: %v\n%s", sc.name, err, out)
+	}
+	var r result
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 3 && f[0] == "tps" && f[1] == "=":
+			r.rps, err = strconv.ParseFloat(f[2], 64)
+		case len(f) >= 4 && f[0] == "latency" && f[1] == "average":
+			var ms float64
+			ms, err = strconv.ParseFloat(f[3], 64)
+			r.p50 = time.Duration(ms * float64(time.Millisecond)) // the mean: pgbench gives no percentiles
+		case len(f) >= 5 && f[0] == "number" && f[2] == "failed":
+			r.errors, _ = strconv.Atoi(f[4])
+		}
+		if err != nil {
+			return result{}, fmt.Errorf("%s: %q: %w", sc.name, line, err)
+		}
+	}
+	if r.rps == 0 {
+		return result{}, fmt.Errorf("%s printed no tps:\n%s", sc.name, out)
+	}
+	return r, nil
 }
 
 // createDatabase makes an empty database for this run on the server of
