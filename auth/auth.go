@@ -30,6 +30,7 @@ import (
 const (
 	ScopeUsersRead     = "users:read"
 	ScopeUsersWrite    = "users:write"
+	ScopeUsersAdmin    = "users:admin"
 	ScopeJobsRead      = "jobs:read"
 	ScopeWebhooksAdmin = "webhooks:admin"
 	ScopeEventsRead    = "events:read"
@@ -37,7 +38,7 @@ const (
 )
 
 // Scopes lists every scope.
-var Scopes = []string{ScopeUsersRead, ScopeUsersWrite, ScopeJobsRead, ScopeWebhooksAdmin, ScopeEventsRead, ScopeAdmin}
+var Scopes = []string{ScopeUsersRead, ScopeUsersWrite, ScopeUsersAdmin, ScopeJobsRead, ScopeWebhooksAdmin, ScopeEventsRead, ScopeAdmin}
 
 // ParseScopes reads a comma-separated list of scopes, such as
 // "users:read,jobs:read".

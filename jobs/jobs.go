@@ -71,6 +71,9 @@ type Options struct {
 	Middleware []rivertype.Middleware
 	// EventRetention is how long the event log keeps events (30 days).
 	EventRetention time.Duration
+	// PurgeAfter is how long a deleted user is kept before it is erased
+	// (30 days).
+	PurgeAfter time.Duration
 	// OnDelivery, when set, is called after every webhook delivery attempt
 	// with its outcome (metrics).
 	OnDelivery func(DeliveryOutcome)
@@ -111,6 +114,9 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 	if opts.EventRetention <= 0 {
 		opts.EventRetention = DefaultEventRetention
 	}
+	if opts.PurgeAfter <= 0 {
+		opts.PurgeAfter = DefaultPurgeAfter
+	}
 	users := store.NewUsers(pool)
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &processWorker{users: users, delay: opts.ProcessDelay, logger: opts.Logger}); err != nil {
@@ -133,6 +139,10 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 	if err := river.AddWorkerSafely(workers, &eventTrimWorker{events: store.NewEvents(pool), retention: opts.EventRetention}); err != nil {
 		return nil, err
 	}
+	purge := &purgeWorker{after: opts.PurgeAfter}
+	if err := river.AddWorkerSafely(workers, purge); err != nil {
+		return nil, err
+	}
 	cfg := &river.Config{
 		Logger:      opts.Logger,
 		Workers:     workers,
@@ -153,13 +163,15 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 			QueueDefault:  {MaxWorkers: opts.Workers},
 			QueueWebhooks: {MaxWorkers: opts.WebhookConcurrency},
 		}
-		cfg.PeriodicJobs = []*river.PeriodicJob{cleanupJob(), eventTrimJob()}
+		cfg.PeriodicJobs = []*river.PeriodicJob{cleanupJob(), eventTrimJob(), purgeJob()}
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("job queue: %w", err)
 	}
-	return &Queue{client: client, pool: pool, working: opts.Workers > 0, logger: opts.Logger}, nil
+	q := &Queue{client: client, pool: pool, working: opts.Workers > 0, logger: opts.Logger}
+	purge.users = users.WithHook(q.UserHook())
+	return q, nil
 }
 
 // Client is the River client, for tools such as the dashboard.

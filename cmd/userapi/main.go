@@ -169,6 +169,7 @@ func newQueue(cfg config, logger *slog.Logger, pool *pgxpool.Pool, workers bool,
 		RescueAfter:         cfg.JobRescueAfter,
 		StopTimeout:         cfg.ShutdownTimeout,
 		EventRetention:      cfg.EventRetention,
+		PurgeAfter:          cfg.PurgeAfter,
 	}
 	if workers {
 		opts.Workers = int(cfg.Workers)
