@@ -21,7 +21,7 @@ import (
 // BenchmarkGetUser measures the HTTP layer alone (routing, validation,
 // logging, metrics, encoding) on a user the store returns from memory.
 func BenchmarkGetUser(b *testing.B) {
-	u := store.User{ID: 1, Name: "User 1", Email: "user1@example.com", Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	u := store.User{ID: 1, Name: "User 1", Email: "user1@example.com", Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now(), State: store.StateActive}
 	e, err := server.New(slog.New(slog.NewJSONHandler(io.Discard, nil)), fakeUsers{GetFn: func(int64) (store.User, error) { return u, nil }},
 		server.Options{Observer: metrics.NewRequests(prometheus.NewRegistry())})
 	if err != nil {

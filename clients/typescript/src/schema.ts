@@ -2223,6 +2223,7 @@ export interface operations {
                      *           "name": "Ada Lovelace",
                      *           "email": "ada@example.com",
                      *           "etag": "\"1\"",
+                     *           "state": "active",
                      *           "created_at": "2026-01-02T03:04:05Z",
                      *           "updated_at": "2026-01-02T03:04:05Z"
                      *         }
