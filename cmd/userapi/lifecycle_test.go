@@ -114,10 +114,7 @@ func TestLifecycle_Transitions(t *testing.T) {
 				etag = r.header.Get("ETag")
 			}
 			events := reached[from]
-			body := op.body
-			if body != "" {
-				body = fmt.Sprintf(body, email)
-			}
+			body := strings.ReplaceAll(op.body, "%s", email)
 			name := from + " " + op.name
 			if op.ifMatch && want.status < 300 {
 				r := call(t, op.method, a+user+op.path, body, "If-Match", `"999"`)

@@ -53,7 +53,7 @@ export interface paths {
         /**
          * Download users as CSV or NDJSON
          * @description Streams every user that matches `q` and the filters, in `sort` order, as a
-         *     file download: as CSV (RFC 4180, with a header row `id,name,email,created_at,updated_at`)
+         *     file download: as CSV (RFC 4180, with a header row `id,name,email,created_at,updated_at,state`)
          *     or as NDJSON (one `User` per line, with its `etag`; the CSV has no `etag`
          *     column). It costs one request of the read budget
          *     however many users it sends, is not bound by the usual request time limit,
