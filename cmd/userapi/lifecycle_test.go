@@ -197,8 +197,9 @@ func awaitState(t *testing.T, base string, id int64, want, etag string) string {
 }
 
 // eventTypes lists the types of the user's events through base, reading
-// again for up to 5 seconds until there are at least want: an event becomes visible once every transaction older than it has
-// ended, on the whole PostgreSQL server.
+// again for up to 30 seconds until there are at least want: an event
+// becomes visible once every transaction older than it has ended, on the
+// whole PostgreSQL server.
 func eventTypes(t *testing.T, base string, id int64, want int) []string {
 	t.Helper()
 	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
@@ -213,7 +214,7 @@ func eventTypes(t *testing.T, base string, id int64, want int) []string {
 		for _, ev := range page.Items {
 			types = append(types, ev.Type)
 		}
-		if len(types) >= want || time.Since(start) > 5*time.Second {
+		if len(types) >= want || time.Since(start) > 30*time.Second {
 			return types
 		}
 	}
