@@ -117,6 +117,29 @@ func TestErasure_PurgeLeavesNoPersonalData(t *testing.T) {
 	if found := append(scanDatabase(t, conn, personal), scanRedis(t, rdb, personal)...); len(found) > 0 {
 		t.Errorf("after the purge, personal data remains:\n%s", strings.Join(found, "\n"))
 	}
+	// Each change, the purge included, reached the subscriber as a webhook.
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		got := fmt.Sprint(delivered)
+		complete := delivered["user.purged"] > 0
+		mu.Unlock()
+		if complete {
+			// At least once each: a delivery may repeat.
+			want := map[string]int{"user.created": 1, "user.updated": 2, "user.suspended": 1, "user.reactivated": 1, "user.deleted": 1, "user.undeleted": 1}
+			mu.Lock()
+			for typ, n := range want {
+				if delivered[typ] < n {
+					t.Errorf("deliveries by type %s, want at least %v", got, want)
+					break
+				}
+			}
+			mu.Unlock()
+			return
+		}
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("no user.purged delivery in 20 s; deliveries by type %s", got)
+		}
+	}
 }
 
 // scanDatabase names every row of every table that holds one of the

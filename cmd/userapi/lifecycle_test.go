@@ -53,7 +53,7 @@ func TestLifecycle_Transitions(t *testing.T) {
 	a, b := instance(t, vars), instance(t, vars)
 
 	const (
-		ok, gone, conflict = http.StatusOK, http.StatusNotFound, http.StatusConflict
+		ok, gone, conflict              = http.StatusOK, http.StatusNotFound, http.StatusConflict
 		notFound, suspended, wrongState = "/problems/not-found", "/problems/user-suspended", "/problems/state-conflict"
 	)
 	table := map[string]map[string]lifecycleWant{
