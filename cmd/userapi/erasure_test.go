@@ -100,6 +100,7 @@ func TestErasure_PurgeLeavesNoPersonalData(t *testing.T) {
 	t.Cleanup(func() { conn.Close(ctx) })
 	rdb := cachetest.Client(t, redis.URL())
 	before := append(scanDatabase(t, conn, personal), scanRedis(t, rdb, personal)...)
+	t.Logf("before the purge, %d finds of personal data in rows and Redis keys", len(before))
 	for _, want := range []string{"users", "events", "river_job", "idempotency_keys", "redis"} {
 		if !strings.Contains(strings.Join(before, "\n"), want) {
 			t.Errorf("before the purge, the scan finds no personal data in %s: %q", want, before)
