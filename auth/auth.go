@@ -30,6 +30,7 @@ import (
 const (
 	ScopeUsersRead     = "users:read"
 	ScopeUsersWrite    = "users:write"
+	ScopeUsersAdmin    = "users:admin"
 	ScopeJobsRead      = "jobs:read"
 	ScopeWebhooksAdmin = "webhooks:admin"
 	ScopeEventsRead    = "events:read"
@@ -38,7 +39,7 @@ const (
 )
 
 // Scopes lists every scope.
-var Scopes = []string{ScopeUsersRead, ScopeUsersWrite, ScopeJobsRead, ScopeWebhooksAdmin, ScopeEventsRead, ScopeAuditRead, ScopeAdmin}
+var Scopes = []string{ScopeUsersRead, ScopeUsersWrite, ScopeUsersAdmin, ScopeJobsRead, ScopeWebhooksAdmin, ScopeEventsRead, ScopeAuditRead, ScopeAdmin}
 
 // ParseScopes reads a comma-separated list of scopes, such as
 // "users:read,jobs:read".

@@ -106,10 +106,26 @@ func (u *Users) Update(ctx context.Context, id int64, c store.UserChange) (store
 	return user, err
 }
 
-// Delete removes the user from the store, then invalidates its entry (after
+// Delete soft-deletes the user in the store, then invalidates its entry (after
 // the caller's transaction, if any).
 func (u *Users) Delete(ctx context.Context, id int64, ifVersion func(int64) bool) error {
 	err := u.next.Delete(ctx, id, ifVersion)
+	store.AfterTx(ctx, func() { u.client.invalidate(ctx, u.key(id)) })
+	return err
+}
+
+// Transition moves the user in the store, then invalidates its entry, as
+// Update does.
+func (u *Users) Transition(ctx context.Context, id int64, t store.Transition, ifVersion func(int64) bool) (store.User, error) {
+	user, err := u.next.Transition(ctx, id, t, ifVersion)
+	store.AfterTx(ctx, func() { u.client.invalidate(ctx, u.key(id)) })
+	return user, err
+}
+
+// Purge erases the user in the store, then invalidates its entry, as
+// Update does.
+func (u *Users) Purge(ctx context.Context, id int64, ifVersion func(int64) bool) error {
+	err := u.next.Purge(ctx, id, ifVersion)
 	store.AfterTx(ctx, func() { u.client.invalidate(ctx, u.key(id)) })
 	return err
 }
@@ -123,6 +139,10 @@ type userEntry struct {
 	Version   int64     `json:"version"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// State is empty in entries written before users had one: they are
+	// active (decodeUser).
+	State     store.UserState `json:"state,omitempty"`
+	DeletedAt *time.Time      `json:"deleted_at,omitempty"`
 }
 
 func encodeUser(u store.User) (string, error) {
@@ -134,6 +154,9 @@ func decodeUser(s string) (store.User, error) {
 	var e userEntry
 	if err := json.Unmarshal([]byte(s), &e); err != nil {
 		return store.User{}, fmt.Errorf("cache: decode user: %w", err)
+	}
+	if e.State == "" {
+		e.State = store.StateActive
 	}
 	return store.User(e), nil
 }

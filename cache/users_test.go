@@ -225,8 +225,14 @@ func TestInvalidation_AcrossInstances(t *testing.T) {
 		if err := other.Delete(ctx, u.ID, nil); err != nil {
 			t.Fatal(err)
 		}
+		if got, err := a.Get(ctx, u.ID); err != nil || got.State != store.StateDeleted {
+			t.Errorf("Get after delete on the other instance = %+v, %v, want the user deleted", got, err)
+		}
+		if err := other.Purge(ctx, u.ID, nil); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := a.Get(ctx, u.ID); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("Get after delete on the other instance = %v, want ErrNotFound", err)
+			t.Errorf("Get after purge on the other instance = %v, want ErrNotFound", err)
 		}
 	})
 }

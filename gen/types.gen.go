@@ -27,9 +27,13 @@ func (e EventChanged) Valid() bool {
 
 // Defines values for EventType.
 const (
-	UserCreated EventType = "user.created"
-	UserDeleted EventType = "user.deleted"
-	UserUpdated EventType = "user.updated"
+	UserCreated     EventType = "user.created"
+	UserDeleted     EventType = "user.deleted"
+	UserPurged      EventType = "user.purged"
+	UserReactivated EventType = "user.reactivated"
+	UserSuspended   EventType = "user.suspended"
+	UserUndeleted   EventType = "user.undeleted"
+	UserUpdated     EventType = "user.updated"
 )
 
 // Valid indicates whether the value is a known member of the EventType enum.
@@ -38,6 +42,14 @@ func (e EventType) Valid() bool {
 	case UserCreated:
 		return true
 	case UserDeleted:
+		return true
+	case UserPurged:
+		return true
+	case UserReactivated:
+		return true
+	case UserSuspended:
+		return true
+	case UserUndeleted:
 		return true
 	case UserUpdated:
 		return true
@@ -170,11 +182,13 @@ const (
 	ProblemsnotFound             ProblemType = "/problems/not-found"
 	ProblemspreconditionFailed   ProblemType = "/problems/precondition-failed"
 	ProblemsrateLimited          ProblemType = "/problems/rate-limited"
+	ProblemsstateConflict        ProblemType = "/problems/state-conflict"
 	ProblemstooManyStreams       ProblemType = "/problems/too-many-streams"
 	ProblemstooManyWebhooks      ProblemType = "/problems/too-many-webhooks"
 	Problemsunauthorized         ProblemType = "/problems/unauthorized"
 	Problemsunavailable          ProblemType = "/problems/unavailable"
 	ProblemsunsupportedMediaType ProblemType = "/problems/unsupported-media-type"
+	ProblemsuserSuspended        ProblemType = "/problems/user-suspended"
 	Problemsvalidation           ProblemType = "/problems/validation"
 )
 
@@ -209,6 +223,8 @@ func (e ProblemType) Valid() bool {
 		return true
 	case ProblemsrateLimited:
 		return true
+	case ProblemsstateConflict:
+		return true
 	case ProblemstooManyStreams:
 		return true
 	case ProblemstooManyWebhooks:
@@ -218,6 +234,8 @@ func (e ProblemType) Valid() bool {
 	case Problemsunavailable:
 		return true
 	case ProblemsunsupportedMediaType:
+		return true
+	case ProblemsuserSuspended:
 		return true
 	case Problemsvalidation:
 		return true
@@ -295,6 +313,27 @@ func (e UserSort) Valid() bool {
 	case UserSortName:
 		return true
 	case UserSortUpdatedAt:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UserState.
+const (
+	Active    UserState = "active"
+	Deleted   UserState = "deleted"
+	Suspended UserState = "suspended"
+)
+
+// Valid indicates whether the value is a known member of the UserState enum.
+func (e UserState) Valid() bool {
+	switch e {
+	case Active:
+		return true
+	case Deleted:
+		return true
+	case Suspended:
 		return true
 	default:
 		return false
@@ -435,6 +474,9 @@ type Email = string
 
 // Event One change to a user, as `GET /events` lists it, `GET /events/stream`
 // sends it in `data:` and webhooks deliver it.
+// Its `data` is the user after the change; it is absent from `user.purged`,
+// and from every event of a user since purged (erasure keeps only the ids,
+// type and time).
 type Event struct {
 	// Changed For `user.updated`, the fields whose value changed (none when the update set the same values).
 	//
@@ -442,7 +484,7 @@ type Event struct {
 	Changed *[]EventChanged `json:"changed,omitempty"`
 
 	// Data A user.
-	Data User `json:"data"`
+	Data *User `json:"data,omitempty"`
 
 	// Id The event's id. Ids grow in the order events are listed; they are not consecutive.
 	//
@@ -714,6 +756,11 @@ type User struct {
 	// Example: 2026-01-02T03:04:05Z
 	CreatedAt time.Time `json:"created_at"`
 
+	// DeletedAt When the user was deleted (RFC 3339, UTC); only on a deleted user.
+	//
+	// Example: 2026-01-05T03:04:05Z
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
+
 	// Email The user's email address, as it was given.
 	//
 	// Example: ada@example.com
@@ -737,6 +784,14 @@ type User struct {
 	//
 	// Example: Ada Lovelace
 	Name string `json:"name"`
+
+	// State Where the user is in its lifecycle: `active`; `suspended` (readable, not
+	// updatable until reactivated); `deleted` (hidden and restorable until it is
+	// purged).
+	//
+	//
+	// Example: active
+	State UserState `json:"state"`
 
 	// UpdatedAt When the user last changed (RFC 3339, UTC).
 	//
@@ -836,6 +891,13 @@ type UserReplace struct {
 
 // UserSort An order of users; see the `sort` parameter.
 type UserSort string
+
+// UserState Where the user is in its lifecycle: `active`; `suspended` (readable, not
+// updatable until reactivated); `deleted` (hidden and restorable until it is
+// purged).
+//
+// Example: active
+type UserState string
 
 // Webhook A subscription. Its secret is shown only when it is created.
 type Webhook struct {
@@ -971,6 +1033,9 @@ type Limit = int
 // Offset defines model for Offset.
 type Offset = int64
 
+// ShowDeleted defines model for ShowDeleted.
+type ShowDeleted = bool
+
 // UpdatedAfter defines model for UpdatedAfter.
 type UpdatedAfter = time.Time
 
@@ -989,14 +1054,21 @@ type UserSearch = string
 // UserSortParam An order of users; see the `sort` parameter.
 type UserSortParam = UserSort
 
+// UserStateFilter Where the user is in its lifecycle: `active`; `suspended` (readable, not
+// updatable until reactivated); `deleted` (hidden and restorable until it is
+// purged).
+//
+// Example: active
+type UserStateFilter = UserState
+
 // WebhookID defines model for WebhookID.
 type WebhookID = int64
 
-// EmailTaken An error, as in RFC 9457.
-type EmailTaken = Problem
-
 // EmailTakenOrKeyInProgress An error, as in RFC 9457.
 type EmailTakenOrKeyInProgress = Problem
+
+// EmailTakenOrUserSuspended An error, as in RFC 9457.
+type EmailTakenOrUserSuspended = Problem
 
 // Error An error, as in RFC 9457.
 type Error = Problem
@@ -1021,6 +1093,9 @@ type PayloadTooLarge = Problem
 
 // PreconditionFailed An error, as in RFC 9457.
 type PreconditionFailed = Problem
+
+// StateConflict An error, as in RFC 9457.
+type StateConflict = Problem
 
 // TooManyRequests An error, as in RFC 9457.
 type TooManyRequests = Problem
@@ -1119,6 +1194,12 @@ type ListUsersParams struct {
 	// UpdatedBefore Only users that last changed before this instant (RFC 3339), not at it; later than `updated_after`.
 	UpdatedBefore *UpdatedBefore `form:"updated_before,omitempty" json:"updated_before,omitempty"`
 
+	// State Only users in this state. `deleted` needs `show_deleted=true`.
+	State *UserStateFilter `form:"state,omitempty" json:"state,omitempty"`
+
+	// ShowDeleted Include deleted (not yet purged) users. Needs the `users:admin` scope (`403` otherwise).
+	ShowDeleted *ShowDeleted `form:"show_deleted,omitempty" json:"show_deleted,omitempty"`
+
 	// Sort The order: a field, ascending, or descending with a leading `-`
 	// (`-created_at` is newest first). Users that tie are ordered by id, in
 	// the same direction.
@@ -1181,6 +1262,12 @@ type ExportUsersParams struct {
 	// UpdatedBefore Only users that last changed before this instant (RFC 3339), not at it; later than `updated_after`.
 	UpdatedBefore *UpdatedBefore `form:"updated_before,omitempty" json:"updated_before,omitempty"`
 
+	// State Only users in this state. `deleted` needs `show_deleted=true`.
+	State *UserStateFilter `form:"state,omitempty" json:"state,omitempty"`
+
+	// ShowDeleted Include deleted (not yet purged) users. Needs the `users:admin` scope (`403` otherwise).
+	ShowDeleted *ShowDeleted `form:"show_deleted,omitempty" json:"show_deleted,omitempty"`
+
 	// Sort The order: a field, ascending, or descending with a leading `-`
 	// (`-created_at` is newest first). Users that tie are ordered by id, in
 	// the same direction.
@@ -1189,12 +1276,18 @@ type ExportUsersParams struct {
 
 // DeleteUserParams defines parameters for DeleteUser.
 type DeleteUserParams struct {
+	// Purge Erase the user at once instead of deleting it softly. Needs the `users:admin` scope.
+	Purge *bool `form:"purge,omitempty" json:"purge,omitempty"`
+
 	// IfMatch Act only if the user's current `ETag` (also its `etag` field) is one of these; otherwise the answer is `412`. `*` matches any version; weak tags (`W/"1"`) never match.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // GetUserParams defines parameters for GetUser.
 type GetUserParams struct {
+	// ShowDeleted Include deleted (not yet purged) users. Needs the `users:admin` scope (`403` otherwise).
+	ShowDeleted *ShowDeleted `form:"show_deleted,omitempty" json:"show_deleted,omitempty"`
+
 	// IfNoneMatch An `ETag` you hold; when it still matches, the answer is `304` with no body.
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
@@ -1232,6 +1325,24 @@ type ProcessUserParams struct {
 	//   name the same key. The header itself may be up to 512 characters, room for
 	//   a 255-character key quoted with every character escaped. Anything else is `422`.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ReactivateUserParams defines parameters for ReactivateUser.
+type ReactivateUserParams struct {
+	// IfMatch Act only if the user's current `ETag` (also its `etag` field) is one of these; otherwise the answer is `412`. `*` matches any version; weak tags (`W/"1"`) never match.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// SuspendUserParams defines parameters for SuspendUser.
+type SuspendUserParams struct {
+	// IfMatch Act only if the user's current `ETag` (also its `etag` field) is one of these; otherwise the answer is `412`. `*` matches any version; weak tags (`W/"1"`) never match.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// UndeleteUserParams defines parameters for UndeleteUser.
+type UndeleteUserParams struct {
+	// IfMatch Act only if the user's current `ETag` (also its `etag` field) is one of these; otherwise the answer is `412`. `*` matches any version; weak tags (`W/"1"`) never match.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // CreateWebhookParams defines parameters for CreateWebhook.

@@ -129,10 +129,59 @@ func (w *auditTrimWorker) Work(ctx context.Context, _ *river.Job[AuditTrimArgs])
 	}
 }
 
+// DefaultPurgeAfter is Options.PurgeAfter when zero.
+const DefaultPurgeAfter = 30 * 24 * time.Hour
+
+// purgeBatch bounds the users one run of the purge job looks up at a time;
+// each is erased in a transaction of its own.
+const purgeBatch = 500
+
+// PurgeArgs asks for the users deleted longer than the purge delay ago to
+// be erased.
+type PurgeArgs struct{}
+
+// Kind names the job in River's table.
+func (PurgeArgs) Kind() string { return "user_purge" }
+
+// InsertOpts keep at most one pending purge, as for CleanupArgs.
+func (PurgeArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}
+}
+
+type purgeWorker struct {
+	river.WorkerDefaults[PurgeArgs]
+	// users erases with the webhook hook, so that each purge's event is
+	// delivered as any change's is.
+	users *store.Users
+	after time.Duration
+}
+
+func (w *purgeWorker) Timeout(*river.Job[PurgeArgs]) time.Duration { return 5 * time.Minute }
+
+func (w *purgeWorker) Work(ctx context.Context, _ *river.Job[PurgeArgs]) error {
+	for {
+		n, err := w.users.PurgeDeletedBefore(ctx, time.Now().Add(-w.after), purgeBatch)
+		if err != nil {
+			return fmt.Errorf("purge deleted users: %w", err)
+		}
+		if n < purgeBatch {
+			return nil
+		}
+	}
+}
+
 // auditTrimJob trims the audit log every CleanupInterval on the leader, and
 // once when it is elected.
 func auditTrimJob() *river.PeriodicJob {
 	return river.NewPeriodicJob(river.PeriodicInterval(CleanupInterval),
 		func() (river.JobArgs, *river.InsertOpts) { return AuditTrimArgs{}, nil },
 		&river.PeriodicJobOpts{ID: "audit_trim", RunOnStart: true})
+}
+
+// purgeJob purges every CleanupInterval on the leader, and once when it is
+// elected.
+func purgeJob() *river.PeriodicJob {
+	return river.NewPeriodicJob(river.PeriodicInterval(CleanupInterval),
+		func() (river.JobArgs, *river.InsertOpts) { return PurgeArgs{}, nil },
+		&river.PeriodicJobOpts{ID: "user_purge", RunOnStart: true})
 }

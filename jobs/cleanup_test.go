@@ -2,11 +2,15 @@ package jobs_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"userapi/jobs"
 	"userapi/jobs/jobstest"
+	"userapi/store"
 	"userapi/store/storetest"
 )
 
@@ -60,4 +64,50 @@ func TestAuditTrim_DeletesOldEntries(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%d audit entries left after the trim, want the 10 within the retention", left)
+}
+
+// The leader purges, when it starts, the users deleted longer ago than
+// PurgeAfter, recording each purge's event, and keeps the others.
+func TestPurge_ErasesUsersDeletedLongAgo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := storetest.Pool(t, storetest.NewDB(t), 5)
+	users := store.NewUsers(pool)
+	var ids []int64
+	for _, name := range []string{"long-deleted", "just-deleted", "active"} {
+		u, err := users.Create(ctx, store.NewUser{Name: name, Email: name + "@example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, u.ID)
+	}
+	for _, id := range ids[:2] {
+		if err := users.Delete(ctx, id, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pool.Exec(ctx, "UPDATE users SET deleted_at = now() - interval '2 hours' WHERE id = $1", ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	jobstest.Start(t, pool, jobs.Options{Workers: 1, PurgeAfter: time.Hour})
+	var left []int64
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		rows, err := pool.Query(ctx, "SELECT id FROM users ORDER BY id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
+			t.Fatal(err)
+		}
+		if len(left) == 2 {
+			break
+		}
+	}
+	if !slices.Equal(left, ids[1:]) {
+		t.Fatalf("users left %v, want %v", left, ids[1:])
+	}
+	var purged int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM events WHERE type = 'user.purged' AND user_id = $1 AND data IS NULL", ids[0]).Scan(&purged); err != nil || purged != 1 {
+		t.Errorf("%d user.purged events without data, %v; want 1", purged, err)
+	}
 }

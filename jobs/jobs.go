@@ -73,6 +73,9 @@ type Options struct {
 	EventRetention time.Duration
 	// AuditRetention is how long the audit log keeps entries (365 days).
 	AuditRetention time.Duration
+	// PurgeAfter is how long a deleted user is kept before it is erased
+	// (30 days).
+	PurgeAfter time.Duration
 	// OnDelivery, when set, is called after every webhook delivery attempt
 	// with its outcome (metrics).
 	OnDelivery func(DeliveryOutcome)
@@ -119,6 +122,9 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 	if opts.AuditRetention <= 0 {
 		opts.AuditRetention = DefaultAuditRetention
 	}
+	if opts.PurgeAfter <= 0 {
+		opts.PurgeAfter = DefaultPurgeAfter
+	}
 	users := store.NewUsers(pool)
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &processWorker{users: users, delay: opts.ProcessDelay, logger: opts.Logger}); err != nil {
@@ -144,6 +150,10 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 	if err := river.AddWorkerSafely(workers, &auditTrimWorker{audit: store.NewAudit(pool), retention: opts.AuditRetention}); err != nil {
 		return nil, err
 	}
+	purge := &purgeWorker{after: opts.PurgeAfter}
+	if err := river.AddWorkerSafely(workers, purge); err != nil {
+		return nil, err
+	}
 	cfg := &river.Config{
 		Logger:      opts.Logger,
 		Workers:     workers,
@@ -164,13 +174,15 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 			QueueDefault:  {MaxWorkers: opts.Workers},
 			QueueWebhooks: {MaxWorkers: opts.WebhookConcurrency},
 		}
-		cfg.PeriodicJobs = []*river.PeriodicJob{cleanupJob(), eventTrimJob(), auditTrimJob()}
+		cfg.PeriodicJobs = []*river.PeriodicJob{cleanupJob(), eventTrimJob(), auditTrimJob(), purgeJob()}
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("job queue: %w", err)
 	}
-	return &Queue{client: client, pool: pool, working: opts.Workers > 0, logger: opts.Logger}, nil
+	q := &Queue{client: client, pool: pool, working: opts.Workers > 0, logger: opts.Logger}
+	purge.users = users.WithHook(q.UserHook())
+	return q, nil
 }
 
 // Client is the River client, for tools such as the dashboard.

@@ -45,9 +45,13 @@ func (q *Queue) ProcessUser(ctx context.Context, userID int64) (Job, error) {
 		return Job{}, unavailable(err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	// The user must exist when the job is queued. One deleted right after
-	// is fine: the job finds it gone and does nothing.
-	if _, err := store.NewUsers(tx).Get(ctx, userID); err != nil {
+	// The user must exist, and not be deleted, when the job is queued. One
+	// deleted right after is fine: the job finds it gone and does nothing.
+	u, err := store.NewUsers(tx).Get(ctx, userID)
+	if err == nil && u.State == store.StateDeleted {
+		err = store.ErrUserDeleted
+	}
+	if err != nil {
 		return Job{}, err
 	}
 	res, err := q.client.InsertTx(ctx, tx, ProcessUserArgs{UserID: userID}, nil)

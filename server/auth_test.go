@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -174,4 +175,44 @@ func TestAuth_DatabaseDown(t *testing.T) {
 	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
 		t.Errorf("key check with the database down = %d %s, want 503 with Retry-After", r.status, r.body)
 	}
+}
+
+// Seeing deleted users and purging need users:admin besides the
+// operation's scope; admin holds it too.
+func TestAuth_DeletedUsersNeedUsersAdmin(t *testing.T) {
+	t.Parallel()
+	s, makeKey := authServer(t)
+	writer := "Bearer " + makeKey(auth.ScopeUsersRead, auth.ScopeUsersWrite)
+	usersAdmin := "Bearer " + makeKey(auth.ScopeUsersRead, auth.ScopeUsersWrite, auth.ScopeUsersAdmin)
+	admin := "Bearer " + makeKey(auth.ScopeAdmin)
+	u := s.do("POST", "/users", map[string]any{"name": "Ada", "email": "ada@example.com"}, "Authorization", writer).wantStatus(t, http.StatusCreated).user(t)
+	path := "/users/" + strconv.FormatInt(u.Id, 10)
+	s.do("DELETE", path, nil, "Authorization", writer).wantStatus(t, http.StatusNoContent)
+	for _, req := range []struct{ method, url string }{
+		{"GET", path + "?show_deleted=true"},
+		{"GET", "/users?show_deleted=true"},
+		{"GET", "/users/export?show_deleted=true"},
+		{"DELETE", path + "?purge=true"},
+	} {
+		p := s.do(req.method, req.url, nil, "Authorization", writer).wantStatus(t, http.StatusForbidden).problem(t)
+		if !strings.Contains(p.Detail, auth.ScopeUsersAdmin) {
+			t.Errorf("%s %s without users:admin: detail %q does not name the scope", req.method, req.url, p.Detail)
+		}
+	}
+	p := s.do("GET", "/users?state=deleted", nil, "Authorization", usersAdmin).wantStatus(t, http.StatusUnprocessableEntity).problem(t)
+	if p.Errors == nil || (*p.Errors)[0].Location != "query.state" {
+		t.Errorf("state=deleted without show_deleted: %+v, want query.state named", p)
+	}
+	for _, key := range []string{usersAdmin, admin} {
+		got := s.do("GET", path+"?show_deleted=true", nil, "Authorization", key).wantStatus(t, http.StatusOK).user(t)
+		if got.State != "deleted" || got.DeletedAt == nil {
+			t.Errorf("GET deleted user = %+v, want it deleted with deleted_at", got)
+		}
+		page := s.do("GET", "/users?state=deleted&show_deleted=true", nil, "Authorization", key).wantStatus(t, http.StatusOK).page(t)
+		if len(page.Items) != 1 || page.Items[0].Id != u.Id {
+			t.Errorf("deleted users listed: %+v, want user %d", page.Items, u.Id)
+		}
+	}
+	s.do("DELETE", path+"?purge=true", nil, "Authorization", usersAdmin).wantStatus(t, http.StatusNoContent)
+	s.do("GET", path+"?show_deleted=true", nil, "Authorization", admin).wantStatus(t, http.StatusNotFound)
 }

@@ -26,7 +26,7 @@ import (
 // is the chain, not the network).
 func BenchmarkGetUser(b *testing.B) {
 	const key = "uak_bench_secret"
-	u := store.User{ID: 1, Name: "User 1", Email: "user1@example.com", Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	u := store.User{ID: 1, Name: "User 1", Email: "user1@example.com", Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now(), State: store.StateActive}
 	for _, tt := range []struct {
 		name string
 		opts server.Options

@@ -53,8 +53,10 @@ func (h *Handler) ListEvents(ctx context.Context, req gen.ListEventsRequestObjec
 // the same schema; this only decodes the user it carries.
 func toAPIEvent(ev store.Event) (gen.Event, error) {
 	out := gen.Event{Id: ev.ID, Type: gen.EventType(ev.Type), OccurredAt: ev.OccurredAt, UserId: ev.UserID}
-	if err := json.Unmarshal(ev.Data, &out.Data); err != nil {
-		return gen.Event{}, fmt.Errorf("event %d: %w", ev.ID, err)
+	if ev.Data != nil { // none once the user was purged
+		if err := json.Unmarshal(ev.Data, &out.Data); err != nil {
+			return gen.Event{}, fmt.Errorf("event %d: %w", ev.ID, err)
+		}
 	}
 	if ev.Changed != nil {
 		changed := make([]gen.EventChanged, len(ev.Changed))

@@ -21,8 +21,8 @@ func (h *Handler) ExportUsers(ctx context.Context, req gen.ExportUsersRequestObj
 	if err != nil {
 		return nil, err
 	}
-	q, err := userQuery(searchParams{q: p.Q, email: p.Email, createdAfter: p.CreatedAfter, createdBefore: p.CreatedBefore,
-		updatedAfter: p.UpdatedAfter, updatedBefore: p.UpdatedBefore, sort: p.Sort})
+	q, err := h.userQuery(ctx, searchParams{q: p.Q, email: p.Email, createdAfter: p.CreatedAfter, createdBefore: p.CreatedBefore,
+		updatedAfter: p.UpdatedAfter, updatedBefore: p.UpdatedBefore, sort: p.Sort, state: p.State, showDeleted: p.ShowDeleted})
 	if err != nil {
 		return nil, err
 	}
@@ -115,17 +115,17 @@ func (n *ndjsonRows) flush() error { return nil }
 
 type csvRows struct {
 	w   *csv.Writer
-	row [5]string
+	row [6]string
 }
 
 func (c *csvRows) header() error {
-	return c.w.Write([]string{"id", "name", "email", "created_at", "updated_at"})
+	return c.w.Write([]string{"id", "name", "email", "created_at", "updated_at", "state"})
 }
 
 func (c *csvRows) user(u store.User) error {
-	c.row = [5]string{
+	c.row = [6]string{
 		strconv.FormatInt(u.ID, 10), spreadsheetText(u.Name), spreadsheetText(u.Email),
-		u.CreatedAt.Format(time.RFC3339Nano), u.UpdatedAt.Format(time.RFC3339Nano),
+		u.CreatedAt.Format(time.RFC3339Nano), u.UpdatedAt.Format(time.RFC3339Nano), string(u.State),
 	}
 	return c.w.Write(c.row[:])
 }

@@ -237,7 +237,7 @@ func TestIdempotency_ErrorIsNotStored(t *testing.T) {
 	body := map[string]string{"name": "Ada", "email": "ada@example.com"}
 	s.do("POST", "/users", body, "Idempotency-Key", "retry-me").wantStatus(t, http.StatusConflict)
 	s.do("POST", "/users", body, "Idempotency-Key", "retry-me").wantStatus(t, http.StatusConflict)
-	s.do("DELETE", fmt.Sprint("/users/", taken.Id), nil).wantStatus(t, http.StatusNoContent)
+	s.do("DELETE", fmt.Sprint("/users/", taken.Id, "?purge=true"), nil).wantStatus(t, http.StatusNoContent)
 	first := s.do("POST", "/users", body, "Idempotency-Key", "retry-me").wantStatus(t, http.StatusCreated)
 	if first.header.Get("Idempotent-Replayed") != "" {
 		t.Errorf("the first success is marked as a replay")

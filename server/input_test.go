@@ -72,7 +72,7 @@ func TestInput_Names(t *testing.T) {
 					t.Errorf("%s %s name %+q = %d %s, want success", w.method, w.path, tc.name, res.status, res.body)
 				}
 				if w.method == "POST" && res.status == http.StatusCreated {
-					s.do("DELETE", "/users/"+strconv.FormatInt(res.user(t).Id, 10), nil).wantStatus(t, http.StatusNoContent)
+					s.do("DELETE", "/users/"+strconv.FormatInt(res.user(t).Id, 10)+"?purge=true", nil).wantStatus(t, http.StatusNoContent)
 				}
 				continue
 			}

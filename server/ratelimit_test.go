@@ -43,7 +43,7 @@ func limitedServerWith(t *testing.T, reads, writes string, opts server.Options) 
 		Writes:  mustPolicy(t, writes),
 	}
 	users := fakeUsers{GetFn: func(id int64) (store.User, error) {
-		return store.User{ID: id, Name: "U", Email: "u@example.com", Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}, nil
+		return store.User{ID: id, Name: "U", Email: "u@example.com", Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now(), State: store.StateActive}, nil
 	}}
 	opts.RateLimit = rl
 	return newServerWith(t, users, opts)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -20,6 +21,25 @@ type searchParams struct {
 	createdAfter, createdBefore *time.Time
 	updatedAfter, updatedBefore *time.Time
 	sort                        *gen.UserSort
+	state                       *gen.UserState
+	showDeleted                 *bool
+}
+
+// userQuery is the package's userQuery for this caller: seeing deleted
+// users needs the users:admin scope, and listing them show_deleted=true.
+func (h *Handler) userQuery(ctx context.Context, p searchParams) (store.UserQuery, error) {
+	q, err := userQuery(p)
+	if err != nil {
+		return q, err
+	}
+	if q.ShowDeleted {
+		if err := h.needAdmin(ctx, "show_deleted=true"); err != nil {
+			return q, err
+		}
+	} else if q.State != nil && *q.State == store.StateDeleted {
+		return q, validation(gen.FieldError{Location: "query.state", Message: "deleted users are listed only with show_deleted=true"})
+	}
+	return q, nil
 }
 
 // userQuery turns the parameters into the store's query. A time range whose
@@ -39,6 +59,11 @@ func userQuery(p searchParams) (store.UserQuery, error) {
 	if p.q != nil {
 		q.Search = *p.q
 	}
+	if p.state != nil {
+		st := store.UserState(*p.state)
+		q.State = &st
+	}
+	q.ShowDeleted = p.showDeleted != nil && *p.showDeleted
 	var bad []gen.FieldError
 	if reversed(q.CreatedAfter, q.CreatedBefore) {
 		bad = append(bad, gen.FieldError{Location: "query.created_before", Message: "must be later than created_after"})
@@ -110,6 +135,13 @@ func queryFingerprint(q store.UserQuery) []byte {
 	opt(q.CreatedBefore)
 	opt(q.UpdatedAfter)
 	opt(q.UpdatedBefore)
+	// Added only when set, so that cursors made before they existed fit.
+	if q.State != nil {
+		field("state=" + string(*q.State))
+	}
+	if q.ShowDeleted {
+		field("show_deleted")
+	}
 	sum := sha256.Sum256([]byte(b.String()))
 	return sum[:fingerprintLen]
 }
@@ -184,6 +216,7 @@ func decodeCursor(q store.UserQuery, s string) (store.UserPosition, string) {
 func legacyCursor(q store.UserQuery, s string) (store.UserPosition, bool) {
 	id, ok := decodeIDCursor(s)
 	plain := q.Sort == (store.UserSort{Field: store.SortByID}) && q.Search == "" &&
-		q.CreatedAfter == nil && q.CreatedBefore == nil && q.UpdatedAfter == nil && q.UpdatedBefore == nil
+		q.CreatedAfter == nil && q.CreatedBefore == nil && q.UpdatedAfter == nil && q.UpdatedBefore == nil &&
+		q.State == nil && !q.ShowDeleted
 	return store.UserPosition{ID: id}, ok && plain
 }

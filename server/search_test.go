@@ -201,7 +201,7 @@ func TestExportUsers_CSV(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the export does not parse as CSV: %v\n%s", err, res.body)
 	}
-	if want := []string{"id", "name", "email", "created_at", "updated_at"}; !slices.Equal(records[0], want) {
+	if want := []string{"id", "name", "email", "created_at", "updated_at", "state"}; !slices.Equal(records[0], want) {
 		t.Errorf("header = %q, want %q", records[0], want)
 	}
 	// encoding/csv drops a lone carriage return when it ends records with
@@ -219,7 +219,7 @@ func TestExportUsers_CSV(t *testing.T) {
 		if strings.ContainsAny(name[:1], "=+-@\t\r") {
 			name = "'" + name
 		}
-		want := []string{fmt.Sprint(u.Id), name, u.Email, u.CreatedAt.Format(time.RFC3339Nano), u.UpdatedAt.Format(time.RFC3339Nano)}
+		want := []string{fmt.Sprint(u.Id), name, u.Email, u.CreatedAt.Format(time.RFC3339Nano), u.UpdatedAt.Format(time.RFC3339Nano), string(u.State)}
 		if got := records[i+1]; !slices.Equal(got, want) {
 			t.Errorf("row %d = %q, want %q", i+1, got, want)
 		}

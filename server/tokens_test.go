@@ -28,7 +28,7 @@ func tokenServer(t *testing.T, reads string) (*testServer, *issuertest.Issuer, *
 	t.Cleanup(v.Close)
 	logs := &lockedBuffer{}
 	users := fakeUsers{GetFn: func(id int64) (store.User, error) {
-		return store.User{ID: id, Name: "Ada", Email: "ada@example.com", Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}, nil
+		return store.User{ID: id, Name: "Ada", Email: "ada@example.com", Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now(), State: store.StateActive}, nil
 	}}
 	e, err := server.New(slog.New(slog.NewJSONHandler(logs, nil)), users, server.Options{
 		Auth: keyChecker{}, Tokens: v,

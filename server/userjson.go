@@ -141,6 +141,10 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 func appendUser(b []byte, u store.User) []byte {
 	b = append(b, `{"created_at":`...)
 	b = appendTime(b, u.CreatedAt)
+	if u.DeletedAt != nil {
+		b = append(b, `,"deleted_at":`...)
+		b = appendTime(b, *u.DeletedAt)
+	}
 	b = append(b, `,"email":`...)
 	b = appendString(b, u.Email)
 	b = append(b, `,"etag":"\"`...)
@@ -150,6 +154,8 @@ func appendUser(b []byte, u store.User) []byte {
 	b = strconv.AppendInt(b, u.ID, 10)
 	b = append(b, `,"name":`...)
 	b = appendString(b, u.Name)
+	b = append(b, `,"state":`...)
+	b = appendString(b, string(u.State))
 	b = append(b, `,"updated_at":`...)
 	b = appendTime(b, u.UpdatedAt)
 	return append(b, '}')

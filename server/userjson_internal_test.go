@@ -18,13 +18,18 @@ func TestAppendUserMatchesEncodingJSON(t *testing.T) {
 		"bad utf8 \xff\xfe end", "\x7f del",
 	}
 	for _, name := range names {
-		u := store.User{ID: 42, Name: name, Email: name + "@example.com", CreatedAt: when, UpdatedAt: when.Add(time.Second)}
-		want, err := json.Marshal(toAPIUser(u))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := appendUser(nil, u); !bytes.Equal(got, want) {
-			t.Errorf("appendUser(name %q)\n got %s\nwant %s", name, got, want)
+		deletedAt := when.Add(time.Minute)
+		for _, u := range []store.User{
+			{ID: 42, Name: name, Email: name + "@example.com", CreatedAt: when, UpdatedAt: when.Add(time.Second), State: store.StateActive},
+			{ID: 42, Name: name, Email: name + "@example.com", CreatedAt: when, UpdatedAt: when.Add(time.Second), State: store.StateDeleted, DeletedAt: &deletedAt},
+		} {
+			want, err := json.Marshal(toAPIUser(u))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := appendUser(nil, u); !bytes.Equal(got, want) {
+				t.Errorf("appendUser(name %q, %s)\n got %s\nwant %s", name, u.State, got, want)
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,8 +21,8 @@ func (h *Handler) ListUsers(ctx context.Context, req gen.ListUsersRequestObject)
 	if err != nil {
 		return nil, err
 	}
-	q, err := userQuery(searchParams{q: p.Q, email: p.Email, createdAfter: p.CreatedAfter, createdBefore: p.CreatedBefore,
-		updatedAfter: p.UpdatedAfter, updatedBefore: p.UpdatedBefore, sort: p.Sort})
+	q, err := h.userQuery(ctx, searchParams{q: p.Q, email: p.Email, createdAfter: p.CreatedAfter, createdBefore: p.CreatedBefore,
+		updatedAfter: p.UpdatedAfter, updatedBefore: p.UpdatedBefore, sort: p.Sort, state: p.State, showDeleted: p.ShowDeleted})
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +69,16 @@ func (h *Handler) CreateUser(ctx context.Context, req gen.CreateUserRequestObjec
 
 // GetUser returns one user, or 304 when the caller's ETag still matches.
 func (h *Handler) GetUser(ctx context.Context, req gen.GetUserRequestObject) (gen.GetUserResponseObject, error) {
+	showDeleted := req.Params.ShowDeleted != nil && *req.Params.ShowDeleted
+	if showDeleted {
+		if err := h.needAdmin(ctx, "show_deleted=true"); err != nil {
+			return nil, err
+		}
+	}
 	u, err := h.users.Get(ctx, req.Id)
+	if err == nil {
+		err = visible(u, showDeleted)
+	}
 	if err != nil {
 		return nil, userError(err, req.Id)
 	}
@@ -99,9 +109,19 @@ func (h *Handler) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObjec
 	return gen.UpdateUser200JSONResponse{Body: toAPIUser(u), Headers: gen.UpdateUser200ResponseHeaders{ETag: etag(u)}}, nil
 }
 
-// DeleteUser removes a user, if it still has the version If-Match names.
+// DeleteUser soft-deletes a user, or with purge=true erases it, if it still
+// has the version If-Match names.
 func (h *Handler) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObject) (gen.DeleteUserResponseObject, error) {
-	if err := h.users.Delete(ctx, req.Id, ifMatch(req.Params.IfMatch)); err != nil {
+	var err error
+	if req.Params.Purge != nil && *req.Params.Purge {
+		if err := h.needAdmin(ctx, "purge=true"); err != nil {
+			return nil, err
+		}
+		err = h.users.Purge(ctx, req.Id, ifMatch(req.Params.IfMatch))
+	} else {
+		err = h.users.Delete(ctx, req.Id, ifMatch(req.Params.IfMatch))
+	}
+	if err != nil {
 		return nil, userError(err, req.Id)
 	}
 	return gen.DeleteUser204Response{}, nil
@@ -109,9 +129,23 @@ func (h *Handler) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObjec
 
 // userError gives the store's errors a detail that names the user.
 func userError(err error, id int64) error {
+	var stateErr *store.StateError
+	var deletedEmail *store.DeletedEmailError
 	switch {
+	case errors.Is(err, store.ErrUserDeleted):
+		return withDetail(err, "user %d is deleted; undelete it (POST /users/%d/undelete) to see or change it", id, id)
 	case errors.Is(err, store.ErrNotFound):
 		return withDetail(err, "user %d does not exist", id)
+	case errors.As(err, &stateErr) && stateErr.State == store.StateSuspended:
+		p := newProblem(http.StatusConflict, fmt.Sprintf("user %d is suspended; reactivate it (POST /users/%d/reactivate) before changing it", id, id)).typed(gen.ProblemsuserSuspended)
+		p.cause = err
+		return p
+	case errors.As(err, &deletedEmail):
+		p := newProblem(http.StatusConflict, fmt.Sprintf("this email address belongs to deleted user %d, who can be undeleted (POST /users/%d/undelete) until purged",
+			deletedEmail.UserID, deletedEmail.UserID)).typed(gen.ProblemsemailTaken)
+		p.Errors = &[]gen.FieldError{{Location: "body.email", Message: "belongs to a deleted user"}}
+		p.cause = err
+		return p
 	case errors.Is(err, store.ErrConflict):
 		// Named at body.email too, so that a form shows it beside the field.
 		p := newProblem(http.StatusConflict, "a user with this email address already exists").typed(gen.ProblemsemailTaken)
@@ -130,6 +164,8 @@ func toAPIUser(u store.User) gen.User {
 		Name:      u.Name,
 		Email:     u.Email,
 		Etag:      etag(u),
+		State:     gen.UserState(u.State),
+		DeletedAt: u.DeletedAt,
 		CreatedAt: u.CreatedAt,
 		UpdatedAt: u.UpdatedAt,
 	}
@@ -224,7 +260,9 @@ func (h *Handler) BatchGetUsers(ctx context.Context, req gen.BatchGetUsersReques
 	}
 	byID := make(map[int64]store.User, len(users))
 	for _, u := range users {
-		byID[u.ID] = u
+		if visible(u, false) == nil {
+			byID[u.ID] = u
+		}
 	}
 	out := batchResponse{users: make([]store.User, 0, len(users))}
 	for _, id := range ids {

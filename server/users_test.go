@@ -89,7 +89,7 @@ func TestUsers_Lifecycle(t *testing.T) {
 	t.Run("Delete", func(t *testing.T) {
 		s.do("DELETE", path, nil).wantStatus(t, http.StatusNoContent)
 		p := s.do("GET", path, nil).wantStatus(t, http.StatusNotFound).problem(t)
-		if want := fmt.Sprintf("user %d does not exist", u.Id); p.Detail != want {
+		if want := fmt.Sprintf("user %d is deleted; undelete it (POST /users/%d/undelete) to see or change it", u.Id, u.Id); p.Detail != want {
 			t.Errorf("404 detail = %q, want %q", p.Detail, want)
 		}
 		s.do("DELETE", path, nil).wantStatus(t, http.StatusNotFound)

@@ -24,9 +24,9 @@ type Event struct {
 	Type       string    `json:"type"`
 	OccurredAt time.Time `json:"occurred_at"`
 	UserID     int64     `json:"user_id"`
-	// Data is the user after the change, as the API shows users; for a
-	// deletion, as it last was.
-	Data json.RawMessage `json:"data"`
+	// Data is the user after the change, as the API shows users. Events
+	// of a purged user, the UserPurged one included, have none.
+	Data json.RawMessage `json:"data,omitempty"`
 	// Changed names the fields an update changed; nil for other types.
 	Changed []string `json:"changed,omitempty"`
 }
@@ -196,21 +196,29 @@ func (s *Events) Listen(ctx context.Context, wake func()) {
 
 // eventData is a user as events carry it: the API's User.
 type eventData struct {
-	ID        int64     `json:"id"`
-	Name      string    `json:"name"`
-	Email     string    `json:"email"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID        int64      `json:"id"`
+	Name      string     `json:"name"`
+	Email     string     `json:"email"`
+	State     UserState  `json:"state"`
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
 }
 
 // appendEvent writes ev to the log in q's transaction and sets its ID.
+// A purge's event carries no data: the user's is what was erased.
 func appendEvent(ctx context.Context, q *dbsqlc.Queries, ev *UserEvent) error {
 	u := ev.User
-	data, err := json.Marshal(eventData{ID: u.ID, Name: u.Name, Email: u.Email, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt})
-	if err != nil {
-		return err
+	var data []byte
+	if ev.Type != UserPurged {
+		var err error
+		data, err = json.Marshal(eventData{ID: u.ID, Name: u.Name, Email: u.Email, State: u.State, DeletedAt: u.DeletedAt, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt})
+		if err != nil {
+			return err
+		}
 	}
 	ev.Data, ev.UserID, ev.OccurredAt = data, u.ID, ev.OccurredAt.UTC()
+	var err error
 	ev.ID, err = q.EventCreate(ctx, dbsqlc.EventCreateParams{
 		Type: ev.Type, OccurredAt: ev.OccurredAt, UserID: u.ID, Data: data, Changed: ev.Changed,
 	})

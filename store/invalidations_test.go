@@ -60,6 +60,9 @@ func TestInvalidationLog_RecordsCachedChanges(t *testing.T) {
 	if err := users.Delete(ctx, u.ID, nil); err != nil {
 		t.Fatal(err)
 	}
+	if err := users.Purge(ctx, u.ID, nil); err != nil {
+		t.Fatal(err)
+	}
 	// A change rolled back records nothing either.
 	tx, err := pool.Begin(ctx)
 	if err != nil {
@@ -76,13 +79,13 @@ func TestInvalidationLog_RecordsCachedChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{user, user, "apikey:uak_test", "apikey:uak_test", user}
+	want := []string{user, user, "apikey:uak_test", "apikey:uak_test", user, user}
 	if got := keys(b); !slices.Equal(got, want) {
-		t.Errorf("recorded %q, want %q (create, update, key create, key revoke, delete)", got, want)
+		t.Errorf("recorded %q, want %q (create, update, key create, key revoke, soft delete, purge)", got, want)
 	}
 	// A user's entry of the new version or later is fresh; anything else
 	// is deleted whatever it holds.
-	if got, want := versions(b), []int64{1, 2, 0, 0, 0}; !slices.Equal(got, want) {
+	if got, want := versions(b), []int64{1, 2, 0, 0, 3, 0}; !slices.Equal(got, want) {
 		t.Errorf("recorded versions %v, want %v", got, want)
 	}
 	if b.Horizon == 0 {

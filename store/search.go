@@ -53,7 +53,12 @@ type UserQuery struct {
 	// The time filters are exclusive bounds.
 	CreatedAfter, CreatedBefore *time.Time
 	UpdatedAfter, UpdatedBefore *time.Time
-	Sort                        UserSort
+	// State keeps only the users in this state.
+	State *UserState
+	// ShowDeleted lists deleted users too; without it they are hidden,
+	// whatever State says.
+	ShowDeleted bool
+	Sort        UserSort
 }
 
 // UserPosition is a place in an order of users: right after the user with
@@ -106,7 +111,7 @@ const DefaultExactCountWithin = 500 * time.Millisecond
 var ErrBadQuery = errors.New("bad user query")
 
 // userColumns are what every list reads, in scanUser's order.
-const userColumns = "id, name, email, version, created_at, updated_at"
+const userColumns = "id, name, email, version, created_at, updated_at, state, deleted_at"
 
 // statement is SQL text built from fixed fragments, and its arguments.
 // Each combination of filters and order is its own text, so that pgx
@@ -137,8 +142,15 @@ const searchPattern = `'%%' || replace(replace(replace(userapi_fold(%s), '\', '\
 // the rows.
 const shortGrams = `userapi_grams(ARRAY[userapi_fold(%[1]s)], ARRAY[greatest(least(char_length(userapi_fold(%[1]s)), 2), 1)])`
 
-// filter adds q's conditions (not its order) to st.
+// filter adds q's conditions (not its order) to st. Every list, count and
+// export goes through it, so none shows a deleted user unless asked.
 func (st *statement) filter(q UserQuery) {
+	if !q.ShowDeleted {
+		st.where("state <> 'deleted'")
+	}
+	if q.State != nil {
+		st.where("state = " + st.arg(string(*q.State)))
+	}
 	if q.Email != nil {
 		st.where("email_key = " + st.arg(email.Key(*q.Email)))
 	}
@@ -246,8 +258,12 @@ func list(ctx context.Context, db DB, f UserFilter) (UserPage, error) {
 
 func scanUser(row pgx.CollectableRow) (User, error) {
 	var u User
-	err := row.Scan(&u.ID, &u.Name, &u.Email, &u.Version, &u.CreatedAt, &u.UpdatedAt)
+	err := row.Scan(&u.ID, &u.Name, &u.Email, &u.Version, &u.CreatedAt, &u.UpdatedAt, &u.State, &u.DeletedAt)
 	u.CreatedAt, u.UpdatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC()
+	if u.DeletedAt != nil {
+		t := u.DeletedAt.UTC()
+		u.DeletedAt = &t
+	}
 	return u, err
 }
 

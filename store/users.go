@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,7 +22,24 @@ type User struct {
 	Version   int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	State     UserState
+	// DeletedAt is when the user was deleted; nil unless State is StateDeleted.
+	DeletedAt *time.Time
 }
+
+// UserState is where a user is in its lifecycle.
+type UserState string
+
+// The states of a user. A deleted user is kept, hidden, with its email
+// reserved, until it is purged.
+const (
+	StateActive    UserState = "active"
+	StateSuspended UserState = "suspended"
+	StateDeleted   UserState = "deleted"
+)
+
+// UserStates are the valid UserState values.
+var UserStates = []UserState{StateActive, StateSuspended, StateDeleted}
 
 // NewUser holds what a caller supplies to create a user.
 type NewUser struct {
@@ -85,12 +103,20 @@ type UserService interface {
 	GetMany(ctx context.Context, ids []int64) ([]User, error)
 	// List returns one page of users.
 	List(ctx context.Context, f UserFilter) (UserPage, error)
-	// Update applies a change. Returns ErrNotFound, ErrPrecondition when
-	// IfVersion rejects the stored version, or ErrConflict if the email is taken.
+	// Update applies a change. Returns ErrNotFound (for a deleted user too),
+	// ErrPrecondition when IfVersion rejects the stored version, ErrConflict
+	// if the email is taken, or a *StateError for a suspended user.
 	Update(ctx context.Context, id int64, c UserChange) (User, error)
-	// Delete removes the user with this id. Returns ErrNotFound if there is
-	// none, ErrPrecondition when ifVersion (if not nil) rejects its version.
+	// Delete soft-deletes the user with this id (the Delete transition).
+	// Returns ErrNotFound if there is none or it is deleted already,
+	// ErrPrecondition when ifVersion (if not nil) rejects its version.
 	Delete(ctx context.Context, id int64, ifVersion func(int64) bool) error
+	// Transition moves the user along t, and returns it as it then is.
+	// Returns ErrNotFound, ErrPrecondition, or a *StateError when t does
+	// not apply to the user's state.
+	Transition(ctx context.Context, id int64, t Transition, ifVersion func(int64) bool) (User, error)
+	// Purge erases the user, whatever its state (see Users.Purge).
+	Purge(ctx context.Context, id int64, ifVersion func(int64) bool) error
 }
 
 // DB is what a repository runs its statements on: a pool, a connection or a
@@ -102,18 +128,22 @@ type DB interface {
 
 // Event types of user changes, as webhook subscribers see them.
 const (
-	UserCreated = "user.created"
-	UserUpdated = "user.updated"
-	UserDeleted = "user.deleted"
+	UserCreated     = "user.created"
+	UserUpdated     = "user.updated"
+	UserDeleted     = "user.deleted"
+	UserSuspended   = "user.suspended"
+	UserReactivated = "user.reactivated"
+	UserUndeleted   = "user.undeleted"
+	UserPurged      = "user.purged"
 )
 
 // UserEvent is one change to a user, as seen from inside the transaction
 // that makes it, once it is in the event log.
 type UserEvent struct {
-	// Event is the log's record: its ID, Type (UserCreated, UserUpdated or
-	// UserDeleted), OccurredAt, and the user as Data.
+	// Event is the log's record: its ID, Type (one of the User* event
+	// types), OccurredAt, and the user as Data (none for UserPurged).
 	Event
-	// User is the row after the change; for UserDeleted, the row that went.
+	// User is the row after the change; for UserPurged, the row that went.
 	User User
 	// Before is the row before the change; nil for UserCreated. The audit
 	// log records the fields that differ from User.
@@ -161,19 +191,21 @@ func (s *Users) WithCommitted(fn func()) *Users {
 }
 
 // Create stores a new user. Returns ErrConflict if another user has the same
-// email, as package email compares addresses.
+// email, as package email compares addresses: a *DeletedEmailError when
+// that user is deleted.
 func (s *Users) Create(ctx context.Context, u NewUser) (_ User, err error) {
 	defer wrap(&err, "Users.Create")
 	var created User
-	err = s.change(ctx, func(q *dbsqlc.Queries) (UserEvent, error) {
+	err = s.change(ctx, func(_ pgx.Tx, q *dbsqlc.Queries) (UserEvent, error) {
 		row, err := q.UserCreate(ctx, dbsqlc.UserCreateParams{Name: u.Name, Email: u.Email, EmailKey: emailKey(u.Email)})
-		created = fromRow(row)
+		created = fromRow(dbsqlc.UserGetRow(row))
 		return UserEvent{Event: Event{Type: UserCreated, OccurredAt: created.CreatedAt}, User: created}, err
 	})
-	return created, translate(err)
+	return created, s.emailConflict(ctx, translate(err), u.Email)
 }
 
-// Get returns the user with this id. Returns ErrNotFound if there is none.
+// Get returns the user with this id, whatever its state. Returns
+// ErrNotFound if there is none.
 func (s *Users) Get(ctx context.Context, id int64) (_ User, err error) {
 	defer wrap(&err, "Users.Get(%d)", id)
 	row, err := s.queries(ctx).UserGet(ctx, id)
@@ -189,7 +221,7 @@ func (s *Users) GetMany(ctx context.Context, ids []int64) (_ []User, err error) 
 	}
 	users := make([]User, len(rows))
 	for i, row := range rows {
-		users[i] = fromRow(row)
+		users[i] = fromRow(dbsqlc.UserGetRow(row))
 	}
 	return users, nil
 }
@@ -214,19 +246,23 @@ func (s *Users) List(ctx context.Context, f UserFilter) (_ UserPage, err error) 
 
 // Update applies c to the user with this id under a row lock, so concurrent
 // updates serialise and IfVersion sees the version it is about to replace.
+// A suspended user is not updated (a *StateError), a deleted one is not
+// found (ErrUserDeleted).
 func (s *Users) Update(ctx context.Context, id int64, c UserChange) (_ User, err error) {
 	defer wrap(&err, "Users.Update(%d)", id)
 	var updated User
-	err = s.change(ctx, func(q *dbsqlc.Queries) (UserEvent, error) {
-		row, err := q.UserGetForUpdate(ctx, id)
+	err = s.change(ctx, func(_ pgx.Tx, q *dbsqlc.Queries) (UserEvent, error) {
+		before, err := lockUser(ctx, q, id, c.IfVersion)
 		if err != nil {
 			return UserEvent{}, err
 		}
-		before := fromRow(row)
-		if c.IfVersion != nil && !c.IfVersion(row.Version) {
-			return UserEvent{}, ErrPrecondition
+		switch before.State {
+		case StateDeleted:
+			return UserEvent{}, ErrUserDeleted
+		case StateSuspended:
+			return UserEvent{}, &StateError{State: before.State}
 		}
-		params := dbsqlc.UserUpdateParams{ID: id, Name: row.Name, Email: row.Email}
+		params := dbsqlc.UserUpdateParams{ID: id, Name: before.Name, Email: before.Email}
 		if c.Name != nil {
 			params.Name = *c.Name
 		}
@@ -235,38 +271,57 @@ func (s *Users) Update(ctx context.Context, id int64, c UserChange) (_ User, err
 		}
 		params.EmailKey = emailKey(params.Email)
 		changed := []string{}
-		if params.Name != row.Name {
+		if params.Name != before.Name {
 			changed = append(changed, "name")
 		}
-		if params.Email != row.Email {
+		if params.Email != before.Email {
 			changed = append(changed, "email")
 		}
-		row, err = q.UserUpdate(ctx, params)
-		updated = fromRow(row)
+		row, err := q.UserUpdate(ctx, params)
+		updated = fromRow(dbsqlc.UserGetRow(row))
 		return UserEvent{Event: Event{Type: UserUpdated, OccurredAt: updated.UpdatedAt, Changed: changed}, User: updated, Before: &before}, err
 	})
-	return updated, translate(err)
+	err = translate(err)
+	if c.Email != nil {
+		err = s.emailConflict(ctx, err, *c.Email)
+	}
+	return updated, err
 }
 
-// Delete removes the user with this id. Returns ErrNotFound if there is
-// none, ErrPrecondition when ifVersion (if not nil) rejects its version: the
-// row is then locked first, so the version checked is the one deleted.
+// Delete soft-deletes the user with this id: the Delete transition.
+// Returns ErrNotFound if there is none or it is deleted already,
+// ErrPrecondition when ifVersion (if not nil) rejects its version.
 func (s *Users) Delete(ctx context.Context, id int64, ifVersion func(int64) bool) (err error) {
-	defer wrap(&err, "Users.Delete(%d)", id)
-	return translate(s.change(ctx, func(q *dbsqlc.Queries) (UserEvent, error) {
-		if ifVersion != nil {
-			row, err := q.UserGetForUpdate(ctx, id)
-			if err != nil {
-				return UserEvent{}, err
-			}
-			if !ifVersion(row.Version) {
-				return UserEvent{}, ErrPrecondition
-			}
-		}
-		row, err := q.UserDelete(ctx, id)
-		gone := fromRow(row)
-		return UserEvent{Event: Event{Type: UserDeleted, OccurredAt: time.Now()}, User: gone, Before: &gone}, err
-	}))
+	_, err = s.Transition(ctx, id, Delete, ifVersion)
+	return err
+}
+
+// lockUser reads the user with this id and locks its row until the
+// transaction ends, so that the version ifVersion (if not nil) accepts is
+// the one the change replaces.
+func lockUser(ctx context.Context, q *dbsqlc.Queries, id int64, ifVersion func(int64) bool) (User, error) {
+	row, err := q.UserGetForUpdate(ctx, id)
+	if err != nil {
+		return User{}, err
+	}
+	if ifVersion != nil && !ifVersion(row.Version) {
+		return User{}, ErrPrecondition
+	}
+	return fromRow(dbsqlc.UserGetRow(row)), nil
+}
+
+// emailConflict turns err, when it is ErrConflict over addr, into a
+// *DeletedEmailError if a deleted user holds addr: that user can be
+// undeleted, which a caller should hear.
+func (s *Users) emailConflict(ctx context.Context, err error, addr string) error {
+	if !errors.Is(err, ErrConflict) {
+		return err
+	}
+	id, lookupErr := s.queries(ctx).UserDeletedWithEmail(ctx, emailKey(addr))
+	if lookupErr != nil {
+		return err
+	}
+	return &DeletedEmailError{UserID: id, err: err}
 }
 
 // SetProfile recomputes a user's derived profile data in one transaction:
@@ -280,7 +335,7 @@ func (s *Users) SetProfile(ctx context.Context, id int64, compute func(User) Pro
 		if err != nil {
 			return err
 		}
-		p = compute(fromRow(row))
+		p = compute(fromRow(dbsqlc.UserGetRow(row)))
 		return q.UserSetProfile(ctx, dbsqlc.UserSetProfileParams{
 			ID:              id,
 			EmailNormalized: pgtype.Text{String: p.EmailNormalized, Valid: true},
@@ -294,7 +349,7 @@ func (s *Users) SetProfile(ctx context.Context, id int64, compute func(User) Pro
 // computed yet. Returns ErrNotFound if there is no such user.
 func (s *Users) GetProfile(ctx context.Context, id int64) (_ Profile, computed bool, err error) {
 	defer wrap(&err, "Users.GetProfile(%d)", id)
-	row, err := s.queries(ctx).UserGet(ctx, id)
+	row, err := s.queries(ctx).UserGetProfile(ctx, id)
 	if err != nil {
 		return Profile{}, false, translate(err)
 	}
@@ -312,9 +367,9 @@ func (s *Users) GetProfile(ctx context.Context, id int64) (_ Profile, computed b
 // log, records it in the audit log and hands it to the hook before the
 // commit, so that the event, its audit entry and whatever the hook writes
 // exist if and only if the change committed.
-func (s *Users) change(ctx context.Context, fn func(q *dbsqlc.Queries) (UserEvent, error)) error {
+func (s *Users) change(ctx context.Context, fn func(tx pgx.Tx, q *dbsqlc.Queries) (UserEvent, error)) error {
 	err := s.inTx(ctx, func(tx pgx.Tx, q *dbsqlc.Queries) error {
-		ev, err := fn(q)
+		ev, err := fn(tx, q)
 		if err != nil {
 			return err
 		}
@@ -357,13 +412,21 @@ func emailKey(addr string) pgtype.Text {
 	return pgtype.Text{String: email.Key(addr), Valid: true}
 }
 
-func fromRow(r dbsqlc.User) User {
-	return User{
+// fromRow reads a user row; every statement that returns users returns
+// these columns, so each of their row types converts to UserGetRow.
+func fromRow(r dbsqlc.UserGetRow) User {
+	u := User{
 		ID:        r.ID,
 		Name:      r.Name,
 		Email:     r.Email,
 		Version:   r.Version,
 		CreatedAt: r.CreatedAt.UTC(),
 		UpdatedAt: r.UpdatedAt.UTC(),
+		State:     UserState(r.State),
 	}
+	if r.DeletedAt.Valid {
+		t := r.DeletedAt.Time.UTC()
+		u.DeletedAt = &t
+	}
+	return u
 }

@@ -151,8 +151,15 @@ func TestUsers_Delete(t *testing.T) {
 	if err := users.Delete(ctx, u.ID, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second Delete(%d) error = %v, want ErrNotFound", u.ID, err)
 	}
+	got, err := users.Get(ctx, u.ID)
+	if err != nil || got.State != store.StateDeleted || got.DeletedAt == nil || got.Version != u.Version+1 {
+		t.Errorf("Get(deleted) = %+v, %v, want the user kept, deleted, at the next version", got, err)
+	}
+	if err := users.Purge(ctx, u.ID, nil); err != nil {
+		t.Fatalf("Purge(%d) error = %v", u.ID, err)
+	}
 	if _, err := users.Get(ctx, u.ID); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Get(deleted) error = %v, want ErrNotFound", err)
+		t.Errorf("Get(purged) error = %v, want ErrNotFound", err)
 	}
 }
 

@@ -64,6 +64,7 @@ type config struct {
 
 	EventRetention  time.Duration
 	AuditRetention  time.Duration
+	PurgeAfter      time.Duration
 	EventPoll       time.Duration
 	StreamsPerKey   int32
 	StreamBuffer    int32
@@ -258,6 +259,14 @@ func settings(c *config) []setting {
 				return errors.New("must be a duration from 1h to 87600h (ten years), such as 8760h for 365 days")
 			}
 			c.AuditRetention = d
+			return nil
+		}},
+		{"USERAPI_PURGE_AFTER", "720h", "How long a deleted user is kept (hidden, its email address reserved, restorable with `POST /users/{id}/undelete`) before a periodic job erases it and its personal data", func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Minute || d > 24*time.Hour*3650 {
+				return errors.New("must be a duration from 1m to 87600h (ten years), such as 720h for 30 days")
+			}
+			c.PurgeAfter = d
 			return nil
 		}},
 		{"USERAPI_EVENT_POLL", "500ms", "How often each instance reads the event log for its streams, besides when PostgreSQL notifies it of a new event", positiveDuration(&c.EventPoll)},

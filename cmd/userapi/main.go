@@ -170,6 +170,7 @@ func newQueue(cfg config, logger *slog.Logger, pool *pgxpool.Pool, workers bool,
 		StopTimeout:         cfg.ShutdownTimeout,
 		EventRetention:      cfg.EventRetention,
 		AuditRetention:      cfg.AuditRetention,
+		PurgeAfter:          cfg.PurgeAfter,
 	}
 	if workers {
 		opts.Workers = int(cfg.Workers)

@@ -53,7 +53,7 @@ export interface paths {
         /**
          * Download users as CSV or NDJSON
          * @description Streams every user that matches `q` and the filters, in `sort` order, as a
-         *     file download: as CSV (RFC 4180, with a header row `id,name,email,created_at,updated_at`)
+         *     file download: as CSV (RFC 4180, with a header row `id,name,email,created_at,updated_at,state`)
          *     or as NDJSON (one `User` per line, with its `etag`; the CSV has no `etag`
          *     column). It costs one request of the read budget
          *     however many users it sends, is not bound by the usual request time limit,
@@ -88,7 +88,8 @@ export interface paths {
          * Get many users at once
          * @description Returns the users with the given ids in one round trip: `items` in the order
          *     of the request (an id asked twice is answered once), and `missing` for the
-         *     ids that no user has. Prefer this to one `GET /users/{id}` per user.
+         *     ids that no user has (deleted users are `missing` too). Prefer this to one
+         *     `GET /users/{id}` per user.
          */
         post: operations["batchGetUsers"];
         delete?: never;
@@ -113,18 +114,25 @@ export interface paths {
         /**
          * Get a user
          * @description Returns one user. Send the `ETag` you have in `If-None-Match` to get `304` when it has not changed.
+         *     A deleted user is `404` unless `show_deleted=true` (scope `users:admin`).
          */
         get: operations["getUser"];
         /**
          * Replace a user
          * @description Replaces every editable field of a user. Both `name` and `email` are required; use `PATCH` to change only some.
+         *     A suspended user is `409 /problems/user-suspended` until reactivated; a deleted one is `404`.
          */
         put: operations["replaceUser"];
         post?: never;
         /**
          * Delete a user
-         * @description Deletes a user for good. With `If-Match`, only if the user has not changed
-         *     since that `ETag` (`412` otherwise).
+         * @description Soft-deletes a user (active or suspended): it is hidden from reads, lists
+         *     and exports, its email address stays reserved, and `POST /users/{id}/undelete`
+         *     restores it until it is purged, `USERAPI_PURGE_AFTER` later. A user deleted
+         *     already is `404`. With `purge=true` (scope `users:admin`) the user, in any
+         *     state, is erased at once: its row, and its name and email address in events,
+         *     webhook deliveries and stored answers. With `If-Match`, only if the user has
+         *     not changed since that `ETag` (`412` otherwise).
          */
         delete: operations["deleteUser"];
         options?: never;
@@ -132,8 +140,95 @@ export interface paths {
         /**
          * Update some fields of a user
          * @description Changes only the fields present in the body; absent fields keep their value. `null` is not a value for any field.
+         *     A suspended user is `409 /problems/user-suspended` until reactivated; a deleted one is `404`.
          */
         patch: operations["updateUser"];
+        trace?: never;
+    };
+    "/users/{id}/suspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The user's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Suspend a user
+         * @description Suspends an active user: it stays readable and listed, but cannot be
+         *     updated until it is reactivated. Suspending a suspended user changes
+         *     nothing; a deleted user is `409 /problems/state-conflict`. Records a
+         *     `user.suspended` event.
+         */
+        post: operations["suspendUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{id}/reactivate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The user's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reactivate a suspended user
+         * @description Makes a suspended user active again. Reactivating an active user changes
+         *     nothing; a deleted user is `409 /problems/state-conflict` (undelete it).
+         *     Records a `user.reactivated` event.
+         */
+        post: operations["reactivateUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{id}/undelete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The user's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restore a deleted user
+         * @description Restores a deleted user that has not been purged yet: it becomes active,
+         *     with its email address, and a new `ETag`. Undeleting an active user
+         *     changes nothing; a suspended one is `409 /problems/state-conflict`.
+         *     Records a `user.undeleted` event.
+         */
+        post: operations["undeleteUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/users/{id}/process": {
@@ -767,6 +862,13 @@ export interface components {
              * @example "1"
              */
             etag: string;
+            state: components["schemas"]["UserState"];
+            /**
+             * Format: date-time
+             * @description When the user was deleted (RFC 3339, UTC); only on a deleted user.
+             * @example 2026-01-05T03:04:05Z
+             */
+            deleted_at?: string;
             /**
              * Format: date-time
              * @description When the user was created (RFC 3339, UTC).
@@ -780,6 +882,14 @@ export interface components {
              */
             updated_at: string;
         };
+        /**
+         * @description Where the user is in its lifecycle: `active`; `suspended` (readable, not
+         *     updatable until reactivated); `deleted` (hidden and restorable until it is
+         *     purged).
+         * @example active
+         * @enum {string}
+         */
+        UserState: "active" | "suspended" | "deleted";
         /** @description A new user. */
         UserCreate: {
             name: components["schemas"]["Name"];
@@ -949,6 +1059,9 @@ export interface components {
         /**
          * @description One change to a user, as `GET /events` lists it, `GET /events/stream`
          *     sends it in `data:` and webhooks deliver it.
+         *     Its `data` is the user after the change; it is absent from `user.purged`,
+         *     and from every event of a user since purged (erasure keeps only the ids,
+         *     type and time).
          */
         Event: {
             /**
@@ -970,7 +1083,7 @@ export interface components {
              * @example 1
              */
             user_id: number;
-            data: components["schemas"]["User"];
+            data?: components["schemas"]["User"];
             /**
              * @description For `user.updated`, the fields whose value changed (none when the update set the same values).
              * @example [
@@ -1083,7 +1196,7 @@ export interface components {
          * @description A kind of user event.
          * @enum {string}
          */
-        EventType: "user.created" | "user.updated" | "user.deleted";
+        EventType: "user.created" | "user.updated" | "user.suspended" | "user.reactivated" | "user.deleted" | "user.undeleted" | "user.purged";
         /** @description A new subscription. */
         WebhookCreate: {
             /**
@@ -1313,7 +1426,7 @@ export interface components {
              * @example /problems/not-found
              * @enum {string}
              */
-            type: "/problems/validation" | "/problems/malformed-request" | "/problems/unauthorized" | "/problems/forbidden" | "/problems/not-found" | "/problems/method-not-allowed" | "/problems/email-taken" | "/problems/idempotency-key-busy" | "/problems/conflict" | "/problems/idempotency-key-reused" | "/problems/precondition-failed" | "/problems/body-too-large" | "/problems/unsupported-media-type" | "/problems/too-many-webhooks" | "/problems/events-trimmed" | "/problems/too-many-streams" | "/problems/rate-limited" | "/problems/unavailable" | "/problems/internal-error" | "about:blank";
+            type: "/problems/validation" | "/problems/malformed-request" | "/problems/unauthorized" | "/problems/forbidden" | "/problems/not-found" | "/problems/method-not-allowed" | "/problems/email-taken" | "/problems/idempotency-key-busy" | "/problems/conflict" | "/problems/user-suspended" | "/problems/state-conflict" | "/problems/idempotency-key-reused" | "/problems/precondition-failed" | "/problems/body-too-large" | "/problems/unsupported-media-type" | "/problems/too-many-webhooks" | "/problems/events-trimmed" | "/problems/too-many-streams" | "/problems/rate-limited" | "/problems/unavailable" | "/problems/internal-error" | "about:blank";
             /**
              * @description A short summary of the kind of problem; the same for every occurrence of a `type`.
              * @example Not Found
@@ -1582,6 +1695,32 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description Another user already has this email address (`errors` names `body.email`); or the user is suspended. */
+        EmailTakenOrUserSuspended: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The move does not apply to the user's current state, which `detail` names. */
+        StateConflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "/problems/state-conflict",
+                 *       "title": "Not possible in the user's state",
+                 *       "status": 409,
+                 *       "detail": "user 42 is suspended; only a deleted user can be undeleted"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /**
          * @description Another user already has this email address; or a request with the same
          *     `Idempotency-Key` is still being handled, and then `Retry-After` says when to
@@ -1773,6 +1912,10 @@ export interface components {
          *     the same direction.
          */
         UserSortParam: components["schemas"]["UserSort"];
+        /** @description Only users in this state. `deleted` needs `show_deleted=true`. */
+        UserStateFilter: components["schemas"]["UserState"];
+        /** @description Include deleted (not yet purged) users. Needs the `users:admin` scope (`403` otherwise). */
+        ShowDeleted: boolean;
         /**
          * @description An `ETag` you hold; when it still matches, the answer is `304` with no body.
          * @example "1"
@@ -1913,6 +2056,10 @@ export interface operations {
                  * @example 2026-02-01T00:00:00Z
                  */
                 updated_before?: components["parameters"]["UpdatedBefore"];
+                /** @description Only users in this state. `deleted` needs `show_deleted=true`. */
+                state?: components["parameters"]["UserStateFilter"];
+                /** @description Include deleted (not yet purged) users. Needs the `users:admin` scope (`403` otherwise). */
+                show_deleted?: components["parameters"]["ShowDeleted"];
                 /**
                  * @description The order: a field, ascending, or descending with a leading `-`
                  *     (`-created_at` is newest first). Users that tie are ordered by id, in
@@ -1954,6 +2101,7 @@ export interface operations {
                      *           "name": "Ada Lovelace",
                      *           "email": "ada@example.com",
                      *           "etag": "\"1\"",
+                     *           "state": "active",
                      *           "created_at": "2026-01-02T03:04:05Z",
                      *           "updated_at": "2026-01-02T03:04:05Z"
                      *         }
@@ -2084,6 +2232,10 @@ export interface operations {
                  * @example 2026-02-01T00:00:00Z
                  */
                 updated_before?: components["parameters"]["UpdatedBefore"];
+                /** @description Only users in this state. `deleted` needs `show_deleted=true`. */
+                state?: components["parameters"]["UserStateFilter"];
+                /** @description Include deleted (not yet purged) users. Needs the `users:admin` scope (`403` otherwise). */
+                show_deleted?: components["parameters"]["ShowDeleted"];
                 /**
                  * @description The order: a field, ascending, or descending with a leading `-`
                  *     (`-created_at` is newest first). Users that tie are ordered by id, in
@@ -2172,6 +2324,7 @@ export interface operations {
                      *           "name": "Ada Lovelace",
                      *           "email": "ada@example.com",
                      *           "etag": "\"1\"",
+                     *           "state": "active",
                      *           "created_at": "2026-01-02T03:04:05Z",
                      *           "updated_at": "2026-01-02T03:04:05Z"
                      *         }
@@ -2196,7 +2349,10 @@ export interface operations {
     };
     getUser: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Include deleted (not yet purged) users. Needs the `users:admin` scope (`403` otherwise). */
+                show_deleted?: components["parameters"]["ShowDeleted"];
+            };
             header?: {
                 /**
                  * @description An `ETag` you hold; when it still matches, the answer is `304` with no body.
@@ -2304,7 +2460,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["UserNotFound"];
-            409: components["responses"]["EmailTaken"];
+            409: components["responses"]["EmailTakenOrUserSuspended"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -2315,7 +2471,10 @@ export interface operations {
     };
     deleteUser: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Erase the user at once instead of deleting it softly. Needs the `users:admin` scope. */
+                purge?: boolean;
+            };
             header?: {
                 /**
                  * @description Act only if the user's current `ETag` (also its `etag` field) is one of these; otherwise the answer is `412`. `*` matches any version; weak tags (`W/"1"`) never match.
@@ -2334,7 +2493,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The user was deleted. */
+            /** @description The user was deleted (or, with `purge=true`, erased). */
             204: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -2406,10 +2565,184 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["UserNotFound"];
-            409: components["responses"]["EmailTaken"];
+            409: components["responses"]["EmailTakenOrUserSuspended"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Error"];
+        };
+    };
+    suspendUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Act only if the user's current `ETag` (also its `etag` field) is one of these; otherwise the answer is `412`. `*` matches any version; weak tags (`W/"1"`) never match.
+                 * @example "1"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /**
+                 * @description The user's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user as it now is, with its new `ETag` (the same one when nothing changed). */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "name": "Ada Lovelace",
+                     *       "email": "ada@example.com",
+                     *       "state": "suspended",
+                     *       "etag": "\"4\"",
+                     *       "created_at": "2026-01-02T03:04:05Z",
+                     *       "updated_at": "2026-01-03T03:04:05Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["UserNotFound"];
+            409: components["responses"]["StateConflict"];
+            412: components["responses"]["PreconditionFailed"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Error"];
+        };
+    };
+    reactivateUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Act only if the user's current `ETag` (also its `etag` field) is one of these; otherwise the answer is `412`. `*` matches any version; weak tags (`W/"1"`) never match.
+                 * @example "1"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /**
+                 * @description The user's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user as it now is, with its new `ETag` (the same one when nothing changed). */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "name": "Ada Lovelace",
+                     *       "email": "ada@example.com",
+                     *       "state": "active",
+                     *       "etag": "\"4\"",
+                     *       "created_at": "2026-01-02T03:04:05Z",
+                     *       "updated_at": "2026-01-03T03:04:05Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["UserNotFound"];
+            409: components["responses"]["StateConflict"];
+            412: components["responses"]["PreconditionFailed"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Error"];
+        };
+    };
+    undeleteUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Act only if the user's current `ETag` (also its `etag` field) is one of these; otherwise the answer is `412`. `*` matches any version; weak tags (`W/"1"`) never match.
+                 * @example "1"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /**
+                 * @description The user's id.
+                 * @example 1
+                 */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user as it now is, with its new `ETag` (the same one when nothing changed). */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "name": "Ada Lovelace",
+                     *       "email": "ada@example.com",
+                     *       "state": "active",
+                     *       "etag": "\"4\"",
+                     *       "created_at": "2026-01-02T03:04:05Z",
+                     *       "updated_at": "2026-01-03T03:04:05Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["UserNotFound"];
+            409: components["responses"]["StateConflict"];
+            412: components["responses"]["PreconditionFailed"];
             422: components["responses"]["ValidationFailed"];
             429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Error"];

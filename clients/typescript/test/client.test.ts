@@ -155,6 +155,59 @@ describe("audit log", () => {
   });
 });
 
+describe("lifecycle", () => {
+  it("suspends, reactivates, deletes, undeletes and purges", async () => {
+    // Two keys: each has its own budget of writes.
+    const api = h.client();
+    const admin = h.client();
+    const address = email();
+    const created = (await api.POST("/users", { body: { name: "Ada", email: address } })).data!;
+    const id = created.id;
+    assert.equal(created.state, "active");
+
+    const suspended = await api.POST("/users/{id}/suspend", { params: { path: { id }, header: { "If-Match": created.etag } } });
+    assert.equal(suspended.data!.state, "suspended");
+    assert.notEqual(suspended.data!.etag, created.etag);
+    assert.equal(suspended.response.headers.get("ETag"), suspended.data!.etag);
+    const frozen = await problemOf(api.PATCH("/users/{id}", { params: { path: { id } }, body: { name: "X" } }));
+    assert.equal(frozen.status, 409);
+    assert.equal(frozen.problem.type, "/problems/user-suspended");
+    const listed = await api.GET("/users", { params: { query: { state: "suspended", email: address } } });
+    assert.deepEqual(listed.data!.items.map((u) => u.id), [id]);
+
+    const reactivated = await api.POST("/users/{id}/reactivate", { params: { path: { id }, header: { "If-Match": suspended.data!.etag } } });
+    assert.equal(reactivated.data!.state, "active");
+
+    const deleted = await api.DELETE("/users/{id}", { params: { path: { id }, header: { "If-Match": reactivated.data!.etag } } });
+    assert.equal(deleted.response.status, 204);
+    const hidden = await problemOf(api.GET("/users/{id}", { params: { path: { id } } }));
+    assert.equal(hidden.status, 404);
+    const shown = await api.GET("/users/{id}", { params: { path: { id }, query: { show_deleted: true } } });
+    assert.equal(shown.data!.state, "deleted");
+    assert.ok(shown.data!.deleted_at);
+    const reserved = await problemOf(api.POST("/users", { body: { name: "Other", email: address } }));
+    assert.equal(reserved.status, 409);
+    assert.match(reserved.problem.detail, new RegExp(`deleted user ${id}.*undeleted`));
+    const notNow = await problemOf(admin.POST("/users/{id}/suspend", { params: { path: { id } } }));
+    assert.equal(notNow.problem.type, "/problems/state-conflict");
+    assert.match(notNow.problem.detail, /is deleted/);
+
+    const undeleted = await admin.POST("/users/{id}/undelete", { params: { path: { id }, header: { "If-Match": shown.data!.etag } } });
+    assert.equal(undeleted.data!.state, "active");
+    assert.equal(undeleted.data!.email, address);
+
+    const writer = h.client("users:read,users:write");
+    const refused = await problemOf(writer.DELETE("/users/{id}", { params: { path: { id }, query: { purge: true } } }));
+    assert.equal(refused.status, 403);
+    const purged = await admin.DELETE("/users/{id}", { params: { path: { id }, query: { purge: true } } });
+    assert.equal(purged.response.status, 204);
+    const erased = await problemOf(admin.GET("/users/{id}", { params: { path: { id }, query: { show_deleted: true } } }));
+    assert.equal(erased.status, 404);
+    const again = await admin.POST("/users", { body: { name: "Ada again", email: address } });
+    assert.equal(again.response.status, 201, "a purged user's address is free");
+  });
+});
+
 describe("errors", () => {
   it("409 for a taken email, in any case", async () => {
     const api = h.client();

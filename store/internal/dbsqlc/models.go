@@ -83,6 +83,8 @@ type User struct {
 	NameFold          pgtype.Text
 	EmailFold         pgtype.Text
 	ShortGrams        []int32
+	State             string
+	DeletedAt         pgtype.Timestamptz
 }
 
 type Webhook struct {

@@ -6,6 +6,8 @@ package dbsqlc
 
 import (
 	"context"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type Querier interface {
@@ -77,28 +79,39 @@ type Querier interface {
 	// InvalidationsTrim deletes up to row_limit invalidations made before the
 	// last within_seconds.
 	InvalidationsTrim(ctx context.Context, arg InvalidationsTrimParams) (int64, error)
+	// Each statement names the columns it needs: name_fold, email_fold and
+	// short_grams serve searches only, and would cost bytes on every row read.
 	// UserCreate inserts a user and returns it with its id and timestamps.
 	// email_key is the address's key (package email), unique among users.
-	UserCreate(ctx context.Context, arg UserCreateParams) (User, error)
-	// UserDelete deletes the user with this id and returns the row it deleted.
-	UserDelete(ctx context.Context, id int64) (User, error)
-	// UserGet returns the user with this id.
-	UserGet(ctx context.Context, id int64) (User, error)
+	UserCreate(ctx context.Context, arg UserCreateParams) (UserCreateRow, error)
+	// UserDeletedWithEmail returns the id of the deleted user that holds this
+	// email key, if one does.
+	UserDeletedWithEmail(ctx context.Context, emailKey pgtype.Text) (int64, error)
+	// UserGet returns the user with this id, whatever its state.
+	UserGet(ctx context.Context, id int64) (UserGetRow, error)
 	// UserGetForUpdate returns the user with this id and locks its row until the
 	// transaction ends, so a read-check-write cannot interleave with another.
-	UserGetForUpdate(ctx context.Context, id int64) (User, error)
+	UserGetForUpdate(ctx context.Context, id int64) (UserGetForUpdateRow, error)
 	// UserGetMany returns the users with these ids, in id order; unknown ids are
 	// left out.
-	UserGetMany(ctx context.Context, ids []int64) ([]User, error)
+	UserGetMany(ctx context.Context, ids []int64) ([]UserGetManyRow, error)
+	// UserGetProfile returns the user's derived profile data.
+	UserGetProfile(ctx context.Context, id int64) (UserGetProfileRow, error)
 	// UserSetProfile stores the user's derived profile data. It leaves version
 	// and updated_at alone: derived data is not an edit.
 	UserSetProfile(ctx context.Context, arg UserSetProfileParams) error
+	// UserSetState moves the user to a lifecycle state, bumps its version and
+	// returns it. deleted_at is when it entered "deleted", and only then set.
+	UserSetState(ctx context.Context, arg UserSetStateParams) (UserSetStateRow, error)
 	// Lists (UserList, UserCount) are built in store/search.go from fixed
 	// fragments, one statement per combination of filters and order.
 	// UserUpdate sets the user's editable fields, bumps its version and returns it.
 	// The email key changes only with the email, so a row the key migration left
 	// without one (a duplicate) can still change its name.
-	UserUpdate(ctx context.Context, arg UserUpdateParams) (User, error)
+	UserUpdate(ctx context.Context, arg UserUpdateParams) (UserUpdateRow, error)
+	// UsersDeletedBefore returns up to row_limit ids of users deleted before
+	// the time given, longest deleted first.
+	UsersDeletedBefore(ctx context.Context, arg UsersDeletedBeforeParams) ([]int64, error)
 	// WebhookCountByOwner counts the subscriptions a key made.
 	WebhookCountByOwner(ctx context.Context, ownerKey string) (int64, error)
 	// WebhookCreate stores a subscription and returns it.

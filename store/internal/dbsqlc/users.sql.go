@@ -7,14 +7,16 @@ package dbsqlc
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const userCreate = `-- name: UserCreate :one
+
 INSERT INTO users (name, email, email_key)
 VALUES ($1, $2, $3)
-RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold, short_grams
+RETURNING id, name, email, version, created_at, updated_at, state, deleted_at
 `
 
 type UserCreateParams struct {
@@ -23,11 +25,24 @@ type UserCreateParams struct {
 	EmailKey pgtype.Text
 }
 
+type UserCreateRow struct {
+	ID        int64
+	Name      string
+	Email     string
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	State     string
+	DeletedAt pgtype.Timestamptz
+}
+
+// Each statement names the columns it needs: name_fold, email_fold and
+// short_grams serve searches only, and would cost bytes on every row read.
 // UserCreate inserts a user and returns it with its id and timestamps.
 // email_key is the address's key (package email), unique among users.
-func (q *Queries) UserCreate(ctx context.Context, arg UserCreateParams) (User, error) {
+func (q *Queries) UserCreate(ctx context.Context, arg UserCreateParams) (UserCreateRow, error) {
 	row := q.db.QueryRow(ctx, userCreate, arg.Name, arg.Email, arg.EmailKey)
-	var i User
+	var i UserCreateRow
 	err := row.Scan(
 		&i.ID,
 		&i.Name,
@@ -35,54 +50,46 @@ func (q *Queries) UserCreate(ctx context.Context, arg UserCreateParams) (User, e
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
-		&i.EmailNormalized,
-		&i.ProfileScore,
-		&i.ProfileComputedAt,
-		&i.EmailKey,
-		&i.NameFold,
-		&i.EmailFold,
-		&i.ShortGrams,
+		&i.State,
+		&i.DeletedAt,
 	)
 	return i, err
 }
 
-const userDelete = `-- name: UserDelete :one
-DELETE FROM users
-WHERE id = $1
-RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold, short_grams
+const userDeletedWithEmail = `-- name: UserDeletedWithEmail :one
+SELECT id FROM users
+WHERE email_key = $1 AND state = 'deleted'
 `
 
-// UserDelete deletes the user with this id and returns the row it deleted.
-func (q *Queries) UserDelete(ctx context.Context, id int64) (User, error) {
-	row := q.db.QueryRow(ctx, userDelete, id)
-	var i User
-	err := row.Scan(
-		&i.ID,
-		&i.Name,
-		&i.Email,
-		&i.Version,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-		&i.EmailNormalized,
-		&i.ProfileScore,
-		&i.ProfileComputedAt,
-		&i.EmailKey,
-		&i.NameFold,
-		&i.EmailFold,
-		&i.ShortGrams,
-	)
-	return i, err
+// UserDeletedWithEmail returns the id of the deleted user that holds this
+// email key, if one does.
+func (q *Queries) UserDeletedWithEmail(ctx context.Context, emailKey pgtype.Text) (int64, error) {
+	row := q.db.QueryRow(ctx, userDeletedWithEmail, emailKey)
+	var id int64
+	err := row.Scan(&id)
+	return id, err
 }
 
 const userGet = `-- name: UserGet :one
-SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold, short_grams FROM users
+SELECT id, name, email, version, created_at, updated_at, state, deleted_at FROM users
 WHERE id = $1
 `
 
-// UserGet returns the user with this id.
-func (q *Queries) UserGet(ctx context.Context, id int64) (User, error) {
+type UserGetRow struct {
+	ID        int64
+	Name      string
+	Email     string
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	State     string
+	DeletedAt pgtype.Timestamptz
+}
+
+// UserGet returns the user with this id, whatever its state.
+func (q *Queries) UserGet(ctx context.Context, id int64) (UserGetRow, error) {
 	row := q.db.QueryRow(ctx, userGet, id)
-	var i User
+	var i UserGetRow
 	err := row.Scan(
 		&i.ID,
 		&i.Name,
@@ -90,28 +97,34 @@ func (q *Queries) UserGet(ctx context.Context, id int64) (User, error) {
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
-		&i.EmailNormalized,
-		&i.ProfileScore,
-		&i.ProfileComputedAt,
-		&i.EmailKey,
-		&i.NameFold,
-		&i.EmailFold,
-		&i.ShortGrams,
+		&i.State,
+		&i.DeletedAt,
 	)
 	return i, err
 }
 
 const userGetForUpdate = `-- name: UserGetForUpdate :one
-SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold, short_grams FROM users
+SELECT id, name, email, version, created_at, updated_at, state, deleted_at FROM users
 WHERE id = $1
 FOR UPDATE
 `
 
+type UserGetForUpdateRow struct {
+	ID        int64
+	Name      string
+	Email     string
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	State     string
+	DeletedAt pgtype.Timestamptz
+}
+
 // UserGetForUpdate returns the user with this id and locks its row until the
 // transaction ends, so a read-check-write cannot interleave with another.
-func (q *Queries) UserGetForUpdate(ctx context.Context, id int64) (User, error) {
+func (q *Queries) UserGetForUpdate(ctx context.Context, id int64) (UserGetForUpdateRow, error) {
 	row := q.db.QueryRow(ctx, userGetForUpdate, id)
-	var i User
+	var i UserGetForUpdateRow
 	err := row.Scan(
 		&i.ID,
 		&i.Name,
@@ -119,34 +132,40 @@ func (q *Queries) UserGetForUpdate(ctx context.Context, id int64) (User, error) 
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
-		&i.EmailNormalized,
-		&i.ProfileScore,
-		&i.ProfileComputedAt,
-		&i.EmailKey,
-		&i.NameFold,
-		&i.EmailFold,
-		&i.ShortGrams,
+		&i.State,
+		&i.DeletedAt,
 	)
 	return i, err
 }
 
 const userGetMany = `-- name: UserGetMany :many
-SELECT id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold, short_grams FROM users
+SELECT id, name, email, version, created_at, updated_at, state, deleted_at FROM users
 WHERE id = ANY($1::bigint[])
 ORDER BY id
 `
 
+type UserGetManyRow struct {
+	ID        int64
+	Name      string
+	Email     string
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	State     string
+	DeletedAt pgtype.Timestamptz
+}
+
 // UserGetMany returns the users with these ids, in id order; unknown ids are
 // left out.
-func (q *Queries) UserGetMany(ctx context.Context, ids []int64) ([]User, error) {
+func (q *Queries) UserGetMany(ctx context.Context, ids []int64) ([]UserGetManyRow, error) {
 	rows, err := q.db.Query(ctx, userGetMany, ids)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []User
+	var items []UserGetManyRow
 	for rows.Next() {
-		var i User
+		var i UserGetManyRow
 		if err := rows.Scan(
 			&i.ID,
 			&i.Name,
@@ -154,13 +173,8 @@ func (q *Queries) UserGetMany(ctx context.Context, ids []int64) ([]User, error) 
 			&i.Version,
 			&i.CreatedAt,
 			&i.UpdatedAt,
-			&i.EmailNormalized,
-			&i.ProfileScore,
-			&i.ProfileComputedAt,
-			&i.EmailKey,
-			&i.NameFold,
-			&i.EmailFold,
-			&i.ShortGrams,
+			&i.State,
+			&i.DeletedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -170,6 +184,25 @@ func (q *Queries) UserGetMany(ctx context.Context, ids []int64) ([]User, error) 
 		return nil, err
 	}
 	return items, nil
+}
+
+const userGetProfile = `-- name: UserGetProfile :one
+SELECT email_normalized, profile_score, profile_computed_at FROM users
+WHERE id = $1
+`
+
+type UserGetProfileRow struct {
+	EmailNormalized   pgtype.Text
+	ProfileScore      pgtype.Int2
+	ProfileComputedAt pgtype.Timestamptz
+}
+
+// UserGetProfile returns the user's derived profile data.
+func (q *Queries) UserGetProfile(ctx context.Context, id int64) (UserGetProfileRow, error) {
+	row := q.db.QueryRow(ctx, userGetProfile, id)
+	var i UserGetProfileRow
+	err := row.Scan(&i.EmailNormalized, &i.ProfileScore, &i.ProfileComputedAt)
+	return i, err
 }
 
 const userSetProfile = `-- name: UserSetProfile :exec
@@ -191,6 +224,49 @@ func (q *Queries) UserSetProfile(ctx context.Context, arg UserSetProfileParams) 
 	return err
 }
 
+const userSetState = `-- name: UserSetState :one
+UPDATE users
+SET state = $1::text,
+    deleted_at = CASE WHEN $1::text = 'deleted' THEN now() END,
+    version = version + 1, updated_at = now()
+WHERE id = $2
+RETURNING id, name, email, version, created_at, updated_at, state, deleted_at
+`
+
+type UserSetStateParams struct {
+	State string
+	ID    int64
+}
+
+type UserSetStateRow struct {
+	ID        int64
+	Name      string
+	Email     string
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	State     string
+	DeletedAt pgtype.Timestamptz
+}
+
+// UserSetState moves the user to a lifecycle state, bumps its version and
+// returns it. deleted_at is when it entered "deleted", and only then set.
+func (q *Queries) UserSetState(ctx context.Context, arg UserSetStateParams) (UserSetStateRow, error) {
+	row := q.db.QueryRow(ctx, userSetState, arg.State, arg.ID)
+	var i UserSetStateRow
+	err := row.Scan(
+		&i.ID,
+		&i.Name,
+		&i.Email,
+		&i.Version,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.State,
+		&i.DeletedAt,
+	)
+	return i, err
+}
+
 const userUpdate = `-- name: UserUpdate :one
 
 UPDATE users
@@ -198,7 +274,7 @@ SET name = $1, email = $2,
     email_key = CASE WHEN email = $2 THEN email_key ELSE $3 END,
     version = version + 1, updated_at = now()
 WHERE id = $4
-RETURNING id, name, email, version, created_at, updated_at, email_normalized, profile_score, profile_computed_at, email_key, name_fold, email_fold, short_grams
+RETURNING id, name, email, version, created_at, updated_at, state, deleted_at
 `
 
 type UserUpdateParams struct {
@@ -208,19 +284,30 @@ type UserUpdateParams struct {
 	ID       int64
 }
 
+type UserUpdateRow struct {
+	ID        int64
+	Name      string
+	Email     string
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	State     string
+	DeletedAt pgtype.Timestamptz
+}
+
 // Lists (UserList, UserCount) are built in store/search.go from fixed
 // fragments, one statement per combination of filters and order.
 // UserUpdate sets the user's editable fields, bumps its version and returns it.
 // The email key changes only with the email, so a row the key migration left
 // without one (a duplicate) can still change its name.
-func (q *Queries) UserUpdate(ctx context.Context, arg UserUpdateParams) (User, error) {
+func (q *Queries) UserUpdate(ctx context.Context, arg UserUpdateParams) (UserUpdateRow, error) {
 	row := q.db.QueryRow(ctx, userUpdate,
 		arg.Name,
 		arg.Email,
 		arg.EmailKey,
 		arg.ID,
 	)
-	var i User
+	var i UserUpdateRow
 	err := row.Scan(
 		&i.ID,
 		&i.Name,
@@ -228,13 +315,42 @@ func (q *Queries) UserUpdate(ctx context.Context, arg UserUpdateParams) (User, e
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
-		&i.EmailNormalized,
-		&i.ProfileScore,
-		&i.ProfileComputedAt,
-		&i.EmailKey,
-		&i.NameFold,
-		&i.EmailFold,
-		&i.ShortGrams,
+		&i.State,
+		&i.DeletedAt,
 	)
 	return i, err
+}
+
+const usersDeletedBefore = `-- name: UsersDeletedBefore :many
+SELECT id FROM users
+WHERE deleted_at < $1
+ORDER BY deleted_at
+LIMIT $2::bigint
+`
+
+type UsersDeletedBeforeParams struct {
+	Before   pgtype.Timestamptz
+	RowLimit int64
+}
+
+// UsersDeletedBefore returns up to row_limit ids of users deleted before
+// the time given, longest deleted first.
+func (q *Queries) UsersDeletedBefore(ctx context.Context, arg UsersDeletedBeforeParams) ([]int64, error) {
+	rows, err := q.db.Query(ctx, usersDeletedBefore, arg.Before, arg.RowLimit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -2,7 +2,7 @@
 // screen, with real-looking names and addresses.
 import type { User } from "../index.js";
 
-export const fixtureUsers: readonly Omit<User, "id" | "etag">[] = [
+export const fixtureUsers: readonly Omit<User, "id" | "etag" | "state">[] = [
   { name: "Ada Lovelace", email: "ada.lovelace@example.com", created_at: "2026-01-01T08:00:00Z", updated_at: "2026-01-01T08:00:00Z" },
   { name: "Grace Hopper", email: "grace.hopper@example.com", created_at: "2026-01-02T09:07:00Z", updated_at: "2026-01-02T09:07:00Z" },
   { name: "Alan Turing", email: "alan.turing@example.com", created_at: "2026-01-03T10:14:00Z", updated_at: "2026-01-03T10:14:00Z" },

@@ -54,12 +54,12 @@ export class MockStore {
   private nextJob = 1;
   private nextWebhook = 1;
 
-  constructor(seed: readonly Omit<User, "id" | "etag">[] = fixtureUsers) {
+  constructor(seed: readonly Omit<User, "id" | "etag" | "state">[] = fixtureUsers) {
     for (const u of seed) this.insert(u);
   }
 
-  insert(fields: Omit<User, "id" | "etag">): { user: User; version: number } {
-    const row = { user: { id: this.nextUser++, ...fields, etag: etagOf(1) }, version: 1 };
+  insert(fields: Omit<User, "id" | "etag" | "state">): { user: User; version: number } {
+    const row = { user: { id: this.nextUser++, ...fields, etag: etagOf(1), state: "active" as const }, version: 1 };
     this.users.set(row.user.id, row);
     return row;
   }

@@ -261,7 +261,7 @@ export function exportUsers(users: Iterable<User>, params: Params): HttpResponse
   const rows = select(users, q);
   const csv = params.get("format") === "csv";
   const body = csv
-    ? ["id,name,email,created_at,updated_at", ...rows.map((u) => [String(u.id), spreadsheetText(u.name), spreadsheetText(u.email), u.created_at, u.updated_at].map(csvCell).join(","))].map((l) => `${l}\r\n`).join("")
+    ? ["id,name,email,created_at,updated_at,state", ...rows.map((u) => [String(u.id), spreadsheetText(u.name), spreadsheetText(u.email), u.created_at, u.updated_at, u.state].map(csvCell).join(","))].map((l) => `${l}\r\n`).join("")
     : rows.map((u) => `${JSON.stringify({ created_at: u.created_at, email: u.email, id: u.id, name: u.name, updated_at: u.updated_at })}\n`).join("");
   return new HttpResponse(body, {
     headers: {
