@@ -244,21 +244,3 @@ func (s *Audit) Trim(ctx context.Context, retention time.Duration, limit int64) 
 	return n, translate(err)
 }
 
-// EraseUser removes a user's personal data from the audit log: the diffs of
-// the user's own entries, and every diff that holds the user's name or
-// email as a value. The entries stay (who did what to which id, and when).
-// Returns how many entries it erased.
-func (s *Audit) EraseUser(ctx context.Context, u User) (_ int64, err error) {
-	defer wrap(&err, "Audit.EraseUser(%d)", u.ID)
-	var personal []string
-	for _, v := range []string{u.Name, u.Email} {
-		if v != "" {
-			personal = append(personal, v)
-		}
-	}
-	if personal == nil {
-		personal = []string{}
-	}
-	n, err := queries(ctx, s.db, s.q).AuditEraseUser(ctx, dbsqlc.AuditEraseUserParams{Target: UserTarget(u.ID), Personal: personal})
-	return n, translate(err)
-}

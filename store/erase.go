@@ -28,6 +28,23 @@ var erasure = []struct{ place, sql string }{
 			WHERE p.v <> ''
 			  AND (position(convert_to(j.plain, 'UTF8') IN k.body) > 0
 			       OR position(convert_to(replace(replace(replace(j.plain, '&', '\u0026'), '<', '\u003c'), '>', '\u003e'), 'UTF8') IN k.body) > 0))`},
+	// Audit diffs: the user's own entries, and any other entry whose diff
+	// holds one of the names or addresses the user had.
+	{"audit diffs", `
+		WITH personal AS (
+			SELECT coalesce(array_agg(DISTINCT v) FILTER (WHERE v <> ''), '{}') AS v
+			FROM (SELECT name FROM users WHERE id = $1::bigint
+			      UNION SELECT email FROM users WHERE id = $1::bigint
+			      UNION SELECT data->>'name' FROM events WHERE user_id = $1::bigint
+			      UNION SELECT data->>'email' FROM events WHERE user_id = $1::bigint
+			      UNION SELECT d->>f FROM audit_log, LATERAL (VALUES (before), (after)) x(d), (VALUES ('name'), ('email')) y(f)
+			            WHERE target = 'user:' || $1::bigint) p(v))
+		UPDATE audit_log a SET before = NULL, after = NULL
+		FROM personal
+		WHERE (a.before IS NOT NULL OR a.after IS NOT NULL)
+		  AND (a.target = 'user:' || $1::bigint
+		       OR jsonb_path_exists(coalesce(a.before, 'null'), '$.** ? (@ == $v[*])', jsonb_build_object('v', personal.v))
+		       OR jsonb_path_exists(coalesce(a.after, 'null'), '$.** ? (@ == $v[*])', jsonb_build_object('v', personal.v)))`},
 	// Queued and finished webhook deliveries carry the event they send
 	// (jobs.DeliverArgs); older ones have no user_id, only the user's id.
 	{"webhook delivery jobs", `

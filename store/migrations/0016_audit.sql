@@ -1,7 +1,7 @@
 -- The audit log: who changed what, and when. Each entry is written in the
 -- transaction of the change it records, so an entry exists if and only if
 -- its change committed. It never holds a secret (webhook secrets, keys,
--- tokens); its diffs hold personal data, which AuditEraseUser removes.
+-- tokens); its diffs hold personal data, which a purge removes (store/erase.go).
 CREATE TABLE audit_log (
     id          bigserial   PRIMARY KEY,
     occurred_at timestamptz NOT NULL DEFAULT now(),

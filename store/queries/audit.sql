@@ -24,13 +24,3 @@ WHERE id IN (
     ORDER BY occurred_at
     LIMIT @row_limit::bigint
 );
-
--- name: AuditEraseUser :execrows
--- AuditEraseUser drops the diffs of a user's entries, and of any entry whose
--- diff holds one of the given values (the user's name or email) anywhere.
-UPDATE audit_log
-SET before = NULL, after = NULL
-WHERE (before IS NOT NULL OR after IS NOT NULL)
-  AND (target = @target
-       OR jsonb_path_exists(coalesce(before, 'null'), '$.** ? (@ == $v[*])', jsonb_build_object('v', @personal::text[]))
-       OR jsonb_path_exists(coalesce(after, 'null'), '$.** ? (@ == $v[*])', jsonb_build_object('v', @personal::text[])));

@@ -38,30 +38,6 @@ func (q *Queries) AuditCreate(ctx context.Context, arg AuditCreateParams) error 
 	return err
 }
 
-const auditEraseUser = `-- name: AuditEraseUser :execrows
-UPDATE audit_log
-SET before = NULL, after = NULL
-WHERE (before IS NOT NULL OR after IS NOT NULL)
-  AND (target = $1
-       OR jsonb_path_exists(coalesce(before, 'null'), '$.** ? (@ == $v[*])', jsonb_build_object('v', $2::text[]))
-       OR jsonb_path_exists(coalesce(after, 'null'), '$.** ? (@ == $v[*])', jsonb_build_object('v', $2::text[])))
-`
-
-type AuditEraseUserParams struct {
-	Target   string
-	Personal []string
-}
-
-// AuditEraseUser drops the diffs of a user's entries, and of any entry whose
-// diff holds one of the given values (the user's name or email) anywhere.
-func (q *Queries) AuditEraseUser(ctx context.Context, arg AuditEraseUserParams) (int64, error) {
-	result, err := q.db.Exec(ctx, auditEraseUser, arg.Target, arg.Personal)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
-}
-
 const auditList = `-- name: AuditList :many
 SELECT id, occurred_at, actor, request_id, action, target, before, after
 FROM audit_log

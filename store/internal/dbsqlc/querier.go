@@ -29,9 +29,6 @@ type Querier interface {
 	APIKeyTouch(ctx context.Context, prefix string) error
 	// AuditCreate records one change, in the change's transaction.
 	AuditCreate(ctx context.Context, arg AuditCreateParams) error
-	// AuditEraseUser drops the diffs of a user's entries, and of any entry whose
-	// diff holds one of the given values (the user's name or email) anywhere.
-	AuditEraseUser(ctx context.Context, arg AuditEraseUserParams) (int64, error)
 	// AuditList returns up to row_limit entries older than the id before (all
 	// when NULL), newest first, of the actor and target given (any when NULL).
 	AuditList(ctx context.Context, arg AuditListParams) ([]AuditLog, error)
