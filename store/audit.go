@@ -243,4 +243,3 @@ func (s *Audit) Trim(ctx context.Context, retention time.Duration, limit int64) 
 	n, err := s.q.AuditTrim(ctx, dbsqlc.AuditTrimParams{RetentionSeconds: retention.Seconds(), RowLimit: limit})
 	return n, translate(err)
 }
-
