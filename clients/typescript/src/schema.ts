@@ -1672,29 +1672,6 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description Another user already has this email address; `errors` names `body.email`. */
-        EmailTaken: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                /**
-                 * @example {
-                 *       "type": "/problems/email-taken",
-                 *       "title": "Email address taken",
-                 *       "status": 409,
-                 *       "detail": "a user with this email address already exists",
-                 *       "errors": [
-                 *         {
-                 *           "location": "body.email",
-                 *           "message": "is already taken by another user"
-                 *         }
-                 *       ]
-                 *     }
-                 */
-                "application/problem+json": components["schemas"]["Problem"];
-            };
-        };
         /** @description Another user already has this email address (`errors` names `body.email`); or the user is suspended. */
         EmailTakenOrUserSuspended: {
             headers: {
