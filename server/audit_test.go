@@ -213,8 +213,8 @@ func TestAudit_ListFiltersAndPages(t *testing.T) {
 	if created := changes[4]; created.Before != nil || (*created.After)["email"] != "ada@example.com" {
 		t.Errorf("the creation's diff = %v → %v, want nothing before and the email after", created.Before, created.After)
 	}
-	if deleted := changes[0]; deleted.After != nil || (*deleted.Before)["name"] != "Ada King" {
-		t.Errorf("the deletion's diff = %v → %v, want the user before and nothing after", deleted.Before, deleted.After)
+	if deleted := changes[0]; deleted.Before == nil || deleted.After == nil || (*deleted.Before)["state"] != "active" || (*deleted.After)["state"] != "deleted" {
+		t.Errorf("the deletion's diff = %v → %v, want state active → deleted", deleted.Before, deleted.After)
 	}
 	var secret gen.WebhookSecret
 	if err := json.Unmarshal(rotated.body, &secret); err != nil {
