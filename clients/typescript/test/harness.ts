@@ -75,7 +75,9 @@ export async function startHarness(settings: Record<string, string> = {}): Promi
       USERAPI_DB_MAX_CONNS: "4",
       USERAPI_CACHE_PREFIX: `tsclient-${randomBytes(4).toString("hex")}:`,
       USERAPI_RATE_LIMIT: "100/1m",
-      USERAPI_RATE_LIMIT_WRITES: "10/1m",
+      // A new key's first request also spends its address's budget (the
+      // key is verified after that limit): room for every key a file makes.
+      USERAPI_RATE_LIMIT_WRITES: "20/1m",
       USERAPI_PROCESS_DELAY: "100ms",
       USERAPI_WEBHOOK_ALLOW_PRIVATE: "true", // the tests' receiver is on loopback
       ...settings,
