@@ -2,7 +2,7 @@
 // operation has a curl one, and every TypeScript one type-checks with
 // tsc --strict against the client package; every curl sample runs against a
 // live server and succeeds, in the spec's order with the deletions last (so
-// that the ids they name exist when they run).
+// that the ids they name exist when they run), after what `given` sets up.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -86,6 +86,15 @@ describe("code samples", () => {
     return false;
   }
 
+  // What a sample needs first that no earlier sample leaves behind: a
+  // deleted user to undelete (the deletions run last).
+  const given = {
+    undeleteUser: async (env) => {
+      const res = await fetch(`${h.baseUrl}/users/1`, { method: "DELETE", headers: { Authorization: `Bearer ${env.USERAPI_KEY}` } });
+      assert.equal(res.status, 204, "the soft delete before undeleteUser's sample");
+    },
+  };
+
   it("every curl sample succeeds against the server", async () => {
     const env = { ...process.env, USERAPI_URL: h.baseUrl, USERAPI_KEY: h.key("admin") };
     const cwd = mkdtempSync(join(tmpdir(), "userapi-curl-")); // for the files samples download
@@ -96,6 +105,7 @@ describe("code samples", () => {
       // A live stream never ends by itself: give it a few seconds.
       const limit = s.id === "streamEvents" ? "--max-time 3 " : "";
       const script = `curl() { command curl --fail-with-body -sS ${limit}"$@"; }\n${curl}`;
+      await given[s.id]?.(env);
       try {
         await run("bash", ["-euo", "pipefail", "-c", script], { env, cwd, maxBuffer: 16 << 20 });
       } catch (e) {
