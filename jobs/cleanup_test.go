@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"userapi/jobs"
 	"userapi/jobs/jobstest"
@@ -26,18 +27,7 @@ func TestCleanup_DeletesExpiredRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	jobstest.Start(t, pool, jobs.Options{Workers: 1})
-	deadline := time.Now().Add(20 * time.Second)
-	var left int
-	for time.Now().Before(deadline) {
-		if err := pool.QueryRow(ctx, "SELECT count(*) FROM idempotency_keys").Scan(&left); err != nil {
-			t.Fatal(err)
-		}
-		if left == 10 {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%d records left after the clean-up, want the 10 unexpired", left)
+	waitForRows(t, pool, "idempotency_keys", 10, "records left after the clean-up, want the 10 unexpired")
 }
 
 // The leader deletes audit entries older than the retention when it starts,
@@ -52,18 +42,7 @@ func TestAuditTrim_DeletesOldEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	jobstest.Start(t, pool, jobs.Options{Workers: 1, AuditRetention: 24 * time.Hour})
-	deadline := time.Now().Add(20 * time.Second)
-	var left int
-	for time.Now().Before(deadline) {
-		if err := pool.QueryRow(ctx, "SELECT count(*) FROM audit_log").Scan(&left); err != nil {
-			t.Fatal(err)
-		}
-		if left == 10 {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%d audit entries left after the trim, want the 10 within the retention", left)
+	waitForRows(t, pool, "audit_log", 10, "audit entries left after the trim, want the 10 within the retention")
 }
 
 // The leader purges, when it starts, the users deleted longer ago than
@@ -110,4 +89,22 @@ func TestPurge_ErasesUsersDeletedLongAgo(t *testing.T) {
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM events WHERE type = 'user.purged' AND user_id = $1 AND data IS NULL", ids[0]).Scan(&purged); err != nil || purged != 1 {
 		t.Errorf("%d user.purged events without data, %v; want 1", purged, err)
 	}
+}
+
+// waitForRows waits up to 20 s for table to hold want rows, and fails with
+// what (a format for the count left) otherwise.
+func waitForRows(t *testing.T, pool *pgxpool.Pool, table string, want int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var left int
+	for time.Now().Before(deadline) {
+		if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left == want {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%d "+what, left)
 }
