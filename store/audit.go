@@ -194,7 +194,7 @@ type AuditLog interface {
 }
 
 // Audit is the PostgreSQL audit log. Changes write to it themselves (see
-// recordAudit); this reads, trims and erases.
+// recordAudit) and a purge erases from it (erase.go); this reads and trims.
 type Audit struct {
 	db DB
 	q  *dbsqlc.Queries
