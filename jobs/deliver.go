@@ -63,9 +63,15 @@ func (DeliverArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue
 // transaction, one delivery of its event per subscription to its type.
 func (q *Queue) UserHook() store.UserHook {
 	return func(ctx context.Context, tx pgx.Tx, ev store.UserEvent) error {
-		ids, err := store.NewWebhooks(tx).Subscribers(ctx, ev.Type)
-		if err != nil || len(ids) == 0 {
-			return err
+		ids := ev.Subscribers
+		if ids == nil { // a change that did not look them up with its event
+			var err error
+			if ids, err = store.NewWebhooks(tx).Subscribers(ctx, ev.Type); err != nil {
+				return err
+			}
+		}
+		if len(ids) == 0 {
+			return nil
 		}
 		params := make([]river.InsertManyParams, len(ids))
 		for i, id := range ids {
