@@ -60,7 +60,9 @@ func (DeliverArgs) Kind() string { return "webhook_deliver" }
 func (DeliverArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueWebhooks} }
 
 // UserHook returns the store hook that queues, inside the user change's
-// transaction, one delivery of its event per subscription to its type.
+// transaction, one delivery of its event per subscription to its type. A
+// change nobody subscribes to has nothing to queue: give it to the store
+// with WithSubscriberHook.
 func (q *Queue) UserHook() store.UserHook {
 	return func(ctx context.Context, tx pgx.Tx, ev store.UserEvent) error {
 		ids := ev.Subscribers

@@ -274,3 +274,54 @@ func TestEvents_CreateTimeFormat(t *testing.T) {
 		}
 	}
 }
+
+// With a subscriber hook, a creation nobody subscribes to is one statement
+// and the hook does not run; once a subscription exists, even one made just
+// before, the creation runs in a transaction with the hook, and a hook that
+// fails rolls it back.
+func TestEvents_CreateWithSubscriberHook(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := storetest.Pool(t, storetest.QuietDB(t), 4)
+	log := store.NewEvents(pool)
+	var hooked []store.UserEvent
+	var refuse error
+	users := store.NewUsers(pool).WithSubscriberHook(func(_ context.Context, _ pgx.Tx, ev store.UserEvent) error {
+		hooked = append(hooked, ev)
+		return refuse
+	})
+	create := func(name string) (store.User, error) {
+		return users.Create(ctx, store.NewUser{Name: name, Email: name + "@example.com"})
+	}
+	if _, err := create("alone"); err != nil {
+		t.Fatal(err)
+	}
+	if len(hooked) != 0 {
+		t.Fatalf("hook ran for a creation nobody subscribes to: %+v", hooked)
+	}
+	w, err := store.NewWebhooks(pool).Create(ctx, store.NewWebhook{URL: "https://example.com/hook", Events: []string{store.UserCreated}, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribed, err := create("subscribed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hooked) != 1 || hooked[0].User.ID != subscribed.ID || !slices.Equal(hooked[0].Subscribers, []int64{w.ID}) {
+		t.Fatalf("hook got %+v, want the subscribed creation with subscriber %d", hooked, w.ID)
+	}
+	refuse = errors.New("refused")
+	if _, err := create("refused"); !errors.Is(err, refuse) {
+		t.Fatalf("Create with a failing hook = %v, want its error", err)
+	}
+	evs, _ := readAll(t, log, 0)
+	var names []string
+	for _, ev := range evs {
+		var u struct{ Name string }
+		_ = json.Unmarshal(ev.Data, &u)
+		names = append(names, u.Name)
+	}
+	if want := []string{"alone", "subscribed"}; !slices.Equal(names, want) {
+		t.Errorf("events of %q, want %q", names, want)
+	}
+}

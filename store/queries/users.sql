@@ -5,14 +5,21 @@
 -- UserCreateRecorded inserts a user together with its user.created event
 -- (its id as EventRecord makes it, event_id 0 past 65536 events in one
 -- transaction) and audit entry, and returns the user, the event's id and
--- the ids of the subscriptions to user.created as the transaction sees
--- them: a creation's writes in one round trip. data is the event's data
--- but for the id and timestamps, which the row gives; they are written as
--- encoding/json writes a time.Time (RFC 3339 in UTC, trailing zeros of the
--- fraction dropped), as PostgreSQL writes a timestamp in JSON with a Z.
-WITH u AS (
+-- the ids of the subscriptions to user.created as the statement sees them:
+-- a creation's writes in one round trip. With only_unsubscribed it writes
+-- nothing, and returns no row, when there are subscriptions: run on its own,
+-- as its own transaction, it then leaves the creation to a transaction in
+-- which deliveries can be queued. data is the event's data but for the id
+-- and timestamps, which the row gives; they are written as encoding/json
+-- writes a time.Time (RFC 3339 in UTC, trailing zeros of the fraction
+-- dropped), as PostgreSQL writes a timestamp in JSON with a Z.
+WITH s AS (
+    SELECT ARRAY(SELECT w.id FROM webhooks w WHERE w.events @> ARRAY['user.created'] ORDER BY w.id)::bigint[] AS subscribers
+), u AS (
     INSERT INTO users (name, email, email_key)
-    VALUES (@name, @email, @email_key)
+    SELECT @name, @email, @email_key
+    FROM s
+    WHERE NOT @only_unsubscribed::boolean OR cardinality(s.subscribers) = 0
     RETURNING id, name, email, version, created_at, updated_at, state, deleted_at
 ), e AS (
     INSERT INTO events (id, type, occurred_at, user_id, data)
@@ -33,9 +40,8 @@ WITH u AS (
     FROM u
 )
 SELECT u.id, u.name, u.email, u.version, u.created_at, u.updated_at, u.state, u.deleted_at,
-       coalesce((SELECT id FROM e), 0)::bigint AS event_id,
-       ARRAY(SELECT w.id FROM webhooks w WHERE w.events @> ARRAY['user.created'] ORDER BY w.id)::bigint[] AS subscribers
-FROM u;
+       coalesce((SELECT id FROM e), 0)::bigint AS event_id, s.subscribers
+FROM u, s;
 
 -- name: UserGet :one
 -- UserGet returns the user with this id, whatever its state.

@@ -84,11 +84,14 @@ type Querier interface {
 	// UserCreateRecorded inserts a user together with its user.created event
 	// (its id as EventRecord makes it, event_id 0 past 65536 events in one
 	// transaction) and audit entry, and returns the user, the event's id and
-	// the ids of the subscriptions to user.created as the transaction sees
-	// them: a creation's writes in one round trip. data is the event's data
-	// but for the id and timestamps, which the row gives; they are written as
-	// encoding/json writes a time.Time (RFC 3339 in UTC, trailing zeros of the
-	// fraction dropped), as PostgreSQL writes a timestamp in JSON with a Z.
+	// the ids of the subscriptions to user.created as the statement sees them:
+	// a creation's writes in one round trip. With only_unsubscribed it writes
+	// nothing, and returns no row, when there are subscriptions: run on its own,
+	// as its own transaction, it then leaves the creation to a transaction in
+	// which deliveries can be queued. data is the event's data but for the id
+	// and timestamps, which the row gives; they are written as encoding/json
+	// writes a time.Time (RFC 3339 in UTC, trailing zeros of the fraction
+	// dropped), as PostgreSQL writes a timestamp in JSON with a Z.
 	UserCreateRecorded(ctx context.Context, arg UserCreateRecordedParams) (UserCreateRecordedRow, error)
 	// UserDeletedWithEmail returns the id of the deleted user that holds this
 	// email key, if one does.

@@ -14,14 +14,18 @@ import (
 
 const userCreateRecorded = `-- name: UserCreateRecorded :one
 
-WITH u AS (
+WITH s AS (
+    SELECT ARRAY(SELECT w.id FROM webhooks w WHERE w.events @> ARRAY['user.created'] ORDER BY w.id)::bigint[] AS subscribers
+), u AS (
     INSERT INTO users (name, email, email_key)
-    VALUES ($1, $2, $3)
+    SELECT $1, $2, $3
+    FROM s
+    WHERE NOT $4::boolean OR cardinality(s.subscribers) = 0
     RETURNING id, name, email, version, created_at, updated_at, state, deleted_at
 ), e AS (
     INSERT INTO events (id, type, occurred_at, user_id, data)
     SELECT coalesce(max(ev.id) + 1, b.base), 'user.created', u.created_at, u.id,
-           $4::jsonb || jsonb_build_object(
+           $5::jsonb || jsonb_build_object(
                'id', u.id,
                'created_at', (to_json(u.created_at AT TIME ZONE 'UTC') #>> '{}') || 'Z',
                'updated_at', (to_json(u.updated_at AT TIME ZONE 'UTC') #>> '{}') || 'Z')
@@ -33,23 +37,23 @@ WITH u AS (
     RETURNING id
 ), a AS (
     INSERT INTO audit_log (actor, request_id, action, target, after)
-    SELECT $5, $6, 'user.created', 'user:' || u.id, $7::jsonb
+    SELECT $6, $7, 'user.created', 'user:' || u.id, $8::jsonb
     FROM u
 )
 SELECT u.id, u.name, u.email, u.version, u.created_at, u.updated_at, u.state, u.deleted_at,
-       coalesce((SELECT id FROM e), 0)::bigint AS event_id,
-       ARRAY(SELECT w.id FROM webhooks w WHERE w.events @> ARRAY['user.created'] ORDER BY w.id)::bigint[] AS subscribers
-FROM u
+       coalesce((SELECT id FROM e), 0)::bigint AS event_id, s.subscribers
+FROM u, s
 `
 
 type UserCreateRecordedParams struct {
-	Name       string
-	Email      string
-	EmailKey   pgtype.Text
-	Data       []byte
-	Actor      string
-	RequestID  string
-	AuditAfter []byte
+	Name             string
+	Email            string
+	EmailKey         pgtype.Text
+	OnlyUnsubscribed bool
+	Data             []byte
+	Actor            string
+	RequestID        string
+	AuditAfter       []byte
 }
 
 type UserCreateRecordedRow struct {
@@ -70,16 +74,20 @@ type UserCreateRecordedRow struct {
 // UserCreateRecorded inserts a user together with its user.created event
 // (its id as EventRecord makes it, event_id 0 past 65536 events in one
 // transaction) and audit entry, and returns the user, the event's id and
-// the ids of the subscriptions to user.created as the transaction sees
-// them: a creation's writes in one round trip. data is the event's data
-// but for the id and timestamps, which the row gives; they are written as
-// encoding/json writes a time.Time (RFC 3339 in UTC, trailing zeros of the
-// fraction dropped), as PostgreSQL writes a timestamp in JSON with a Z.
+// the ids of the subscriptions to user.created as the statement sees them:
+// a creation's writes in one round trip. With only_unsubscribed it writes
+// nothing, and returns no row, when there are subscriptions: run on its own,
+// as its own transaction, it then leaves the creation to a transaction in
+// which deliveries can be queued. data is the event's data but for the id
+// and timestamps, which the row gives; they are written as encoding/json
+// writes a time.Time (RFC 3339 in UTC, trailing zeros of the fraction
+// dropped), as PostgreSQL writes a timestamp in JSON with a Z.
 func (q *Queries) UserCreateRecorded(ctx context.Context, arg UserCreateRecordedParams) (UserCreateRecordedRow, error) {
 	row := q.db.QueryRow(ctx, userCreateRecorded,
 		arg.Name,
 		arg.Email,
 		arg.EmailKey,
+		arg.OnlyUnsubscribed,
 		arg.Data,
 		arg.Actor,
 		arg.RequestID,
