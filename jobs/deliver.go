@@ -60,12 +60,20 @@ func (DeliverArgs) Kind() string { return "webhook_deliver" }
 func (DeliverArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueWebhooks} }
 
 // UserHook returns the store hook that queues, inside the user change's
-// transaction, one delivery of its event per subscription to its type.
+// transaction, one delivery of its event per subscription to its type. A
+// change nobody subscribes to has nothing to queue: give it to the store
+// with WithSubscriberHook.
 func (q *Queue) UserHook() store.UserHook {
 	return func(ctx context.Context, tx pgx.Tx, ev store.UserEvent) error {
-		ids, err := store.NewWebhooks(tx).Subscribers(ctx, ev.Type)
-		if err != nil || len(ids) == 0 {
-			return err
+		ids := ev.Subscribers
+		if ids == nil { // a change that did not look them up with its event
+			var err error
+			if ids, err = store.NewWebhooks(tx).Subscribers(ctx, ev.Type); err != nil {
+				return err
+			}
+		}
+		if len(ids) == 0 {
+			return nil
 		}
 		params := make([]river.InsertManyParams, len(ids))
 		for i, id := range ids {

@@ -181,7 +181,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Queue, error) {
 		return nil, fmt.Errorf("job queue: %w", err)
 	}
 	q := &Queue{client: client, pool: pool, working: opts.Workers > 0, logger: opts.Logger}
-	purge.users = users.WithHook(q.UserHook())
+	purge.users = users.WithSubscriberHook(q.UserHook())
 	return q, nil
 }
 

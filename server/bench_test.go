@@ -59,6 +59,29 @@ func BenchmarkGetUser(b *testing.B) {
 	}
 }
 
+// BenchmarkListUsers measures GET /users?limit=100 over a real database:
+// the statement, the scan of a hundred rows and their encoding.
+func BenchmarkListUsers(b *testing.B) {
+	pool := storetest.Pool(b, storetest.NewDB(b), 4)
+	if _, err := pool.Exec(b.Context(), `INSERT INTO users (name, email, email_key)
+		SELECT 'User ' || g, 'user' || g || '@example.com', 'user' || g || '@example.com' FROM generate_series(1, 1000) g`); err != nil {
+		b.Fatal(err)
+	}
+	e, err := server.New(slog.New(slog.DiscardHandler), store.NewUsers(pool), server.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodGet, "/users?limit=100", nil)
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+}
+
 // BenchmarkCreateUser measures POST /users over a real database, without
 // and with an Idempotency-Key, and the replay of a stored answer: the
 // difference is what the key costs (a transaction, an advisory lock, a

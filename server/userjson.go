@@ -161,10 +161,50 @@ func appendUser(b []byte, u store.User) []byte {
 	return append(b, '}')
 }
 
+// appendTime appends t as encoding/json does (RFC 3339, the fraction's
+// trailing zeros dropped). Times in UTC, which the store returns, are
+// written digit by digit: the general formatter was most of a list's
+// encoding.
 func appendTime(b []byte, t time.Time) []byte {
+	year, month, day := t.Date()
+	if t.Location() != time.UTC || year < 0 || year > 9999 {
+		b = append(b, '"')
+		b = t.AppendFormat(b, time.RFC3339Nano)
+		return append(b, '"')
+	}
+	hour, minute, second := t.Clock()
 	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	b = appendDigits(b, second, 2)
+	if ns := t.Nanosecond(); ns != 0 {
+		digits := 9
+		for ns%10 == 0 {
+			ns /= 10
+			digits--
+		}
+		b = append(b, '.')
+		b = appendDigits(b, ns, digits)
+	}
+	return append(b, 'Z', '"')
+}
+
+// appendDigits appends n, 0 <= n < 10^width, in exactly width digits.
+func appendDigits(b []byte, n, width int) []byte {
+	b = append(b, "000000000"[:width]...)
+	for i := len(b) - 1; n > 0; i-- {
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return b
 }
 
 const hex = "0123456789abcdef"

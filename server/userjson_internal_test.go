@@ -34,6 +34,27 @@ func TestAppendUserMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+// appendTime writes what encoding/json writes for a time, whatever its
+// fraction, zone or year.
+func TestAppendTimeMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, tm := range []time.Time{
+		time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		time.Date(2026, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(2026, 6, 7, 8, 9, 10, 120000000, time.UTC),
+		time.Date(1999, 1, 1, 0, 0, 0, 1000, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 100, time.UTC),
+		time.Date(2026, 6, 7, 8, 9, 10, 500, time.FixedZone("", -7*3600)),
+		time.Date(2026, 6, 7, 8, 9, 10, 500, time.Local),
+	} {
+		want, _ := json.Marshal(tm)
+		if got := appendTime(nil, tm); !bytes.Equal(got, want) {
+			t.Errorf("appendTime(%s) = %s, want %s", tm, got, want)
+		}
+	}
+}
+
 func FuzzAppendString(f *testing.F) {
 	for _, s := range []string{"", "a", "\"", "\xff", "\u2028", "<>&", "é"} {
 		f.Add(s)

@@ -106,14 +106,10 @@ func WebhookTarget(id int64) string { return fmt.Sprintf("webhook:%d", id) }
 // KeyTarget names an API key in the audit log.
 func KeyTarget(prefix string) string { return "key:" + prefix }
 
-// auditUser records a user change from its event, whatever its type: the
-// action is the event's type and the diff compares ev.Before with ev.User
-// field by field, so a new kind of change is audited as it is.
-func auditUser(ctx context.Context, q *dbsqlc.Queries, ev UserEvent) error {
-	return recordAudit(ctx, q, ev.Type, UserTarget(ev.User.ID), userDiff(ev))
-}
-
-// userDiff is what a user change changed. A creation has only after; a
+// userDiff is what a user change changed, for its audit entry (written with
+// its event, see recordChange): the action is the event's type and the diff
+// compares ev.Before with ev.User field by field, so a new kind of change is
+// audited as it is. A creation has only after; a
 // deletion whose row went has only before; any other change has the fields
 // that differ (none for an update that changed nothing).
 func userDiff(ev UserEvent) diff {

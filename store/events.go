@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -205,25 +204,53 @@ type eventData struct {
 	UpdatedAt time.Time  `json:"updated_at"`
 }
 
-// appendEvent writes ev to the log in q's transaction and sets its ID.
-// A purge's event carries no data: the user's is what was erased.
-func appendEvent(ctx context.Context, q *dbsqlc.Queries, ev *UserEvent) error {
+// recordChange writes ev to the log and its audit entry in q's transaction,
+// sets its ID and Data, and its Subscribers as the transaction sees them:
+// one statement, so one round trip. A purge's event carries no data: the
+// user's is what was erased.
+func recordChange(ctx context.Context, q *dbsqlc.Queries, ev *UserEvent) error {
 	u := ev.User
 	var data []byte
 	if ev.Type != UserPurged {
 		var err error
-		data, err = json.Marshal(eventData{ID: u.ID, Name: u.Name, Email: u.Email, State: u.State, DeletedAt: u.DeletedAt, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt})
-		if err != nil {
+		if data, err = eventJSON(u); err != nil {
 			return err
 		}
 	}
 	ev.Data, ev.UserID, ev.OccurredAt = data, u.ID, ev.OccurredAt.UTC()
-	var err error
-	ev.ID, err = q.EventCreate(ctx, dbsqlc.EventCreateParams{
+	d := userDiff(*ev)
+	before, err := jsonOrNil(d.before)
+	if err != nil {
+		return err
+	}
+	after, err := jsonOrNil(d.after)
+	if err != nil {
+		return err
+	}
+	who := actorOf(ctx)
+	row, err := q.EventRecord(ctx, dbsqlc.EventRecordParams{
 		Type: ev.Type, OccurredAt: ev.OccurredAt, UserID: u.ID, Data: data, Changed: ev.Changed,
+		Actor: who.actor, RequestID: who.requestID, Target: UserTarget(u.ID), Before: before, After: after,
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
+	if err != nil {
+		return err
+	}
+	return ev.recorded(row.EventID, row.Subscribers)
+}
+
+// recorded sets what the statement that logged ev returned.
+func (ev *UserEvent) recorded(id int64, subscribers []int64) error {
+	if id == 0 {
 		return errors.New("more than 65536 events in one transaction")
 	}
-	return err
+	if subscribers == nil {
+		subscribers = []int64{} // looked up, and none: not the hook's to look up again
+	}
+	ev.ID, ev.Subscribers = id, subscribers
+	return nil
+}
+
+// eventJSON is u as an event's data.
+func eventJSON(u User) ([]byte, error) {
+	return json.Marshal(eventData{ID: u.ID, Name: u.Name, Email: u.Email, State: u.State, DeletedAt: u.DeletedAt, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt})
 }

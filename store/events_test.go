@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"userapi/store"
 	"userapi/store/storetest"
@@ -167,5 +171,157 @@ func TestEvents_Trim(t *testing.T) {
 	}
 	if more, _ := readAll(t, log, evs[1].ID); !slices.Equal(ids(more), ids(evs[2:])) {
 		t.Errorf("After(log start) = %v, want %v", ids(more), ids(evs[2:]))
+	}
+}
+
+// A creation writes its row, event and audit entry in one statement: the
+// event's data is the user as the hook gets it, timestamps as encoding/json
+// writes them, and the hook gets the subscriptions to user.created that the
+// transaction sees, a subscription made just before included.
+func TestEvents_CreateRecordsDataAndSubscribers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := storetest.Pool(t, storetest.QuietDB(t), 4)
+	log := store.NewEvents(pool)
+	hooks := store.NewWebhooks(pool)
+	newHook := func(events ...string) int64 {
+		t.Helper()
+		w, err := hooks.Create(ctx, store.NewWebhook{URL: "https://example.com/hook", Events: events, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.ID
+	}
+	var got []store.UserEvent
+	users := store.NewUsers(pool).WithHook(func(_ context.Context, _ pgx.Tx, ev store.UserEvent) error {
+		got = append(got, ev)
+		return nil
+	})
+	var want [][]int64
+	for i := range 12 {
+		switch i {
+		case 0:
+			want = append(want, []int64{})
+		case 1:
+			newHook(store.UserUpdated)
+			want = append(want, []int64{})
+		case 2:
+			want = append(want, []int64{newHook(store.UserCreated, store.UserDeleted)})
+		default:
+			want = append(want, want[2])
+		}
+		if _, err := users.Create(ctx, store.NewUser{Name: fmt.Sprint("Ada <", i, ">"), Email: fmt.Sprintf("ada%d@example.com", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, ev := range got {
+		if ev.Subscribers == nil || !slices.Equal(ev.Subscribers, want[i]) {
+			t.Errorf("create %d: hook got subscribers %v, want %v", i, ev.Subscribers, want[i])
+		}
+		stored, err := log.Get(ctx, ev.ID)
+		if err != nil {
+			t.Fatalf("create %d: event %d: %v", i, ev.ID, err)
+		}
+		var a, b map[string]any
+		if err := json.Unmarshal(stored.Data, &a); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(ev.Data, &b); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(a, b) || stored.UserID != ev.User.ID || !stored.OccurredAt.Equal(ev.User.CreatedAt) {
+			t.Errorf("create %d: stored event %s (user %d at %s), want %s (user %d at %s)",
+				i, stored.Data, stored.UserID, stored.OccurredAt, ev.Data, ev.User.ID, ev.User.CreatedAt)
+		}
+	}
+}
+
+// The statement writes times as encoding/json does: RFC 3339 in UTC, the
+// fraction's trailing zeros dropped, no fraction when it is zero.
+func TestEvents_CreateTimeFormat(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := storetest.Pool(t, storetest.QuietDB(t), 2)
+	for _, at := range []time.Time{
+		time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		time.Date(2026, 1, 2, 3, 4, 5, 120000000, time.UTC),
+		time.Date(2026, 12, 31, 23, 59, 59, 999999000, time.FixedZone("", 5*3600)),
+		time.Date(2026, 6, 1, 0, 0, 0, 1000, time.UTC),
+	} {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The creation's timestamps are the transaction's start.
+		if _, err := tx.Exec(ctx, "ALTER TABLE users ALTER COLUMN created_at SET DEFAULT '"+at.Format(time.RFC3339Nano)+"'; "+
+			"ALTER TABLE users ALTER COLUMN updated_at SET DEFAULT '"+at.Format(time.RFC3339Nano)+"'"); err != nil {
+			t.Fatal(err)
+		}
+		ctx, done := store.WithTx(ctx, tx)
+		u, err := store.NewUsers(pool).Create(ctx, store.NewUser{Name: "Ada", Email: "ada-" + at.Format("150405.000000") + "@example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var data string
+		if err := tx.QueryRow(ctx, "SELECT data->>'created_at' FROM events WHERE user_id = $1", u.ID).Scan(&data); err != nil {
+			t.Fatal(err)
+		}
+		_ = tx.Rollback(ctx)
+		done.Ended()
+		want, _ := json.Marshal(at.UTC())
+		if `"`+data+`"` != string(want) {
+			t.Errorf("created_at %s in the event = %q, want %s", at, data, want)
+		}
+	}
+}
+
+// With a subscriber hook, a creation nobody subscribes to is one statement
+// and the hook does not run; once a subscription exists, even one made just
+// before, the creation runs in a transaction with the hook, and a hook that
+// fails rolls it back.
+func TestEvents_CreateWithSubscriberHook(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := storetest.Pool(t, storetest.QuietDB(t), 4)
+	log := store.NewEvents(pool)
+	var hooked []store.UserEvent
+	var refuse error
+	users := store.NewUsers(pool).WithSubscriberHook(func(_ context.Context, _ pgx.Tx, ev store.UserEvent) error {
+		hooked = append(hooked, ev)
+		return refuse
+	})
+	create := func(name string) (store.User, error) {
+		return users.Create(ctx, store.NewUser{Name: name, Email: name + "@example.com"})
+	}
+	if _, err := create("alone"); err != nil {
+		t.Fatal(err)
+	}
+	if len(hooked) != 0 {
+		t.Fatalf("hook ran for a creation nobody subscribes to: %+v", hooked)
+	}
+	w, err := store.NewWebhooks(pool).Create(ctx, store.NewWebhook{URL: "https://example.com/hook", Events: []string{store.UserCreated}, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribed, err := create("subscribed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hooked) != 1 || hooked[0].User.ID != subscribed.ID || !slices.Equal(hooked[0].Subscribers, []int64{w.ID}) {
+		t.Fatalf("hook got %+v, want the subscribed creation with subscriber %d", hooked, w.ID)
+	}
+	refuse = errors.New("refused")
+	if _, err := create("refused"); !errors.Is(err, refuse) {
+		t.Fatalf("Create with a failing hook = %v, want its error", err)
+	}
+	evs, _ := readAll(t, log, 0)
+	var names []string
+	for _, ev := range evs {
+		var u struct{ Name string }
+		_ = json.Unmarshal(ev.Data, &u)
+		names = append(names, u.Name)
+	}
+	if want := []string{"alone", "subscribed"}; !slices.Equal(names, want) {
+		t.Errorf("events of %q, want %q", names, want)
 	}
 }

@@ -125,3 +125,51 @@ func BenchmarkUsers_ListByEmailAfterOffsets(b *testing.B) {
 		}
 	}
 }
+
+// A page is decoded from PostgreSQL's binary format by hand: it reads every
+// field as the generic scan of GetMany does, times before 2000 and a
+// deleted user's included, and as the text protocol's scan does too.
+func TestList_DecodesAsScan(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := storetest.Pool(t, storetest.QuietDB(t), 2)
+	if _, err := pool.Exec(ctx, `INSERT INTO users (name, email, email_key, version, created_at, updated_at, state, deleted_at) VALUES
+		('Ada', 'ada@example.com', 'ada@example.com', 1, '1999-12-31 23:59:59.999999+00', '2000-01-01 00:00:00+00', 'active', NULL),
+		('José Núñez ✓', 'jose@example.com', 'jose@example.com', 7, '1970-01-01 00:00:00.5+02', '2026-11-30 17:00:00.123456+00', 'suspended', NULL),
+		('Gone', 'gone@example.com', 'gone@example.com', 3, '2026-01-02 03:04:05.06+00', '2026-01-02 03:04:05.07+00', 'deleted', '2026-01-02 03:04:05.07+00')`); err != nil {
+		t.Fatal(err)
+	}
+	page, err := store.NewUsers(pool).List(ctx, store.UserFilter{Limit: 10, UserQuery: store.UserQuery{ShowDeleted: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, u := range page.Users {
+		ids = append(ids, u.ID)
+	}
+	want, err := store.NewUsers(pool).GetMany(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, pool.Config().ConnString()+"&default_query_exec_mode=simple_protocol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	text, err := store.NewUsers(conn).List(ctx, store.UserFilter{Limit: 10, UserQuery: store.UserQuery{ShowDeleted: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Users) != 3 || len(want) != 3 || len(text.Users) != 3 {
+		t.Fatalf("List = %d users, GetMany %d, over the text protocol %d; want 3", len(page.Users), len(want), len(text.Users))
+	}
+	for i := range want {
+		got, w, txt := page.Users[i], want[i], text.Users[i]
+		if got.DeletedAt != nil && w.DeletedAt != nil && got.DeletedAt.Equal(*w.DeletedAt) && got.DeletedAt.Location() == time.UTC {
+			got.DeletedAt, w.DeletedAt, txt.DeletedAt = nil, nil, nil
+		}
+		if got != w || txt != w || got.CreatedAt.Location() != time.UTC {
+			t.Errorf("List read %+v, over the text protocol %+v; GetMany %+v", got, txt, w)
+		}
+	}
+}

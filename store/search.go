@@ -245,7 +245,7 @@ func list(ctx context.Context, db DB, f UserFilter) (UserPage, error) {
 	if err != nil {
 		return UserPage{}, err
 	}
-	users, err := pgx.CollectRows(rows, scanUser)
+	users, err := scanUsers(rows, f.Limit+1) // one more says whether more follow
 	if err != nil {
 		return UserPage{}, err
 	}
@@ -256,7 +256,7 @@ func list(ctx context.Context, db DB, f UserFilter) (UserPage, error) {
 	return page, nil
 }
 
-func scanUser(row pgx.CollectableRow) (User, error) {
+func scanUser(row pgx.Rows) (User, error) {
 	var u User
 	err := row.Scan(&u.ID, &u.Name, &u.Email, &u.Version, &u.CreatedAt, &u.UpdatedAt, &u.State, &u.DeletedAt)
 	u.CreatedAt, u.UpdatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC()

@@ -148,6 +148,10 @@ type UserEvent struct {
 	// Before is the row before the change; nil for UserCreated. The audit
 	// log records the fields that differ from User.
 	Before *User
+	// Subscribers are the ids of the webhook subscriptions to Type, as the
+	// change's transaction saw them when it logged the event; a hook that
+	// queues deliveries need not look them up again. Nil when unknown.
+	Subscribers []int64
 }
 
 // UserHook runs inside the transaction of every user change, after the row
@@ -158,10 +162,12 @@ type UserHook func(ctx context.Context, tx pgx.Tx, ev UserEvent) error
 
 // Users is the PostgreSQL user repository.
 type Users struct {
-	db        DB
-	q         *dbsqlc.Queries
-	hook      UserHook
-	committed func()
+	db   DB
+	q    *dbsqlc.Queries
+	hook UserHook
+	// hookOnlySubscribed runs hook only for changes a webhook subscribes to.
+	hookOnlySubscribed bool
+	committed          func()
 }
 
 var _ UserService = (*Users)(nil)
@@ -174,34 +180,117 @@ func NewUsers(db DB) *Users {
 // WithTx returns a repository whose statements run inside tx, so a caller can
 // commit a user change together with other writes. It keeps the hook.
 func (s *Users) WithTx(tx pgx.Tx) *Users {
-	return &Users{db: tx, q: dbsqlc.New(tx), hook: s.hook, committed: s.committed}
+	c := *s
+	c.db, c.q = tx, dbsqlc.New(tx)
+	return &c
 }
 
 // WithHook returns a repository that calls hook inside the transaction of
 // every change it makes.
 func (s *Users) WithHook(hook UserHook) *Users {
-	return &Users{db: s.db, q: s.q, hook: hook, committed: s.committed}
+	c := *s
+	c.hook, c.hookOnlySubscribed = hook, false
+	return &c
+}
+
+// WithSubscriberHook returns a repository that calls hook inside the
+// transaction of every change a webhook subscribes to (ev.Subscribers is not
+// empty), such as one that queues deliveries. A creation nobody subscribes
+// to then needs no transaction of its own (see Create).
+func (s *Users) WithSubscriberHook(hook UserHook) *Users {
+	c := *s
+	c.hook, c.hookOnlySubscribed = hook, true
+	return &c
 }
 
 // WithCommitted returns a repository that calls fn once the transaction of
 // each change has ended (see AfterTx), to wake the event log's readers. It
 // must be quick: the change's caller waits for it.
 func (s *Users) WithCommitted(fn func()) *Users {
-	return &Users{db: s.db, q: s.q, hook: s.hook, committed: fn}
+	c := *s
+	c.committed = fn
+	return &c
 }
 
 // Create stores a new user. Returns ErrConflict if another user has the same
 // email, as package email compares addresses: a *DeletedEmailError when
 // that user is deleted.
+//
+// The row, its event and its audit entry go in one statement. With no
+// transaction to join and no hook to run (no hook, or a subscriber hook and
+// no subscription to user.created), that statement is the whole transaction:
+// one round trip, as a bare INSERT takes.
 func (s *Users) Create(ctx context.Context, u NewUser) (_ User, err error) {
 	defer wrap(&err, "Users.Create")
-	var created User
-	err = s.change(ctx, func(_ pgx.Tx, q *dbsqlc.Queries) (UserEvent, error) {
-		row, err := q.UserCreate(ctx, dbsqlc.UserCreateParams{Name: u.Name, Email: u.Email, EmailKey: emailKey(u.Email)})
-		created = fromRow(dbsqlc.UserGetRow(row))
-		return UserEvent{Event: Event{Type: UserCreated, OccurredAt: created.CreatedAt}, User: created}, err
+	var ev UserEvent
+	err = errSubscribed
+	if s.mayCreateAlone(ctx) {
+		ev, err = createRecorded(ctx, s.q, u, s.hook != nil)
+	}
+	if errors.Is(err, errSubscribed) {
+		err = s.inTx(ctx, func(tx pgx.Tx, q *dbsqlc.Queries) (err error) {
+			if ev, err = createRecorded(ctx, q, u, false); err != nil {
+				return err
+			}
+			return s.runHook(ctx, tx, ev)
+		})
+	}
+	if err == nil && s.committed != nil {
+		AfterTx(ctx, s.committed)
+	}
+	return ev.User, s.emailConflict(ctx, translate(err), u.Email)
+}
+
+// errSubscribed is why a creation on its own did not happen: a webhook
+// subscribes to it, so the hook must run in its transaction.
+var errSubscribed = errors.New("user.created has subscribers")
+
+// mayCreateAlone reports whether a creation may be a transaction of its
+// own: there is no transaction to join, and a hook, if any, runs only for
+// subscribed changes.
+func (s *Users) mayCreateAlone(ctx context.Context) bool {
+	if _, isTx := s.db.(pgx.Tx); isTx || conn(ctx, s.db) != s.db {
+		return false
+	}
+	return s.hook == nil || s.hookOnlySubscribed
+}
+
+// createRecorded inserts u with its event and audit entry, and returns the
+// event as recordChange would have made it. What the event's data and the
+// audit entry hold but the row decides (the id and timestamps) the
+// statement fills in; the rest is the prospective user's.
+// With onlyUnsubscribed, it writes nothing and returns errSubscribed when a
+// webhook subscribes to user.created.
+func createRecorded(ctx context.Context, q *dbsqlc.Queries, u NewUser, onlyUnsubscribed bool) (UserEvent, error) {
+	prospect := User{Name: u.Name, Email: u.Email, State: StateActive}
+	data, err := eventJSON(prospect)
+	if err != nil {
+		return UserEvent{}, err
+	}
+	after, err := jsonOrNil(userDiff(UserEvent{User: prospect}).after)
+	if err != nil {
+		return UserEvent{}, err
+	}
+	who := actorOf(ctx)
+	row, err := q.UserCreateRecorded(ctx, dbsqlc.UserCreateRecordedParams{
+		Name: u.Name, Email: u.Email, EmailKey: emailKey(u.Email), OnlyUnsubscribed: onlyUnsubscribed,
+		Data: data, Actor: who.actor, RequestID: who.requestID, AuditAfter: after,
 	})
-	return created, s.emailConflict(ctx, translate(err), u.Email)
+	if onlyUnsubscribed && errors.Is(err, pgx.ErrNoRows) {
+		return UserEvent{}, errSubscribed
+	}
+	if err != nil {
+		return UserEvent{}, err
+	}
+	created := fromRow(dbsqlc.UserGetRow{
+		ID: row.ID, Name: row.Name, Email: row.Email, Version: row.Version, CreatedAt: row.CreatedAt,
+		UpdatedAt: row.UpdatedAt, State: row.State, DeletedAt: row.DeletedAt,
+	})
+	ev := UserEvent{Event: Event{Type: UserCreated, OccurredAt: created.CreatedAt, UserID: created.ID}, User: created}
+	if ev.Data, err = eventJSON(created); err != nil {
+		return UserEvent{}, err
+	}
+	return ev, ev.recorded(row.EventID, row.Subscribers)
 }
 
 // Get returns the user with this id, whatever its state. Returns
@@ -373,21 +462,24 @@ func (s *Users) change(ctx context.Context, fn func(tx pgx.Tx, q *dbsqlc.Queries
 		if err != nil {
 			return err
 		}
-		if err := appendEvent(ctx, q, &ev); err != nil {
+		if err := recordChange(ctx, q, &ev); err != nil {
 			return err
 		}
-		if err := auditUser(ctx, q, ev); err != nil {
-			return err
-		}
-		if s.hook == nil {
-			return nil
-		}
-		return s.hook(ctx, tx, ev)
+		return s.runHook(ctx, tx, ev)
 	})
 	if err == nil && s.committed != nil {
 		AfterTx(ctx, s.committed)
 	}
 	return err
+}
+
+// runHook hands ev to the hook, if there is one and it runs for ev, in the
+// change's transaction.
+func (s *Users) runHook(ctx context.Context, tx pgx.Tx, ev UserEvent) error {
+	if s.hook == nil || (s.hookOnlySubscribed && len(ev.Subscribers) == 0) {
+		return nil
+	}
+	return s.hook(ctx, tx, ev)
 }
 
 // inTx runs fn in a transaction (a savepoint when s already runs in one, or

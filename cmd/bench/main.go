@@ -1,6 +1,6 @@
 // Command bench measures userapi under load against references measured in
 // the same run: it seeds a fresh database with 100,000 users, starts the real
-// userapi binary and a minimal static-JSON Echo server as child processes,
+// userapi binary and a minimal static-JSON net/http server as child processes,
 // and drives both with wrk from a third process, interleaving the scenarios
 // round by round and reporting medians. Creates are compared with pgbench
 // inserting the same row at the same database concurrency. It ends with the
@@ -47,7 +47,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/labstack/echo/v4"
 
 	"userapi/internal/freeport"
 )
@@ -92,13 +91,16 @@ func main() {
 	}
 }
 
-// serveStatic is the reference: the least an Echo JSON endpoint can do.
+// serveStatic is the reference: the least a JSON endpoint on plain net/http
+// can do, with the headers a JSON answer needs and nothing else.
 func serveStatic(addr string) {
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
 	body := []byte(staticUser)
-	e.GET("/users/1", func(c echo.Context) error { return c.JSONBlob(http.StatusOK, body) })
-	if err := e.Start(addr); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /users/1", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header()["Content-Type"] = []string{"application/json"}
+		_, _ = w.Write(body)
+	})
+	if err := http.ListenAndServe(addr, mux); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -293,7 +293,7 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 	defer func() { stopFeed(); <-feedDone }()
 	// Every user change writes its event, and queues its webhook
 	// deliveries, in its own transaction; its commit wakes the streams.
-	stored := store.NewUsers(pool).WithHook(queue.UserHook()).WithCommitted(live.Committed)
+	stored := store.NewUsers(pool).WithSubscriberHook(queue.UserHook()).WithCommitted(live.Committed)
 	var users store.UserService = stored
 	ready := &server.Readiness{Probe: func(ctx context.Context) error { return store.Ready(ctx, pool) }}
 	opts := server.Options{

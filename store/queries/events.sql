@@ -1,16 +1,3 @@
--- name: EventCreate :one
--- EventCreate appends an event in the current transaction. Its id is the
--- transaction's id shifted left by 16 bits, plus one for each event the
--- transaction wrote before (see migration 0010); past 65536 events in one
--- transaction it returns no row.
-INSERT INTO events (id, type, occurred_at, user_id, data, changed)
-SELECT coalesce(max(e.id) + 1, b.base), @type, @occurred_at, @user_id, @data::jsonb, sqlc.narg('changed')::text[]
-FROM (SELECT (pg_current_xact_id()::text::bigint << 16)::bigint AS base) b
-LEFT JOIN events e ON e.id >= b.base AND e.id < b.base + 65536
-GROUP BY b.base
-HAVING coalesce(max(e.id) + 1, b.base) < b.base + 65536
-RETURNING id;
-
 -- name: EventsAfter :many
 -- EventsAfter returns up to row_limit events after the id after, oldest
 -- first, of the types given (all when none), of the user given and since
@@ -56,3 +43,27 @@ WITH doomed AS (
     WHERE EXISTS (SELECT 1 FROM doomed)
 )
 DELETE FROM events WHERE id IN (SELECT id FROM doomed);
+
+-- name: EventRecord :one
+-- EventRecord appends a user change's event in the current transaction, and
+-- its audit entry, and returns the event's id and the ids of the
+-- subscriptions to its type as the transaction sees them: what every change
+-- writes besides its row, in one round trip. An event's id is the
+-- transaction's id shifted left by 16 bits, plus one for each event the
+-- transaction wrote before (see migration 0010); past 65536 events in one
+-- transaction nothing is written and event_id is 0.
+WITH e AS (
+    INSERT INTO events (id, type, occurred_at, user_id, data, changed)
+    SELECT coalesce(max(ev.id) + 1, b.base), @type, @occurred_at, @user_id, @data::jsonb, sqlc.narg('changed')::text[]
+    FROM (SELECT (pg_current_xact_id()::text::bigint << 16)::bigint AS base) b
+    LEFT JOIN events ev ON ev.id >= b.base AND ev.id < b.base + 65536
+    GROUP BY b.base
+    HAVING coalesce(max(ev.id) + 1, b.base) < b.base + 65536
+    RETURNING id
+), a AS (
+    INSERT INTO audit_log (actor, request_id, action, target, before, after)
+    SELECT @actor, @request_id, @type, @target, sqlc.narg('before')::jsonb, sqlc.narg('after')::jsonb
+    FROM e
+)
+SELECT coalesce((SELECT id FROM e), 0)::bigint AS event_id,
+       ARRAY(SELECT w.id FROM webhooks w WHERE w.events @> ARRAY[@type::text] ORDER BY w.id)::bigint[] AS subscribers;

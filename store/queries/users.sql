@@ -1,12 +1,47 @@
 -- Each statement names the columns it needs: name_fold, email_fold and
 -- short_grams serve searches only, and would cost bytes on every row read.
 
--- name: UserCreate :one
--- UserCreate inserts a user and returns it with its id and timestamps.
--- email_key is the address's key (package email), unique among users.
-INSERT INTO users (name, email, email_key)
-VALUES (@name, @email, @email_key)
-RETURNING id, name, email, version, created_at, updated_at, state, deleted_at;
+-- name: UserCreateRecorded :one
+-- UserCreateRecorded inserts a user together with its user.created event
+-- (its id as EventRecord makes it, event_id 0 past 65536 events in one
+-- transaction) and audit entry, and returns the user, the event's id and
+-- the ids of the subscriptions to user.created as the statement sees them:
+-- a creation's writes in one round trip. With only_unsubscribed it writes
+-- nothing, and returns no row, when there are subscriptions: run on its own,
+-- as its own transaction, it then leaves the creation to a transaction in
+-- which deliveries can be queued. data is the event's data but for the id
+-- and timestamps, which the row gives; they are written as encoding/json
+-- writes a time.Time (RFC 3339 in UTC, trailing zeros of the fraction
+-- dropped), as PostgreSQL writes a timestamp in JSON with a Z.
+WITH s AS (
+    SELECT ARRAY(SELECT w.id FROM webhooks w WHERE w.events @> ARRAY['user.created'] ORDER BY w.id)::bigint[] AS subscribers
+), u AS (
+    INSERT INTO users (name, email, email_key)
+    SELECT @name, @email, @email_key
+    FROM s
+    WHERE NOT @only_unsubscribed::boolean OR cardinality(s.subscribers) = 0
+    RETURNING id, name, email, version, created_at, updated_at, state, deleted_at
+), e AS (
+    INSERT INTO events (id, type, occurred_at, user_id, data)
+    SELECT coalesce(max(ev.id) + 1, b.base), 'user.created', u.created_at, u.id,
+           @data::jsonb || jsonb_build_object(
+               'id', u.id,
+               'created_at', (to_json(u.created_at AT TIME ZONE 'UTC') #>> '{}') || 'Z',
+               'updated_at', (to_json(u.updated_at AT TIME ZONE 'UTC') #>> '{}') || 'Z')
+    FROM u
+    CROSS JOIN (SELECT (pg_current_xact_id()::text::bigint << 16)::bigint AS base) b
+    LEFT JOIN events ev ON ev.id >= b.base AND ev.id < b.base + 65536
+    GROUP BY b.base, u.id, u.created_at, u.updated_at
+    HAVING coalesce(max(ev.id) + 1, b.base) < b.base + 65536
+    RETURNING id
+), a AS (
+    INSERT INTO audit_log (actor, request_id, action, target, after)
+    SELECT @actor, @request_id, 'user.created', 'user:' || u.id, @audit_after::jsonb
+    FROM u
+)
+SELECT u.id, u.name, u.email, u.version, u.created_at, u.updated_at, u.state, u.deleted_at,
+       coalesce((SELECT id FROM e), 0)::bigint AS event_id, s.subscribers
+FROM u, s;
 
 -- name: UserGet :one
 -- UserGet returns the user with this id, whatever its state.

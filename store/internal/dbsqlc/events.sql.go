@@ -12,41 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const eventCreate = `-- name: EventCreate :one
-INSERT INTO events (id, type, occurred_at, user_id, data, changed)
-SELECT coalesce(max(e.id) + 1, b.base), $1, $2, $3, $4::jsonb, $5::text[]
-FROM (SELECT (pg_current_xact_id()::text::bigint << 16)::bigint AS base) b
-LEFT JOIN events e ON e.id >= b.base AND e.id < b.base + 65536
-GROUP BY b.base
-HAVING coalesce(max(e.id) + 1, b.base) < b.base + 65536
-RETURNING id
-`
-
-type EventCreateParams struct {
-	Type       string
-	OccurredAt time.Time
-	UserID     int64
-	Data       []byte
-	Changed    []string
-}
-
-// EventCreate appends an event in the current transaction. Its id is the
-// transaction's id shifted left by 16 bits, plus one for each event the
-// transaction wrote before (see migration 0010); past 65536 events in one
-// transaction it returns no row.
-func (q *Queries) EventCreate(ctx context.Context, arg EventCreateParams) (int64, error) {
-	row := q.db.QueryRow(ctx, eventCreate,
-		arg.Type,
-		arg.OccurredAt,
-		arg.UserID,
-		arg.Data,
-		arg.Changed,
-	)
-	var id int64
-	err := row.Scan(&id)
-	return id, err
-}
-
 const eventGet = `-- name: EventGet :one
 SELECT id, type, occurred_at, user_id, data, changed FROM events
 WHERE id = $1
@@ -65,6 +30,67 @@ func (q *Queries) EventGet(ctx context.Context, id int64) (Event, error) {
 		&i.Data,
 		&i.Changed,
 	)
+	return i, err
+}
+
+const eventRecord = `-- name: EventRecord :one
+WITH e AS (
+    INSERT INTO events (id, type, occurred_at, user_id, data, changed)
+    SELECT coalesce(max(ev.id) + 1, b.base), $1, $2, $3, $4::jsonb, $5::text[]
+    FROM (SELECT (pg_current_xact_id()::text::bigint << 16)::bigint AS base) b
+    LEFT JOIN events ev ON ev.id >= b.base AND ev.id < b.base + 65536
+    GROUP BY b.base
+    HAVING coalesce(max(ev.id) + 1, b.base) < b.base + 65536
+    RETURNING id
+), a AS (
+    INSERT INTO audit_log (actor, request_id, action, target, before, after)
+    SELECT $6, $7, $1, $8, $9::jsonb, $10::jsonb
+    FROM e
+)
+SELECT coalesce((SELECT id FROM e), 0)::bigint AS event_id,
+       ARRAY(SELECT w.id FROM webhooks w WHERE w.events @> ARRAY[$1::text] ORDER BY w.id)::bigint[] AS subscribers
+`
+
+type EventRecordParams struct {
+	Type       string
+	OccurredAt time.Time
+	UserID     int64
+	Data       []byte
+	Changed    []string
+	Actor      string
+	RequestID  string
+	Target     string
+	Before     []byte
+	After      []byte
+}
+
+type EventRecordRow struct {
+	EventID     int64
+	Subscribers []int64
+}
+
+// EventRecord appends a user change's event in the current transaction, and
+// its audit entry, and returns the event's id and the ids of the
+// subscriptions to its type as the transaction sees them: what every change
+// writes besides its row, in one round trip. An event's id is the
+// transaction's id shifted left by 16 bits, plus one for each event the
+// transaction wrote before (see migration 0010); past 65536 events in one
+// transaction nothing is written and event_id is 0.
+func (q *Queries) EventRecord(ctx context.Context, arg EventRecordParams) (EventRecordRow, error) {
+	row := q.db.QueryRow(ctx, eventRecord,
+		arg.Type,
+		arg.OccurredAt,
+		arg.UserID,
+		arg.Data,
+		arg.Changed,
+		arg.Actor,
+		arg.RequestID,
+		arg.Target,
+		arg.Before,
+		arg.After,
+	)
+	var i EventRecordRow
+	err := row.Scan(&i.EventID, &i.Subscribers)
 	return i, err
 }
 

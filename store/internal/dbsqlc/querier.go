@@ -35,13 +35,16 @@ type Querier interface {
 	// AuditTrim deletes up to row_limit of the entries older than
 	// retention_seconds, oldest first.
 	AuditTrim(ctx context.Context, arg AuditTrimParams) (int64, error)
-	// EventCreate appends an event in the current transaction. Its id is the
-	// transaction's id shifted left by 16 bits, plus one for each event the
-	// transaction wrote before (see migration 0010); past 65536 events in one
-	// transaction it returns no row.
-	EventCreate(ctx context.Context, arg EventCreateParams) (int64, error)
 	// EventGet returns one event, if readers may see it yet.
 	EventGet(ctx context.Context, id int64) (Event, error)
+	// EventRecord appends a user change's event in the current transaction, and
+	// its audit entry, and returns the event's id and the ids of the
+	// subscriptions to its type as the transaction sees them: what every change
+	// writes besides its row, in one round trip. An event's id is the
+	// transaction's id shifted left by 16 bits, plus one for each event the
+	// transaction wrote before (see migration 0010); past 65536 events in one
+	// transaction nothing is written and event_id is 0.
+	EventRecord(ctx context.Context, arg EventRecordParams) (EventRecordRow, error)
 	// EventsAfter returns up to row_limit events after the id after, oldest
 	// first, of the types given (all when none), of the user given and since
 	// the time given (all when NULL), and on every row (alone when none match) the horizon, the
@@ -78,9 +81,18 @@ type Querier interface {
 	InvalidationsTrim(ctx context.Context, arg InvalidationsTrimParams) (int64, error)
 	// Each statement names the columns it needs: name_fold, email_fold and
 	// short_grams serve searches only, and would cost bytes on every row read.
-	// UserCreate inserts a user and returns it with its id and timestamps.
-	// email_key is the address's key (package email), unique among users.
-	UserCreate(ctx context.Context, arg UserCreateParams) (UserCreateRow, error)
+	// UserCreateRecorded inserts a user together with its user.created event
+	// (its id as EventRecord makes it, event_id 0 past 65536 events in one
+	// transaction) and audit entry, and returns the user, the event's id and
+	// the ids of the subscriptions to user.created as the statement sees them:
+	// a creation's writes in one round trip. With only_unsubscribed it writes
+	// nothing, and returns no row, when there are subscriptions: run on its own,
+	// as its own transaction, it then leaves the creation to a transaction in
+	// which deliveries can be queued. data is the event's data but for the id
+	// and timestamps, which the row gives; they are written as encoding/json
+	// writes a time.Time (RFC 3339 in UTC, trailing zeros of the fraction
+	// dropped), as PostgreSQL writes a timestamp in JSON with a Z.
+	UserCreateRecorded(ctx context.Context, arg UserCreateRecordedParams) (UserCreateRecordedRow, error)
 	// UserDeletedWithEmail returns the id of the deleted user that holds this
 	// email key, if one does.
 	UserDeletedWithEmail(ctx context.Context, emailKey pgtype.Text) (int64, error)

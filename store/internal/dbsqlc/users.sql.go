@@ -12,37 +12,88 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const userCreate = `-- name: UserCreate :one
+const userCreateRecorded = `-- name: UserCreateRecorded :one
 
-INSERT INTO users (name, email, email_key)
-VALUES ($1, $2, $3)
-RETURNING id, name, email, version, created_at, updated_at, state, deleted_at
+WITH s AS (
+    SELECT ARRAY(SELECT w.id FROM webhooks w WHERE w.events @> ARRAY['user.created'] ORDER BY w.id)::bigint[] AS subscribers
+), u AS (
+    INSERT INTO users (name, email, email_key)
+    SELECT $1, $2, $3
+    FROM s
+    WHERE NOT $4::boolean OR cardinality(s.subscribers) = 0
+    RETURNING id, name, email, version, created_at, updated_at, state, deleted_at
+), e AS (
+    INSERT INTO events (id, type, occurred_at, user_id, data)
+    SELECT coalesce(max(ev.id) + 1, b.base), 'user.created', u.created_at, u.id,
+           $5::jsonb || jsonb_build_object(
+               'id', u.id,
+               'created_at', (to_json(u.created_at AT TIME ZONE 'UTC') #>> '{}') || 'Z',
+               'updated_at', (to_json(u.updated_at AT TIME ZONE 'UTC') #>> '{}') || 'Z')
+    FROM u
+    CROSS JOIN (SELECT (pg_current_xact_id()::text::bigint << 16)::bigint AS base) b
+    LEFT JOIN events ev ON ev.id >= b.base AND ev.id < b.base + 65536
+    GROUP BY b.base, u.id, u.created_at, u.updated_at
+    HAVING coalesce(max(ev.id) + 1, b.base) < b.base + 65536
+    RETURNING id
+), a AS (
+    INSERT INTO audit_log (actor, request_id, action, target, after)
+    SELECT $6, $7, 'user.created', 'user:' || u.id, $8::jsonb
+    FROM u
+)
+SELECT u.id, u.name, u.email, u.version, u.created_at, u.updated_at, u.state, u.deleted_at,
+       coalesce((SELECT id FROM e), 0)::bigint AS event_id, s.subscribers
+FROM u, s
 `
 
-type UserCreateParams struct {
-	Name     string
-	Email    string
-	EmailKey pgtype.Text
+type UserCreateRecordedParams struct {
+	Name             string
+	Email            string
+	EmailKey         pgtype.Text
+	OnlyUnsubscribed bool
+	Data             []byte
+	Actor            string
+	RequestID        string
+	AuditAfter       []byte
 }
 
-type UserCreateRow struct {
-	ID        int64
-	Name      string
-	Email     string
-	Version   int64
-	CreatedAt time.Time
-	UpdatedAt time.Time
-	State     string
-	DeletedAt pgtype.Timestamptz
+type UserCreateRecordedRow struct {
+	ID          int64
+	Name        string
+	Email       string
+	Version     int64
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	State       string
+	DeletedAt   pgtype.Timestamptz
+	EventID     int64
+	Subscribers []int64
 }
 
 // Each statement names the columns it needs: name_fold, email_fold and
 // short_grams serve searches only, and would cost bytes on every row read.
-// UserCreate inserts a user and returns it with its id and timestamps.
-// email_key is the address's key (package email), unique among users.
-func (q *Queries) UserCreate(ctx context.Context, arg UserCreateParams) (UserCreateRow, error) {
-	row := q.db.QueryRow(ctx, userCreate, arg.Name, arg.Email, arg.EmailKey)
-	var i UserCreateRow
+// UserCreateRecorded inserts a user together with its user.created event
+// (its id as EventRecord makes it, event_id 0 past 65536 events in one
+// transaction) and audit entry, and returns the user, the event's id and
+// the ids of the subscriptions to user.created as the statement sees them:
+// a creation's writes in one round trip. With only_unsubscribed it writes
+// nothing, and returns no row, when there are subscriptions: run on its own,
+// as its own transaction, it then leaves the creation to a transaction in
+// which deliveries can be queued. data is the event's data but for the id
+// and timestamps, which the row gives; they are written as encoding/json
+// writes a time.Time (RFC 3339 in UTC, trailing zeros of the fraction
+// dropped), as PostgreSQL writes a timestamp in JSON with a Z.
+func (q *Queries) UserCreateRecorded(ctx context.Context, arg UserCreateRecordedParams) (UserCreateRecordedRow, error) {
+	row := q.db.QueryRow(ctx, userCreateRecorded,
+		arg.Name,
+		arg.Email,
+		arg.EmailKey,
+		arg.OnlyUnsubscribed,
+		arg.Data,
+		arg.Actor,
+		arg.RequestID,
+		arg.AuditAfter,
+	)
+	var i UserCreateRecordedRow
 	err := row.Scan(
 		&i.ID,
 		&i.Name,
@@ -52,6 +103,8 @@ func (q *Queries) UserCreate(ctx context.Context, arg UserCreateParams) (UserCre
 		&i.UpdatedAt,
 		&i.State,
 		&i.DeletedAt,
+		&i.EventID,
+		&i.Subscribers,
 	)
 	return i, err
 }
