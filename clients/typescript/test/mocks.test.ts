@@ -167,6 +167,7 @@ async function scenario(b: Backend): Promise<Seen[]> {
   await exported("deleted, exported with show_deleted", `${mine}&show_deleted=true`);
   await send("deleted, not in batch-get", "POST", "/users/batch-get", { body: { ids: [user.id] } });
   await send("delete again", "DELETE", `/users/${user.id}`, { detail: true });
+  await send("process deleted", "POST", `/users/${user.id}/process`, { detail: true });
   await send("patch deleted", "PATCH", `/users/${user.id}`, { body: { name: "Ghost" }, detail: true });
   await send("email of a deleted user", "POST", "/users", { body: { name: "Copy", email }, detail: true });
   await send("reactivate deleted", "POST", `/users/${user.id}/reactivate`, { detail: true });

@@ -366,6 +366,7 @@ export function createMockHandlers(options: MockOptions = {}) {
       if (denied) return denied;
       const row = userOf(params.id);
       if (row instanceof HttpResponse) return row;
+      if (row.user.state === "deleted") return deletedUser(row.user.id);
       const job = store.addJob("process_user");
       return HttpResponse.json(job, { status: 202, headers: { Location: `/jobs/${job.id}` } });
     }),
