@@ -10,8 +10,10 @@
  *
  * They answer as the service does: validation 422s with the same `errors[]`,
  * 404, 409 for a taken email (at `body.email`), ETags (also each user's
- * `etag`) with 304 and 412 (on PUT, PATCH and DELETE), cursor paging, 401
- * without a known key and 403 without the scope. The client's suite sends the
+ * `etag`) with 304 and 412 (on PUT, PATCH, DELETE and the lifecycle moves),
+ * cursor paging, 401 without a known key and 403 without the scope. Users
+ * follow their lifecycle: suspend, reactivate, a soft DELETE that hides the
+ * user until it is undeleted or purged, and show_deleted for users:admin. The client's suite sends the
  * same requests to them and to the real service, and checks every answer of
  * theirs against openapi.yaml.
  */
@@ -20,7 +22,7 @@ import { createOpenApiHttp } from "openapi-msw";
 
 import type { components, FieldError, paths, Problem, User } from "../index.js";
 import { fixtureUsers } from "./fixtures.js";
-import { exportUsers, listUsers } from "./search.js";
+import { exportUsers, listUsers, type Refusal } from "./search.js";
 import { checkInteger, checkUserBody, sorted, validationDetail } from "./validate.js";
 
 const etagOf = (version: number) => `"${version}"`;
@@ -62,6 +64,14 @@ export class MockStore {
     const row = { user: { id: this.nextUser++, ...fields, etag: etagOf(1), state: "active" as const }, version: 1 };
     this.users.set(row.user.id, row);
     return row;
+  }
+
+  /** Moves a user to a state, as the service does: a new version, and deleted_at set only while deleted. */
+  setState(row: { user: User; version: number }, state: User["state"]): void {
+    row.version++;
+    const now = new Date().toISOString();
+    const { deleted_at: _, ...rest } = row.user;
+    row.user = { ...rest, state, etag: etagOf(row.version), updated_at: now, ...(state === "deleted" ? { deleted_at: now } : {}) };
   }
 
   byEmail(email: string): User | undefined {
@@ -106,13 +116,33 @@ function invalid(errors: FieldError[]): HttpResponse<Problem> {
   return problem(422, validationDetail(all), { errors: all });
 }
 
-/** The 409 for a taken email, which names the field so that a form shows it there. */
-const emailTaken = () =>
-  problem(409, "a user with this email address already exists", {
-    type: "/problems/email-taken",
-    title: "Email address taken",
-    errors: [{ location: "body.email", message: "is already taken by another user" }],
-  });
+/** The 409 for a taken email, which names the field so that a form shows it there, and the deleted user who holds it, who can be undeleted. */
+function emailTaken(owner: User): HttpResponse<Problem> {
+  const kind = { type: "/problems/email-taken", title: "Email address taken" } as const;
+  if (owner.state === "deleted") {
+    return problem(409, `this email address belongs to deleted user ${owner.id}, who can be undeleted (POST /users/${owner.id}/undelete) until purged`, {
+      ...kind,
+      errors: [{ location: "body.email", message: "belongs to a deleted user" }],
+    });
+  }
+  return problem(409, "a user with this email address already exists", { ...kind, errors: [{ location: "body.email", message: "is already taken by another user" }] });
+}
+
+const deletedUser = (id: number) => problem(404, `user ${id} is deleted; undelete it (POST /users/${id}/undelete) to see or change it`);
+const suspendedUser = (id: number) =>
+  problem(409, `user ${id} is suspended; reactivate it (POST /users/${id}/reactivate) before changing it`, { type: "/problems/user-suspended", title: "User suspended" } as const);
+
+/** A lifecycle move: the states it applies to, where it leads, and why it applies to no other. */
+interface Move {
+  from: User["state"][];
+  to: User["state"];
+  appliesTo: string;
+}
+const moves = {
+  suspend: { from: ["active"], to: "suspended", appliesTo: "only an active user can be suspended" },
+  reactivate: { from: ["suspended"], to: "active", appliesTo: "only a suspended user can be reactivated (a deleted one is undeleted)" },
+  undelete: { from: ["deleted"], to: "active", appliesTo: "only a deleted user can be undeleted" },
+} satisfies Record<string, Move>;
 
 /** The service's If-Match / If-None-Match test: a list of tags, `*`, weak tags only for If-None-Match. */
 function matches(header: string, version: number, weak: boolean): boolean {
@@ -135,6 +165,27 @@ export function createMockHandlers(options: MockOptions = {}) {
   const keys = options.keys ?? { [mockKeys.admin]: ["admin"], [mockKeys.reader]: ["users:read"] };
   const http = createOpenApiHttp<paths>({ baseUrl: options.baseUrl ?? "*" });
 
+  /** The scopes of the request's key (none without a known key). */
+  function scopesOf(request: Request): string[] {
+    const key = /^Bearer (\S+)$/i.exec(request.headers.get("Authorization") ?? "")?.[1];
+    return (key === undefined ? undefined : keys[key]) ?? [];
+  }
+
+  const allows = (scopes: string[], scope: string) => scopes.includes(scope) || scopes.includes("admin");
+
+  /** The 403 for a parameter (what) that only users:admin may send, or undefined when the key has it. */
+  function needAdmin(request: Request, what: string): HttpResponse<Problem> | undefined {
+    const scopes = scopesOf(request);
+    if (allows(scopes, "users:admin")) return undefined;
+    const key = /^Bearer (\S+)$/i.exec(request.headers.get("Authorization") ?? "")![1]!;
+    return problem(403, `${what} needs the scope users:admin; the key ${key.slice(0, 12)} has ${scopes.join(", ")}`, {}, {
+      "WWW-Authenticate": 'Bearer realm="userapi", error="insufficient_scope", scope="users:admin"',
+    });
+  }
+
+  /** The answer to a list or export the caller may not have. */
+  const refused = (request: Request, r: Refusal) => (Array.isArray(r) ? invalid(r) : needAdmin(request, "show_deleted=true")!);
+
   /** The 401 or 403 for a request without a key holding scope, or undefined when it may go on. */
   function refuse(request: Request, scope: string): HttpResponse<Problem> | undefined {
     const auth = request.headers.get("Authorization");
@@ -146,7 +197,7 @@ export function createMockHandlers(options: MockOptions = {}) {
     if (!scopes) {
       return problem(401, "the API key is not known", {}, { "WWW-Authenticate": 'Bearer realm="userapi", error="invalid_token"' });
     }
-    if (!scopes.includes(scope) && !scopes.includes("admin")) {
+    if (!allows(scopes, scope)) {
       return problem(403, `this operation needs the scope ${scope}; the key ${key!.slice(0, 12)} has ${scopes.join(", ")}`, {}, {
         "WWW-Authenticate": `Bearer realm="userapi", error="insufficient_scope", scope="${scope}"`,
       });
@@ -154,11 +205,34 @@ export function createMockHandlers(options: MockOptions = {}) {
     return undefined;
   }
 
-  /** The user of a path id, or the answer to give instead. */
+  /** The user of a path id, whatever its state, or the answer to give instead. */
   function userOf(raw: string): { user: User; version: number } | HttpResponse<Problem> {
     const id = checkInteger("path.id", raw, 1);
     if (Array.isArray(id)) return invalid(id);
     return store.users.get(id!) ?? problem(404, `user ${id} does not exist`);
+  }
+
+  /** The 412 when If-Match names another version of the user, else undefined. */
+  function stale(request: Request, row: { user: User; version: number }): HttpResponse<Problem> | undefined {
+    const ifMatch = request.headers.get("If-Match");
+    return ifMatch !== null && !matches(ifMatch, row.version, false) ? problem(412, `user ${row.user.id} has changed since the ETag given in If-Match`) : undefined;
+  }
+
+  /** POST /users/{id}/suspend, /reactivate or /undelete: a user already where the move leads is answered as it is. */
+  function move(request: Request, rawId: string, m: Move): HttpResponse<User | Problem> {
+    const denied = refuse(request, "users:write");
+    if (denied) return denied;
+    const row = userOf(rawId);
+    if (row instanceof HttpResponse) return row;
+    const failed = stale(request, row);
+    if (failed) return failed;
+    if (row.user.state !== m.to) {
+      if (!m.from.includes(row.user.state)) {
+        return problem(409, `user ${row.user.id} is ${row.user.state}; ${m.appliesTo}`, { type: "/problems/state-conflict", title: "Not possible in the user's state" } as const);
+      }
+      store.setState(row, m.to);
+    }
+    return HttpResponse.json<User | Problem>(row.user, { headers: { ETag: etagOf(row.version) } });
   }
 
   async function jsonBody(request: Request): Promise<unknown | HttpResponse<Problem>> {
@@ -185,13 +259,13 @@ export function createMockHandlers(options: MockOptions = {}) {
     if (errors.length) return invalid(errors);
     const row = store.users.get(id as number);
     if (!row) return problem(404, `user ${id} does not exist`);
-    const ifMatch = request.headers.get("If-Match");
-    if (ifMatch !== null && !matches(ifMatch, row.version, false)) {
-      return problem(412, `user ${id} has changed since the ETag given in If-Match`);
-    }
+    const failed = stale(request, row);
+    if (failed) return failed;
+    if (row.user.state === "deleted") return deletedUser(row.user.id);
+    if (row.user.state === "suspended") return suspendedUser(row.user.id);
     const fields = body as Partial<Pick<User, "name" | "email">>;
     const owner = fields.email === undefined ? undefined : store.byEmail(fields.email);
-    if (owner && owner.id !== id) return emailTaken();
+    if (owner && owner.id !== id) return emailTaken(owner);
     row.version++;
     row.user = { ...row.user, ...fields, etag: etagOf(row.version), updated_at: new Date().toISOString() };
     return HttpResponse.json(row.user, { headers: { ETag: etagOf(row.version) } });
@@ -201,13 +275,13 @@ export function createMockHandlers(options: MockOptions = {}) {
     http.get("/users", ({ request, query }) => {
       const denied = refuse(request, "users:read");
       if (denied) return denied;
-      const page = listUsers(usersOf(store), query);
-      return Array.isArray(page) ? invalid(page) : HttpResponse.json(page);
+      const page = listUsers(usersOf(store), query, { admin: allows(scopesOf(request), "users:admin") });
+      return Array.isArray(page) || typeof page === "string" ? refused(request, page) : HttpResponse.json(page);
     }),
 
     http.get("/users/export", ({ request, query }) => {
-      const file = refuse(request, "users:read") ?? exportUsers(usersOf(store), query);
-      return Array.isArray(file) ? invalid(file) : file;
+      const file = refuse(request, "users:read") ?? exportUsers(usersOf(store), query, { admin: allows(scopesOf(request), "users:admin") });
+      return Array.isArray(file) || typeof file === "string" ? refused(request, file) : file;
     }),
 
     http.post("/users", async ({ request }) => {
@@ -218,7 +292,8 @@ export function createMockHandlers(options: MockOptions = {}) {
       const errors = checkUserBody(body, false);
       if (errors.length) return invalid(errors);
       const { name, email } = body as { name: string; email: string };
-      if (store.byEmail(email)) return emailTaken();
+      const owner = store.byEmail(email);
+      if (owner) return emailTaken(owner);
       const now = new Date().toISOString();
       const row = store.insert({ name, email, created_at: now, updated_at: now });
       return HttpResponse.json(row.user, { status: 201, headers: { Location: `/users/${row.user.id}`, ETag: etagOf(row.version) } });
@@ -239,17 +314,22 @@ export function createMockHandlers(options: MockOptions = {}) {
         if (seen.has(id)) continue;
         seen.add(id);
         const row = store.users.get(id);
-        if (row) items.push(row.user);
+        if (row && row.user.state !== "deleted") items.push(row.user);
         else missing.push(id);
       }
       return HttpResponse.json({ items, missing });
     }),
 
-    http.get("/users/{id}", ({ request, params }) => {
+    http.get("/users/{id}", ({ request, params, query }) => {
       const denied = refuse(request, "users:read");
       if (denied) return denied;
+      const showDeleted = query.get("show_deleted");
+      if (showDeleted !== null && showDeleted !== "true" && showDeleted !== "false") return invalid([{ location: "query.show_deleted", message: "is invalid" }]);
+      const forbidden = showDeleted === "true" ? needAdmin(request, "show_deleted=true") : undefined;
+      if (forbidden) return forbidden;
       const row = userOf(params.id);
       if (row instanceof HttpResponse) return row;
+      if (row.user.state === "deleted" && showDeleted !== "true") return deletedUser(row.user.id);
       const tag = etagOf(row.version);
       const ifNoneMatch = request.headers.get("If-None-Match");
       if (ifNoneMatch !== null && matches(ifNoneMatch, row.version, true)) return new HttpResponse(null, { status: 304, headers: { ETag: tag } });
@@ -259,24 +339,34 @@ export function createMockHandlers(options: MockOptions = {}) {
     http.put("/users/{id}", ({ request, params }) => edit(request, params.id, false)),
     http.patch("/users/{id}", ({ request, params }) => edit(request, params.id, true)),
 
-    http.delete("/users/{id}", ({ request, params }) => {
+    // A soft delete: the user is hidden until undeleted; purge=true (users:admin) erases it, whatever its state.
+    http.delete("/users/{id}", ({ request, params, query }) => {
       const denied = refuse(request, "users:write");
       if (denied) return denied;
+      const purge = query.get("purge");
+      if (purge !== null && purge !== "true" && purge !== "false") return invalid([{ location: "query.purge", message: "is invalid" }]);
+      const forbidden = purge === "true" ? needAdmin(request, "purge=true") : undefined;
+      if (forbidden) return forbidden;
       const row = userOf(params.id);
       if (row instanceof HttpResponse) return row;
-      const ifMatch = request.headers.get("If-Match");
-      if (ifMatch !== null && !matches(ifMatch, row.version, false)) {
-        return problem(412, `user ${row.user.id} has changed since the ETag given in If-Match`);
-      }
-      store.users.delete(row.user.id);
+      const failed = stale(request, row);
+      if (failed) return failed;
+      if (purge === "true") store.users.delete(row.user.id);
+      else if (row.user.state === "deleted") return deletedUser(row.user.id);
+      else store.setState(row, "deleted");
       return new HttpResponse(null, { status: 204 });
     }),
+
+    http.post("/users/{id}/suspend", ({ request, params }) => move(request, params.id, moves.suspend)),
+    http.post("/users/{id}/reactivate", ({ request, params }) => move(request, params.id, moves.reactivate)),
+    http.post("/users/{id}/undelete", ({ request, params }) => move(request, params.id, moves.undelete)),
 
     http.post("/users/{id}/process", ({ request, params }) => {
       const denied = refuse(request, "users:write");
       if (denied) return denied;
       const row = userOf(params.id);
       if (row instanceof HttpResponse) return row;
+      if (row.user.state === "deleted") return deletedUser(row.user.id);
       const job = store.addJob("process_user");
       return HttpResponse.json(job, { status: 202, headers: { Location: `/jobs/${job.id}` } });
     }),

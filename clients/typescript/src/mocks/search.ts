@@ -19,6 +19,8 @@ type SortField = (typeof sortFields)[number];
 const sorts = sortFields.flatMap((f) => [f, `-${f}`]);
 const countModes = ["estimated", "exact"];
 const formats = ["csv", "ndjson"];
+const states = ["active", "suspended", "deleted"];
+const booleans = ["true", "false"];
 
 /** The query string: URLSearchParams, or what the handlers get. */
 interface Params {
@@ -35,6 +37,9 @@ interface UserQuery {
   updatedBefore?: number;
   field: SortField;
   desc: boolean;
+  state?: User["state"];
+  /** Deleted users are hidden unless this is set (which needs the users:admin scope). */
+  showDeleted: boolean;
 }
 
 /** The message of a value outside an enum, as the service's validator words it. */
@@ -62,6 +67,10 @@ function userQuery(params: Params, errors: FieldError[]): UserQuery | FieldError
   const email = params.get("email");
   const sort = params.get("sort") ?? "id";
   errors.push(...checkLength("query.q", q, 1, 200), ...checkLength("query.email", email, 0, 254), ...checkEnum("query.sort", params.get("sort"), sorts));
+  const state = params.get("state");
+  errors.push(...checkEnum("query.state", state, states));
+  const showDeleted = params.get("show_deleted");
+  if (showDeleted !== null && !booleans.includes(showDeleted)) errors.push({ location: "query.show_deleted", message: "is invalid" });
   const times: (number | undefined)[] = [];
   for (const name of ["created_after", "created_before", "updated_after", "updated_before"]) {
     const t = checkDateTime(`query.${name}`, params.get(name));
@@ -75,7 +84,8 @@ function userQuery(params: Params, errors: FieldError[]): UserQuery | FieldError
   if (reversed(updatedAfter, updatedBefore)) errors.push({ location: "query.updated_before", message: "must be later than updated_after" });
   if (errors.length) return errors;
   const desc = sort.startsWith("-");
-  return { q: q ?? "", email: email ?? undefined, createdAfter, createdBefore, updatedAfter, updatedBefore, field: (desc ? sort.slice(1) : sort) as SortField, desc };
+  return { q: q ?? "", email: email ?? undefined, createdAfter, createdBefore, updatedAfter, updatedBefore, field: (desc ? sort.slice(1) : sort) as SortField, desc,
+    state: (state ?? undefined) as User["state"] | undefined, showDeleted: showDeleted === "true" };
 }
 
 // Letters unaccent turns into others that Unicode decomposition leaves alone.
@@ -95,6 +105,8 @@ function selects(q: UserQuery, u: User): boolean {
   const updated = Date.parse(u.updated_at);
   const needle = fold(q.q);
   return (
+    (q.showDeleted || u.state !== "deleted") &&
+    (q.state === undefined || u.state === q.state) &&
     (q.email === undefined || u.email.toLowerCase() === q.email.toLowerCase()) &&
     (needle === "" || fold(u.name).includes(needle) || fold(u.email).includes(needle)) &&
     (q.createdAfter === undefined || created > q.createdAfter) &&
@@ -153,7 +165,7 @@ const cursorOtherQuery = "belongs to a query with another q, filter or sort; sen
 
 function fingerprint(q: UserQuery): string {
   const time = (t?: number) => (t === undefined ? "-" : new Date(t).toISOString());
-  return [q.field, q.desc ? "desc" : "asc", q.q, q.email === undefined ? "-" : `=${q.email.toLowerCase()}`, time(q.createdAfter), time(q.createdBefore), time(q.updatedAfter), time(q.updatedBefore)].join("\0");
+  return [q.field, q.desc ? "desc" : "asc", q.q, q.email === undefined ? "-" : `=${q.email.toLowerCase()}`, time(q.createdAfter), time(q.createdBefore), time(q.updatedAfter), time(q.updatedBefore), q.state ?? "-", q.showDeleted ? "show_deleted" : "-"].join("\0");
 }
 
 /** FNV-1a, 32 bits, in hex: enough to notice a changed cursor (it guards no secret). */
@@ -189,7 +201,7 @@ function decodeCursor(q: UserQuery, cursor: string): Position | string {
   const legacy = raw === undefined ? null : /^after:(\d+)$/.exec(raw);
   if (legacy) {
     // Cursors of earlier versions only ever walked users by id, filtered by email at most.
-    const plain = q.field === "id" && !q.desc && q.q === "" && [q.createdAfter, q.createdBefore, q.updatedAfter, q.updatedBefore].every((t) => t === undefined);
+    const plain = q.field === "id" && !q.desc && q.q === "" && [q.createdAfter, q.createdBefore, q.updatedAfter, q.updatedBefore].every((t) => t === undefined) && q.state === undefined && !q.showDeleted;
     return plain ? { id: Number(legacy[1]), key: Number(legacy[1]) } : cursorModified;
   }
   if (raw === undefined || raw.length <= 8 || check(raw.slice(8)) !== raw.slice(0, 8)) return cursorModified;
@@ -205,6 +217,21 @@ function decodeCursor(q: UserQuery, cursor: string): Position | string {
   return { id: c.i as number, key: c.k as string | number };
 }
 
+/** What the caller may see: deleted users need the users:admin scope. */
+export interface Viewer {
+  admin: boolean;
+}
+
+/** The answer to a list or export that asks for deleted users: the 403 (the caller lacks users:admin) or the 422's errors. */
+export type Refusal = "needs users:admin" | FieldError[];
+
+/** Checks, after the parameters, that the caller may see what the query asks for. */
+function refusal(q: UserQuery, viewer: Viewer): Refusal | undefined {
+  if (q.showDeleted) return viewer.admin ? undefined : "needs users:admin";
+  if (q.state === "deleted") return [{ location: "query.state", message: "deleted users are listed only with show_deleted=true" }];
+  return undefined;
+}
+
 /** A page of GET /users, as the schema UserPage has it. */
 export interface MockUserPage {
   items: User[];
@@ -214,7 +241,7 @@ export interface MockUserPage {
 }
 
 /** Answers GET /users over users: the page, or the errors of its 422. */
-export function listUsers(users: Iterable<User>, params: Params): MockUserPage | FieldError[] {
+export function listUsers(users: Iterable<User>, params: Params, viewer: Viewer): MockUserPage | Refusal {
   const errors: FieldError[] = [];
   const limit = checkInteger("query.limit", params.get("limit"), 1, 1000);
   const offset = checkInteger("query.offset", params.get("offset"), 0, 10000);
@@ -223,6 +250,8 @@ export function listUsers(users: Iterable<User>, params: Params): MockUserPage |
   errors.push(...checkLength("query.cursor", cursor, 1, 2048), ...checkEnum("query.count", params.get("count"), countModes));
   const q = userQuery(params, errors);
   if (Array.isArray(q)) return q;
+  const refused = refusal(q, viewer);
+  if (refused) return refused;
   const selected = select(users, q);
   let rows = selected;
   if (cursor !== null) {
@@ -254,10 +283,12 @@ function csvCell(s: string): string {
 }
 
 /** Answers GET /users/export over users: the download, or the errors of its 422. */
-export function exportUsers(users: Iterable<User>, params: Params): HttpResponse<string> | FieldError[] {
+export function exportUsers(users: Iterable<User>, params: Params, viewer: Viewer): HttpResponse<string> | Refusal {
   const errors = checkEnum("query.format", params.get("format"), formats);
   const q = userQuery(params, errors);
   if (Array.isArray(q)) return q;
+  const refused = refusal(q, viewer);
+  if (refused) return refused;
   const rows = select(users, q);
   const csv = params.get("format") === "csv";
   const body = csv
