@@ -40,7 +40,7 @@ var commands = []command{
 	{name: "migrate", run: migrateCmd,
 		summary: "apply migrations (the service's, then the job queue's) and exit"},
 	{name: "keys create", args: "--name NAME --scopes SCOPE[,SCOPE...] [--expires 90d] [--rate 1000/1m]", short: true, run: keysCreate,
-		summary: "make an API key and print it, once, on stdout; the scopes are users:read, users:write, users:admin, jobs:read, webhooks:admin, events:read and admin. --rate gives the key its own budget (each of reads and writes) instead of USERAPI_RATE_LIMIT and USERAPI_RATE_LIMIT_WRITES"},
+		summary: "make an API key and print it, once, on stdout; the scopes are users:read, users:write, users:admin, jobs:read, webhooks:admin, events:read, audit:read and admin. --rate gives the key its own budget (each of reads and writes) instead of USERAPI_RATE_LIMIT and USERAPI_RATE_LIMIT_WRITES"},
 	{name: "keys list", short: true, run: keysList,
 		summary: "list the keys: prefix, name, scopes, rate, created, last used, expiry, state, and which key each was rolled from or to"},
 	{name: "keys roll", args: "PREFIX [--expire-old 24h] [--expires 90d] [--rate 1000/1m]", short: true, run: keysRoll,
