@@ -108,7 +108,7 @@ func serveStatic(addr string) {
 
 type scenario struct {
 	name   string
-	target string // "userapi" or "static"
+	target string // "userapi" (as shipped), "nolimit", "noauth", "static" or "pgbench"
 	path   string
 	script string // wrk Lua that shapes the requests, if any
 	conns  int    // wrk connections; 0 for -connections

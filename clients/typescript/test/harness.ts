@@ -35,7 +35,7 @@ export interface Harness {
 
 let clients = 0;
 
-/** Starts the service for a suite; settings in `env` override the suite's defaults. */
+/** Starts the service for a suite; `settings` override the suite's defaults. */
 export async function startHarness(settings: Record<string, string> = {}): Promise<Harness> {
   const children: ChildProcess[] = [];
   const cleanups: (() => void)[] = [];
