@@ -228,15 +228,8 @@ func settings(c *config) []setting {
 		{"USERAPI_EXACT_COUNT_TIMEOUT", "500ms", "Longest `GET /users?count=exact` counts; past it the page carries the planner's estimate, with `total_is_estimate: true`", positiveDuration(&c.ExactCountTimeout)},
 		{"USERAPI_JSON_MAX_KEYS", "1000", "Most members one JSON object in a request body may have; more is a `422` naming `body`, answered before the body is validated", intIn(&c.JSONMaxKeys, 1, 1000000)},
 		{"USERAPI_JSON_MAX_DEPTH", "32", "Deepest nesting of objects and arrays in a JSON request body; deeper is a `422` naming `body`", intIn(&c.JSONMaxDepth, 1, 10000)},
-		{"USERAPI_IDEMPOTENCY_TTL", "24h", "How long a successful answer to a request with an `Idempotency-Key` is replayed, from 1m to 24h", func(v string) error {
-			// Shorter than a minute would turn client retries into repeats.
-			d, err := time.ParseDuration(v)
-			if err != nil || d < time.Minute || d > 24*time.Hour {
-				return errors.New("must be a duration from 1m to 24h, such as 1h")
-			}
-			c.IdempotencyTTL = d
-			return nil
-		}},
+		// Shorter than a minute would turn client retries into repeats.
+		{"USERAPI_IDEMPOTENCY_TTL", "24h", "How long a successful answer to a request with an `Idempotency-Key` is replayed, from 1m to 24h", durationIn(&c.IdempotencyTTL, time.Minute, 24*time.Hour, "must be a duration from 1m to 24h, such as 1h")},
 		{"USERAPI_WORKERS", "10", "Profile jobs this process runs at once; `0` runs no jobs here (an API-only instance)", intIn(&c.Workers, 0, 1000)},
 		{"USERAPI_PROCESS_DELAY", "2s", "Extra time each profile job takes, standing in for slow work", duration(&c.ProcessDelay)},
 		{"USERAPI_WEBHOOK_CONCURRENCY", "16", "Webhook deliveries this process makes at once", intIn(&c.WebhookConcurrency, 1, 1000)},
@@ -244,31 +237,10 @@ func settings(c *config) []setting {
 		{"USERAPI_WEBHOOK_ALLOW_PRIVATE", "off", "`on` lets webhooks reach loopback, private and link-local addresses. Keep it `off` in production: otherwise anyone who can subscribe can make the service call into its own network", onOff(&c.WebhookAllowPrivate)},
 		{"USERAPI_WEBHOOKS_PER_KEY", "100", "Subscriptions one API key may make (each adds a delivery per event); past it, `POST /webhooks` answers `422`", intIn(&c.WebhooksPerKey, 1, 100000)},
 		{"USERAPI_WEBHOOK_ROTATION_OVERLAP", "24h", "After `POST /webhooks/{id}/rotate-secret`, how long the replaced secret keeps signing deliveries beside the new one, so that receivers can switch without missing any", positiveDuration(&c.WebhookRotationOverlap)},
-		{"USERAPI_EVENT_RETENTION", "720h", "How long the event log keeps events (`GET /events`, the stream, webhook replays); a periodic job deletes older ones. Reading after an event no longer kept is `410`", func(v string) error {
-			// Go durations have no unit for days: 720h is 30 days.
-			d, err := time.ParseDuration(v)
-			if err != nil || d < time.Hour || d > 24*time.Hour*3650 {
-				return errors.New("must be a duration from 1h to 87600h (ten years), such as 720h for 30 days")
-			}
-			c.EventRetention = d
-			return nil
-		}},
-		{"USERAPI_AUDIT_RETENTION", "8760h", "How long the audit log (`GET /audit`) keeps entries; a periodic job deletes older ones", func(v string) error {
-			d, err := time.ParseDuration(v)
-			if err != nil || d < time.Hour || d > 24*time.Hour*3650 {
-				return errors.New("must be a duration from 1h to 87600h (ten years), such as 8760h for 365 days")
-			}
-			c.AuditRetention = d
-			return nil
-		}},
-		{"USERAPI_PURGE_AFTER", "720h", "How long a deleted user is kept (hidden, its email address reserved, restorable with `POST /users/{id}/undelete`) before a periodic job erases it and its personal data", func(v string) error {
-			d, err := time.ParseDuration(v)
-			if err != nil || d < time.Minute || d > 24*time.Hour*3650 {
-				return errors.New("must be a duration from 1m to 87600h (ten years), such as 720h for 30 days")
-			}
-			c.PurgeAfter = d
-			return nil
-		}},
+		// Go durations have no unit for days: 720h is 30 days.
+		{"USERAPI_EVENT_RETENTION", "720h", "How long the event log keeps events (`GET /events`, the stream, webhook replays); a periodic job deletes older ones. Reading after an event no longer kept is `410`", durationIn(&c.EventRetention, time.Hour, 24*time.Hour*3650, "must be a duration from 1h to 87600h (ten years), such as 720h for 30 days")},
+		{"USERAPI_AUDIT_RETENTION", "8760h", "How long the audit log (`GET /audit`) keeps entries; a periodic job deletes older ones", durationIn(&c.AuditRetention, time.Hour, 24*time.Hour*3650, "must be a duration from 1h to 87600h (ten years), such as 8760h for 365 days")},
+		{"USERAPI_PURGE_AFTER", "720h", "How long a deleted user is kept (hidden, its email address reserved, restorable with `POST /users/{id}/undelete`) before a periodic job erases it and its personal data", durationIn(&c.PurgeAfter, time.Minute, 24*time.Hour*3650, "must be a duration from 1m to 87600h (ten years), such as 720h for 30 days")},
 		{"USERAPI_EVENT_POLL", "500ms", "How often each instance reads the event log for its streams, besides when PostgreSQL notifies it of a new event", positiveDuration(&c.EventPoll)},
 		{"USERAPI_STREAMS_PER_KEY", "10", "Event streams (`GET /events/stream`) one API key may hold open on one instance; past it the answer is `429`", intIn(&c.StreamsPerKey, 1, 100000)},
 		{"USERAPI_STREAM_BUFFER", "256", "Events an event stream may fall behind the log before it is ended as too slow (its client resumes from its last id)", intIn(&c.StreamBuffer, 1, 100000)},
@@ -381,6 +353,19 @@ func onOff(dst *bool) func(string) error {
 		default:
 			return errors.New("must be on or off (or true/false, 1/0)")
 		}
+		return nil
+	}
+}
+
+// durationIn parses a duration from lo to hi; message says which, by
+// example.
+func durationIn(dst *time.Duration, lo, hi time.Duration, message string) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < lo || d > hi {
+			return errors.New(message)
+		}
+		*dst = d
 		return nil
 	}
 }
