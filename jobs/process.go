@@ -48,8 +48,8 @@ func (q *Queue) ProcessUser(ctx context.Context, userID int64) (Job, error) {
 	// The user must exist, and not be deleted, when the job is queued. One
 	// deleted right after is fine: the job finds it gone and does nothing.
 	u, err := store.NewUsers(tx).Get(ctx, userID)
-	if err == nil && u.State == store.StateDeleted {
-		err = store.ErrUserDeleted
+	if err == nil {
+		err = u.Visible(false)
 	}
 	if err != nil {
 		return Job{}, err

@@ -75,11 +75,3 @@ func (h *Handler) needAdmin(ctx context.Context, what string) error {
 	return insufficientScope(auth.ScopeUsersAdmin, fmt.Sprintf("%s needs the scope %s; %s has %s",
 		what, auth.ScopeUsersAdmin, who, scopeList(who.Scopes)))
 }
-
-// visible hides a deleted user from a caller that did not ask to see it.
-func visible(u store.User, showDeleted bool) error {
-	if u.State == store.StateDeleted && !showDeleted {
-		return store.ErrUserDeleted
-	}
-	return nil
-}

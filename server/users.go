@@ -77,7 +77,7 @@ func (h *Handler) GetUser(ctx context.Context, req gen.GetUserRequestObject) (ge
 	}
 	u, err := h.users.Get(ctx, req.Id)
 	if err == nil {
-		err = visible(u, showDeleted)
+		err = u.Visible(showDeleted)
 	}
 	if err != nil {
 		return nil, userError(err, req.Id)
@@ -260,7 +260,7 @@ func (h *Handler) BatchGetUsers(ctx context.Context, req gen.BatchGetUsersReques
 	}
 	byID := make(map[int64]store.User, len(users))
 	for _, u := range users {
-		if visible(u, false) == nil {
+		if u.Visible(false) == nil {
 			byID[u.ID] = u
 		}
 	}

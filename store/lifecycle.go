@@ -62,6 +62,15 @@ type userDeleted struct{}
 func (userDeleted) Error() string     { return "the user is deleted" }
 func (userDeleted) Is(err error) bool { return err == ErrNotFound }
 
+// Visible is ErrUserDeleted for a deleted user unless showDeleted: what
+// reads that did not ask for deleted users find.
+func (u User) Visible(showDeleted bool) error {
+	if u.State == StateDeleted && !showDeleted {
+		return ErrUserDeleted
+	}
+	return nil
+}
+
 // errNoChange ends a change that has nothing to do; its transaction rolls
 // back having written nothing.
 var errNoChange = errors.New("no change")
