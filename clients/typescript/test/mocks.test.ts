@@ -64,6 +64,8 @@ interface Seen {
   header?: string | null;
   /** A page's or a download's users, by name. */
   names?: string[];
+  /** A download's fields: the CSV header, or each NDJSON line's keys. */
+  fields?: string;
   total?: number;
   total_is_estimate?: boolean;
   /** A user's state, as an answer of 200 gives it. */
@@ -227,7 +229,8 @@ async function scenario(b: Backend): Promise<Seen[]> {
     const lines = text.split(format === "csv" ? "\r\n" : "\n").filter(Boolean);
     let names: string[] = format === "csv" ? lines.map((l) => l.replace(/^\d+,|(,[^,]*){4}$/g, "")) : lines.map((l) => JSON.parse(l).name);
     names = names.map(untagged);
-    seen.push({ step: `export ${format}`, status: res.status, header: `${res.headers.get("Content-Type")}; ${res.headers.get("Content-Disposition")}`, names });
+    const fields = format === "csv" ? lines[0] : lines.map((l) => Object.keys(JSON.parse(l)).join(",")).join(" ");
+    seen.push({ step: `export ${format}`, status: res.status, header: `${res.headers.get("Content-Type")}; ${res.headers.get("Content-Disposition")}`, names, fields });
   }
   await send("export, reversed range", "GET", "/users/export?updated_after=2026-02-01T00:00:00Z&updated_before=2026-01-01T00:00:00Z", { detail: true });
   await send("export, bad format", "GET", "/users/export?format=xlsx", { detail: true });

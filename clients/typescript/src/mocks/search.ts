@@ -293,7 +293,7 @@ export function exportUsers(users: Iterable<User>, params: Params, viewer: Viewe
   const csv = params.get("format") === "csv";
   const body = csv
     ? ["id,name,email,created_at,updated_at,state", ...rows.map((u) => [String(u.id), spreadsheetText(u.name), spreadsheetText(u.email), u.created_at, u.updated_at, u.state].map(csvCell).join(","))].map((l) => `${l}\r\n`).join("")
-    : rows.map((u) => `${JSON.stringify({ created_at: u.created_at, email: u.email, id: u.id, name: u.name, updated_at: u.updated_at })}\n`).join("");
+    : rows.map((u) => `${JSON.stringify(Object.fromEntries(Object.entries(u).sort(([a], [b]) => (a < b ? -1 : 1))))}\n`).join(""); // the whole user, keys in the service's order
   return new HttpResponse(body, {
     headers: {
       "Content-Type": csv ? "text/csv; charset=utf-8" : "application/x-ndjson",
