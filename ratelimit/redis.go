@@ -61,6 +61,7 @@ type Redis struct {
 	mu      sync.Mutex
 	pending map[slotKey]*slot
 	closed  map[slotKey]closedWindow
+	swept   time.Time // when closed was last swept of expired windows
 }
 
 // closedBound is how many closed windows are remembered before the
@@ -199,6 +200,10 @@ func (r *Redis) remember(k slotKey, w closedWindow) {
 	defer r.mu.Unlock()
 	if len(r.closed) >= closedBound {
 		now := time.Now()
+		if now.Sub(r.swept) < time.Second {
+			return // swept a moment ago: not again, under the lock every request takes
+		}
+		r.swept = now
 		for k, w := range r.closed {
 			if !now.Before(w.until) {
 				delete(r.closed, k)

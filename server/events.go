@@ -178,7 +178,8 @@ func (s *eventStream) VisitStreamEventsResponse(w http.ResponseWriter) error {
 			if err != nil {
 				return err
 			}
-			if err := send(appendFrame(buf[:0], ev, raw)); err != nil {
+			buf = appendFrame(buf[:0], ev, raw)
+			if err := send(buf); err != nil {
 				return nil
 			}
 		}

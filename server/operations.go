@@ -167,8 +167,10 @@ func addOperations(e *echo.Echo, ops []operation, h *Handler, opts Options) {
 			mw = append(mw, authorize(op.scope, opts.Observer))
 		}
 		// Once the caller is known, so that whatever the request changes
-		// is recorded as theirs.
-		mw = append(mw, auditActor)
+		// is recorded as theirs; reads change nothing.
+		if op.budget == budgetWrites {
+			mw = append(mw, auditActor)
+		}
 		mw = append(mw, v.forOperation(op))
 		if opts.Reads != nil {
 			// Outside idempotency's transaction: a write counts once committed.

@@ -51,17 +51,24 @@ type encodedUser struct {
 // of returns u's answer, made now unless u is the user it was made from.
 func (e *encodedUsers) of(u store.User) *encodedUser {
 	if v, ok := e.byID.Load(u.ID); ok {
-		if enc := v.(*encodedUser); enc.user == u {
+		if enc := v.(*encodedUser); sameUser(enc.user, u) {
 			return enc
 		}
 	}
 	enc := &encodedUser{user: u, body: append(appendUser(nil, u), '\n'), etag: etag(u)}
-	if e.count.Add(1) > maxEncoded {
+	if _, replaced := e.byID.Swap(u.ID, enc); !replaced && e.count.Add(1) > maxEncoded {
 		e.byID.Clear()
 		e.count.Store(0)
 	}
-	e.byID.Store(u.ID, enc)
 	return enc
+}
+
+// sameUser reports whether a and b hold the same values; DeletedAt is
+// compared by the time it points to, which each read allocates anew.
+func sameUser(a, b store.User) bool {
+	da, db := a.DeletedAt, b.DeletedAt
+	a.DeletedAt, b.DeletedAt = nil, nil
+	return a == b && (da == nil) == (db == nil) && (da == nil || da.Equal(*db))
 }
 
 // pageResponse writes a page of users (GET /users) the same way.

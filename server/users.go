@@ -82,11 +82,10 @@ func (h *Handler) GetUser(ctx context.Context, req gen.GetUserRequestObject) (ge
 	if err != nil {
 		return nil, userError(err, req.Id)
 	}
-	enc := h.encoded.of(u)
 	if req.Params.IfNoneMatch != nil && etagMatches(*req.Params.IfNoneMatch, u.Version) {
-		return gen.GetUser304Response{Headers: gen.GetUser304ResponseHeaders{ETag: enc.etag}}, nil
+		return gen.GetUser304Response{Headers: gen.GetUser304ResponseHeaders{ETag: etag(u)}}, nil
 	}
-	return userResponse{enc: enc}, nil
+	return userResponse{enc: h.encoded.of(u)}, nil
 }
 
 // ReplaceUser sets both editable fields.
