@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -30,7 +31,7 @@ const clusterNodes = 6
 // nodes are killed when the test ends.
 func NewCluster(t testing.TB) *Cluster {
 	t.Helper()
-	c := startCluster(t)
+	c := startCluster(t, t.TempDir)
 	t.Cleanup(c.Stop)
 	return c
 }
@@ -39,6 +40,7 @@ var shared struct {
 	once    sync.Once
 	cluster *Cluster
 	failed  bool
+	dir     string // the nodes' files, removed by StopSharedCluster
 }
 
 // SharedCluster is one cluster for all the tests of a package that only
@@ -49,7 +51,20 @@ func SharedCluster(t testing.TB) *Cluster {
 	t.Helper()
 	shared.once.Do(func() {
 		shared.failed = true // until startCluster returns
-		shared.cluster = startCluster(t)
+		// Its nodes' files outlive the test that starts it: a node that
+		// cannot rewrite nodes.conf exits.
+		dir, err := os.MkdirTemp("", "userapi-cluster-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		shared.dir = dir
+		shared.cluster = startCluster(t, func() string {
+			d, err := os.MkdirTemp(dir, "node-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		})
 		shared.failed = false
 	})
 	if shared.failed {
@@ -63,9 +78,14 @@ func StopSharedCluster() {
 	if shared.cluster != nil {
 		shared.cluster.Stop()
 	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
 }
 
-func startCluster(t testing.TB) *Cluster {
+// startCluster starts the nodes, each with its files in a directory newDir
+// makes.
+func startCluster(t testing.TB, newDir func() string) *Cluster {
 	t.Helper()
 	if _, err := exec.LookPath("redis-cli"); err != nil {
 		t.Fatal("redis-cli is not installed (Debian: apt-get install redis-tools)")
@@ -75,7 +95,7 @@ func startCluster(t testing.TB) *Cluster {
 	for range clusterNodes {
 		// The cluster bus gets a free port of its own: port+10000, Redis's
 		// default, may be taken or past 65535.
-		s := &Server{t: t, Port: freeport.Port(t), dir: t.TempDir(), extra: []string{
+		s := &Server{t: t, Port: freeport.Port(t), dir: newDir(), extra: []string{
 			"--cluster-enabled", "yes",
 			"--cluster-port", strconv.Itoa(freeport.Port(t)),
 			"--cluster-config-file", "nodes.conf",
