@@ -142,3 +142,50 @@ func TestRedis_RemembersClosedWindow(t *testing.T) {
 		t.Errorf("request after RetryAfter = %+v, %v; want allowed", d, err)
 	}
 }
+
+// A client far from its limit is served from a lease: its requests are
+// decided in memory, each still told the budget left as if it had asked
+// Redis, and what the lease did not hand out goes back to the budget.
+func TestRedis_LeasesFarFromLimit(t *testing.T) {
+	t.Parallel()
+	counting := &countingConn{Conn: conn(t, cachetest.URL())}
+	prefix := cachetest.Prefix(t)
+	a := ratelimit.NewRedis(counting, prefix)
+	p := ratelimit.Policy{Limit: 1500, Period: 1000 * time.Hour} // refills one in 40 minutes
+	ctx := context.Background()
+	const sent = 300
+	for i := range sent {
+		d, err := a.Allow(ctx, "client", p)
+		if err != nil || !d.Allowed || d.Remaining != p.Limit-1-i {
+			t.Fatalf("request %d = %+v, %v; want allowed with %d remaining", i+1, d, err, p.Limit-1-i)
+		}
+	}
+	if n := counting.calls.Load(); n > sent/20 {
+		t.Errorf("%d requests far from the limit made %d calls to Redis, want at most %d", sent, n, sent/20)
+	}
+	if a.Leased("client", p) == 0 {
+		t.Fatal("no lease held after 300 requests far from the limit")
+	}
+	a.AwaitLeasesReturned()
+	// The rest of the budget, and not one request more, through another
+	// instance: the lease's unused requests are back.
+	b := ratelimit.NewRedis(conn(t, cachetest.URL()), prefix)
+	if allowed := spendConcurrently(t, []ratelimit.Limiter{b}, 2*p.Limit, p); len(allowed) != p.Limit-sent {
+		t.Errorf("after %d of %d spent and the lease expired, %d more allowed; want %d", sent, p.Limit, len(allowed), p.Limit-sent)
+	}
+}
+
+// With leases in play, concurrent requests through two instances still
+// pass exactly the budget.
+func TestRedis_LeasesKeepBudgetExact(t *testing.T) {
+	t.Parallel()
+	cachetest.OnEachDeployment(t, func(t *testing.T, url string) {
+		prefix := cachetest.Prefix(t)
+		a := ratelimit.NewRedis(conn(t, url), prefix)
+		b := ratelimit.NewRedis(conn(t, url), prefix)
+		p := ratelimit.Policy{Limit: 3000, Period: 1000 * time.Hour}
+		if allowed := spendConcurrently(t, []ratelimit.Limiter{a, b}, 2*p.Limit, p); len(allowed) != p.Limit {
+			t.Errorf("%d concurrent requests through two instances, limit %d: %d allowed", 2*p.Limit, p.Limit, len(allowed))
+		}
+	})
+}
