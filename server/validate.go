@@ -62,6 +62,7 @@ func newValidator(shape jsonShape) *validator {
 // validator is handed it rather than searching the spec's paths again with
 // regular expressions on every request.
 func (v *validator) forOperation(op operation) echo.MiddlewareFunc {
+	plain := plainInputOf(op.route.Operation, op.route.PathItem.Parameters)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			for k, vals := range op.deprecation {
@@ -83,6 +84,9 @@ func (v *validator) forOperation(op operation) echo.MiddlewareFunc {
 			// that has gone costs nothing more.
 			if err := c.Request().Context().Err(); err != nil {
 				return err
+			}
+			if plain != nil && plain.accepts(c.Request(), c.ParamNames(), c.ParamValues()) {
+				return next(c)
 			}
 			if err := v.validate(c, op); err != nil {
 				return err
