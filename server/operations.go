@@ -174,7 +174,7 @@ func addOperations(e *echo.Echo, ops []operation, h *Handler, opts Options) {
 		mw = append(mw, v.forOperation(op))
 		if opts.Reads != nil {
 			// Outside idempotency's transaction: a write counts once committed.
-			mw = append(mw, readYourWrites(opts.Reads))
+			mw = append(mw, readYourWrites(opts.Reads, op.budget))
 		}
 		if op.idempotent {
 			mw = append(mw, idem)

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/labstack/echo/v4"
 
@@ -19,22 +18,25 @@ type ReadRouter interface {
 }
 
 // readYourWrites lets the store ask, when a read may lag, where this
-// caller's reads may go; after a successful write it tells the router.
-func readYourWrites(r ReadRouter) echo.MiddlewareFunc {
+// caller's reads may go; after a successful write it tells the router. An
+// operation writes when it spends the write budget, whatever its method:
+// POST /users/batch-get reads.
+func readYourWrites(r ReadRouter, b budget) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			client := clientOf(c, caller(c))
-			req := c.Request()
-			switch req.Method {
-			case http.MethodGet, http.MethodHead:
+		if b != budgetWrites {
+			return func(c echo.Context) error {
+				client := clientOf(c, caller(c))
+				req := c.Request()
 				c.SetRequest(req.WithContext(store.WithReader(req.Context(), func(ctx context.Context) store.Reader {
 					return r.Reader(ctx, client)
 				})))
 				return next(c)
 			}
+		}
+		return func(c echo.Context) error {
 			err := next(c)
 			if err == nil && c.Response().Status < 400 {
-				r.Wrote(context.WithoutCancel(req.Context()), client)
+				r.Wrote(context.WithoutCancel(c.Request().Context()), clientOf(c, caller(c)))
 			}
 			return err
 		}
