@@ -1,8 +1,10 @@
 package server
 
 import (
+	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -18,6 +20,9 @@ import (
 type plainInput struct {
 	headers []string   // the operation's header parameters: any present needs the validator
 	ints    []intParam // its path parameters
+	// defaults is the query string the validator would write in for a
+	// request without one: the query parameters' defaults.
+	defaults string
 }
 
 type intParam struct {
@@ -33,6 +38,7 @@ func plainInputOf(op *openapi3.Operation, pathLevel openapi3.Parameters) *plainI
 		return nil
 	}
 	p := &plainInput{}
+	defaults := url.Values{}
 	for _, params := range []openapi3.Parameters{pathLevel, op.Parameters} {
 		for _, ref := range params {
 			param := ref.Value
@@ -45,13 +51,29 @@ func plainInputOf(op *openapi3.Operation, pathLevel openapi3.Parameters) *plainI
 					return nil
 				}
 				p.ints = append(p.ints, ip)
-			case param.Required || param.In == openapi3.ParameterInCookie:
+			case param.Required || param.In == openapi3.ParameterInCookie || param.Schema == nil || param.Schema.Value == nil:
 				return nil
 			case param.In == openapi3.ParameterInHeader:
+				if param.Schema.Value.Default != nil {
+					return nil
+				}
 				p.headers = append(p.headers, http.CanonicalHeaderKey(param.Name))
+			case param.In == openapi3.ParameterInQuery:
+				s := param.Schema.Value
+				if len(s.AllOf) > 0 {
+					return nil
+				}
+				switch d := s.Default.(type) {
+				case nil:
+				case string, bool, float64, int, int64:
+					defaults.Set(param.Name, fmt.Sprint(d))
+				default:
+					return nil // a list or an object: the validator's to write
+				}
 			}
 		}
 	}
+	p.defaults = defaults.Encode()
 	return p
 }
 
@@ -82,7 +104,8 @@ func boundedInt(param *openapi3.Parameter) (intParam, bool) {
 }
 
 // accepts reports whether r, with path parameters names = values, is such
-// a request; false only means the validator must look.
+// a request, and then writes in the defaults of the query parameters, as
+// the validator would; false only means the validator must look.
 func (p *plainInput) accepts(r *http.Request, names, values []string) bool {
 	if r.URL.RawQuery != "" || r.ContentLength > 0 {
 		return false
@@ -107,6 +130,9 @@ func (p *plainInput) accepts(r *http.Request, names, values []string) bool {
 		if err != nil || float64(n) < ip.min || float64(n) > ip.max {
 			return false
 		}
+	}
+	if p.defaults != "" {
+		r.URL.RawQuery = p.defaults
 	}
 	return true
 }

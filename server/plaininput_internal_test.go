@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -35,17 +36,22 @@ func TestPlainInput_AcceptsOnlyWhatTheValidatorAccepts(t *testing.T) {
 					for _, ip := range plain.ints {
 						names, vals = append(names, ip.name), append(vals, v)
 					}
+					validated := r.Clone(r.Context())
 					if !plain.accepts(r, names, vals) {
 						slow++
 						continue
 					}
 					fast++
-					c := echo.New().NewContext(r, httptest.NewRecorder())
+					c := echo.New().NewContext(validated, httptest.NewRecorder())
 					c.SetPath(op.echoPath())
 					c.SetParamNames(names...)
 					c.SetParamValues(vals...)
 					if err := newValidator(newJSONShape(0, 0)).validate(c, op); err != nil {
 						t.Errorf("%s %s: taken as plain, but the validator refuses it: %v", op.id, target, err)
+					}
+					if r.URL.RawQuery != validated.URL.RawQuery || !reflect.DeepEqual(r.Header, validated.Header) {
+						t.Errorf("%s %s: taken as plain with query %q and header %v; the validator makes them %q and %v",
+							op.id, target, r.URL.RawQuery, r.Header, validated.URL.RawQuery, validated.Header)
 					}
 				}
 			}
