@@ -110,7 +110,7 @@ type scenario struct {
 	name   string
 	target string // "userapi" (as shipped), "nolimit", "noauth", "static" or "pgbench"
 	path   string
-	script string // wrk Lua that shapes the requests, if any
+	script string // wrk Lua that shapes the requests, if any; pgbench's script
 	conns  int    // wrk connections; 0 for -connections
 }
 
@@ -301,6 +301,10 @@ func run(cfg config, fo fanoutConfig, pick *regexp.Regexp) error {
 		return err
 	}
 
+	ownScript, err := ownStatementScript(createQueryFile)
+	if err != nil {
+		return err
+	}
 	runTag := randomHex()
 	const (
 		hotName       = "hot GET /users/1"
@@ -310,6 +314,7 @@ func run(cfg config, fo fanoutConfig, pick *regexp.Regexp) error {
 		listName      = "GET /users?limit=100 (cursor)"
 		createName    = "POST /users"
 		pgbenchName   = "POST /users: pgbench INSERT (reference)"
+		ownName       = "POST /users: pgbench, its own statement"
 	)
 	scenarios := []scenario{
 		{"static JSON (reference)", "static", "/users/1", "", 0},
@@ -320,7 +325,8 @@ func run(cfg config, fo fanoutConfig, pick *regexp.Regexp) error {
 		{"POST /users/batch-get (100 ids)", "userapi", "/", batchGet, 0},
 		{listName, "userapi", "/", listPage(), 0},
 		{createName, "userapi", "/", strings.Replace(create, "RUN", `"`+runTag+`"`, 1), 0},
-		{pgbenchName, "pgbench", "", "", cfg.dbConns},
+		{pgbenchName, "pgbench", "", string(createPgbench), cfg.dbConns},
+		{ownName, "pgbench", "", string(ownScript), cfg.dbConns},
 		{fmt.Sprintf("GET /users?q= (3–6 chars), %d conns", searchConns), "userapi", "/", search, searchConns},
 	}
 	searchName := scenarios[len(scenarios)-1].name
@@ -423,6 +429,9 @@ func run(cfg config, fo fanoutConfig, pick *regexp.Regexp) error {
 	}
 	if has(createName, pgbenchName) {
 		g.ratio(fmt.Sprintf("POST /users vs pgbench INSERT (%d db conns)", cfg.dbConns), createName, pgbenchName, rps, 0.8)
+	}
+	if has(createName, ownName) {
+		g.extra("extra: POST /users vs pgbench running its statement", rps(createName), rps(ownName))
 	}
 	if has(unlimitedName) {
 		g.extra("extra: hot GET, limiter off, vs static", rps(unlimitedName), ref)
@@ -559,11 +568,11 @@ func runWrk(dir string, sc scenario, addr, key string, duration time.Duration, c
 	}, nil
 }
 
-// runPgbench inserts users with pgbench for the duration, conns clients
-// and as many threads as wrk, each insert its own transaction.
+// runPgbench runs sc's pgbench script for the duration, conns clients and
+// as many threads as wrk, each statement its own transaction.
 func runPgbench(dir string, sc scenario, dbURL, _ string, duration time.Duration, conns int) (result, error) {
-	script := filepath.Join(dir, "create.pgbench")
-	if err := os.WriteFile(script, createPgbench, 0o644); err != nil {
+	script := filepath.Join(dir, "script.pgbench")
+	if err := os.WriteFile(script, []byte(sc.script), 0o644); err != nil {
 		return result{}, err
 	}
 	cmd := exec.Command("pgbench", "-n", "-M", "prepared", "-j", "2", fmt.Sprintf("-c%d", conns),
