@@ -80,10 +80,7 @@ func upTo(n int) []int {
 func TestAllow_AtomicAcrossInstances(t *testing.T) {
 	t.Parallel()
 	cachetest.OnEachDeployment(t, func(t *testing.T, url string) {
-		prefix := cachetest.Prefix(t)
-		a := ratelimit.NewRedis(conn(t, url), prefix)
-		b := ratelimit.NewRedis(conn(t, url), prefix)
-		allowed := spendConcurrently(t, []ratelimit.Limiter{a, b}, 200, ratelimit.Policy{Limit: 50, Period: time.Hour})
+		allowed := spendConcurrently(t, twoInstances(t, url), 200, ratelimit.Policy{Limit: 50, Period: time.Hour})
 		if got := remainingOf(allowed); !slices.Equal(got, upTo(50)) {
 			t.Errorf("200 concurrent requests through two instances, limit 50: %d allowed with remaining %v; want 50 with 0…49", len(got), got)
 		}
@@ -180,11 +177,8 @@ func TestRedis_LeasesFarFromLimit(t *testing.T) {
 func TestRedis_LeasesKeepBudgetExact(t *testing.T) {
 	t.Parallel()
 	cachetest.OnEachDeployment(t, func(t *testing.T, url string) {
-		prefix := cachetest.Prefix(t)
-		a := ratelimit.NewRedis(conn(t, url), prefix)
-		b := ratelimit.NewRedis(conn(t, url), prefix)
 		p := ratelimit.Policy{Limit: 3000, Period: 1000 * time.Hour}
-		if allowed := spendConcurrently(t, []ratelimit.Limiter{a, b}, 2*p.Limit, p); len(allowed) != p.Limit {
+		if allowed := spendConcurrently(t, twoInstances(t, url), 2*p.Limit, p); len(allowed) != p.Limit {
 			t.Errorf("%d concurrent requests through two instances, limit %d: %d allowed", 2*p.Limit, p.Limit, len(allowed))
 		}
 	})

@@ -141,17 +141,11 @@ func TestAllow_NoBurstAcrossEdge(t *testing.T) {
 func TestAllow_SharedAcrossInstances(t *testing.T) {
 	t.Parallel()
 	cachetest.OnEachDeployment(t, func(t *testing.T, url string) {
-		prefix := cachetest.Prefix(t)
-		a := ratelimit.NewRedis(conn(t, url), prefix)
-		b := ratelimit.NewRedis(conn(t, url), prefix)
+		instances := twoInstances(t, url)
 		p := ratelimit.Policy{Limit: 10, Period: time.Hour}
 		allowed := 0
 		for i := range 30 {
-			l := a
-			if i%2 == 1 {
-				l = b
-			}
-			d, err := l.Allow(context.Background(), "shared", p)
+			d, err := instances[i%2].Allow(context.Background(), "shared", p)
 			if err != nil {
 				t.Fatal(err)
 			}
