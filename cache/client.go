@@ -29,6 +29,7 @@ import (
 	"github.com/redis/rueidis"
 	"github.com/redis/rueidis/rueidisaside"
 
+	"userapi/internal/lazydeadline"
 	"userapi/store"
 )
 
@@ -217,7 +218,7 @@ func (c *Client) Do(ctx context.Context, call func(ctx context.Context, rc rueid
 // do runs one round trip with the deadline. A failure or timeout of Redis
 // (not a nil reply, not the caller leaving) starts an outage.
 func (c *Client) do(ctx context.Context, rc rueidis.Client, call func(ctx context.Context, rc rueidis.Client) error) error {
-	tctx, cancel := withLazyDeadline(ctx, time.Now().Add(c.opts.Timeout))
+	tctx, cancel := lazydeadline.With(ctx, time.Now().Add(c.opts.Timeout))
 	defer cancel()
 	err := call(tctx, rc)
 	if err == nil || rueidis.IsRedisNil(err) || ctx.Err() != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"userapi/internal/lazydeadline"
 	"userapi/store"
 )
 
@@ -28,7 +29,7 @@ func deadline(d time.Duration, streamed map[string]bool) echo.MiddlewareFunc {
 				return next(c)
 			}
 			req := c.Request()
-			ctx, cancel := context.WithTimeout(req.Context(), d)
+			ctx, cancel := lazydeadline.With(req.Context(), time.Now().Add(d))
 			defer cancel()
 			c.SetRequest(req.WithContext(ctx))
 			err := next(c)

@@ -1,4 +1,4 @@
-package cache
+package lazydeadline
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 // deadline, with the parent, or once stopped, and Err says which.
 func TestLazyDeadline(t *testing.T) {
 	t.Parallel()
-	ctx, stop := withLazyDeadline(context.Background(), time.Now().Add(20*time.Millisecond))
+	ctx, stop := With(context.Background(), time.Now().Add(20*time.Millisecond))
 	defer stop()
 	if d, ok := ctx.Deadline(); !ok || time.Until(d) > 20*time.Millisecond {
 		t.Errorf("Deadline() = %v, %v", d, ok)
@@ -25,7 +25,7 @@ func TestLazyDeadline(t *testing.T) {
 	}
 
 	parent, cancelParent := context.WithCancel(context.Background())
-	ctx, stop = withLazyDeadline(parent, time.Now().Add(time.Hour))
+	ctx, stop = With(parent, time.Now().Add(time.Hour))
 	defer stop()
 	done := ctx.Done()
 	cancelParent()
@@ -35,7 +35,7 @@ func TestLazyDeadline(t *testing.T) {
 	}
 
 	for _, waitFirst := range []bool{false, true} {
-		ctx, stop = withLazyDeadline(context.Background(), time.Now().Add(time.Hour))
+		ctx, stop = With(context.Background(), time.Now().Add(time.Hour))
 		if waitFirst {
 			_ = ctx.Done()
 		}
@@ -45,7 +45,7 @@ func TestLazyDeadline(t *testing.T) {
 			t.Errorf("waited first %v: Err() = %v once stopped, want Canceled", waitFirst, ctx.Err())
 		}
 	}
-	ctx, stop = withLazyDeadline(context.WithValue(context.Background(), ctxKey{}, 7), time.Now().Add(time.Hour))
+	ctx, stop = With(context.WithValue(context.Background(), ctxKey{}, 7), time.Now().Add(time.Hour))
 	defer stop()
 	if ctx.Value(ctxKey{}) != 7 {
 		t.Errorf("Value() = %v, want the parent's 7", ctx.Value(ctxKey{}))

@@ -1,4 +1,6 @@
-package cache
+// Package lazydeadline gives a context a deadline whose timer starts only
+// when something waits for it.
+package lazydeadline
 
 import (
 	"context"
@@ -8,8 +10,8 @@ import (
 )
 
 // lazyDeadline is its parent with a deadline whose timer starts only when
-// something waits on Done. Most calls with the Redis deadline are answered
-// from this process's memory and never wait, and a timer per call was a
+// something waits on Done. Most Redis calls, and most requests, are
+// answered from this process's memory and never wait: a timer each was a
 // tenth of a cached read's cost.
 type lazyDeadline struct {
 	context.Context
@@ -20,9 +22,8 @@ type lazyDeadline struct {
 	stopped  atomic.Bool
 }
 
-// withLazyDeadline is context.WithDeadline(parent, d), but for when its
-// timer starts.
-func withLazyDeadline(parent context.Context, d time.Time) (context.Context, context.CancelFunc) {
+// With is context.WithDeadline(parent, d), but for when its timer starts.
+func With(parent context.Context, d time.Time) (context.Context, context.CancelFunc) {
 	c := &lazyDeadline{Context: parent, deadline: d}
 	return c, c.stop
 }
