@@ -55,7 +55,8 @@ func TestFeed_SlowStreamIsEnded(t *testing.T) {
 			t.Fatal(err)
 		}
 		select {
-		case <-fast.Items():
+		case <-fast.Ready():
+			fast.Take(nil)
 		case <-fast.Done():
 			t.Fatalf("the stream that keeps up was ended: %v", fast.Err())
 		}
@@ -73,6 +74,44 @@ func TestFeed_SlowStreamIsEnded(t *testing.T) {
 		t.Errorf("Open() = %d after the slow one ended, want 1", n)
 	}
 	fast.Close()
+}
+
+// A stream taking its events in batches, reusing each batch's slice for
+// the next, gets every event once, in id order.
+func TestFeed_TakeGivesEveryEventOnceInOrder(t *testing.T) {
+	t.Parallel()
+	f, users := running(t, feed.Options{})
+	s := subscribe(t, f, "a")
+	defer s.Close()
+	const n = 40
+	for i := range n {
+		if _, err := users.Create(context.Background(), store.NewUser{Name: "U", Email: fmt.Sprintf("u%d@example.com", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ids []int64
+	var batch []*feed.Item
+	for len(ids) < n {
+		select {
+		case <-s.Ready():
+			batch = s.Take(batch)
+			for _, it := range batch {
+				ids = append(ids, it.Event.ID)
+			}
+		case <-s.Done():
+			t.Fatalf("stream ended after %d events: %v", len(ids), s.Err())
+		case <-time.After(time.Minute):
+			t.Fatalf("got %d events of %d", len(ids), n)
+		}
+	}
+	for i := range ids {
+		if ids[i] <= s.From || i > 0 && ids[i] <= ids[i-1] {
+			t.Fatalf("event ids %v: want %d rising ids after %d", ids, n, s.From)
+		}
+	}
+	if len(ids) != n {
+		t.Errorf("got %d events, want %d", len(ids), n)
+	}
 }
 
 // Close ends every stream with ErrClosed and refuses new ones.

@@ -170,6 +170,7 @@ func (s *eventStream) VisitStreamEventsResponse(w http.ResponseWriter) error {
 	// subscribed; from there the feed has every event, and the ones the
 	// log already gave are skipped by id.
 	page := s.first
+	s.first = store.EventPage{} // a long catch-up must not stay held for the stream's life
 	var cursor int64
 	var buf []byte
 	for {
@@ -195,18 +196,22 @@ func (s *eventStream) VisitStreamEventsResponse(w http.ResponseWriter) error {
 
 	tick := time.NewTicker(s.keepAlive)
 	defer tick.Stop()
+	var items []*feed.Item
 	for {
 		select {
-		case it := <-s.sub.Items():
-			if it.Event.ID <= cursor {
-				continue
+		case <-s.sub.Ready():
+			items = s.sub.Take(items)
+			for _, it := range items {
+				if it.Event.ID <= cursor {
+					continue
+				}
+				buf = appendFrame(buf[:0], it.Event, it.JSON)
+				if err := send(buf); err != nil {
+					return nil
+				}
+				cursor = it.Event.ID
+				tick.Reset(s.keepAlive)
 			}
-			buf = appendFrame(buf[:0], it.Event, it.JSON)
-			if err := send(buf); err != nil {
-				return nil
-			}
-			cursor = it.Event.ID
-			tick.Reset(s.keepAlive)
 		case <-tick.C:
 			if err := send([]byte(": keep-alive\n\n")); err != nil {
 				return nil
