@@ -71,6 +71,8 @@ type Feed struct {
 	subs   map[*Sub]struct{}
 	perKey map[string]int
 	closed bool
+
+	streams sync.WaitGroup // subscriptions their streams have not closed yet
 }
 
 // New returns a feed over log. It reads nothing until Run.
@@ -214,6 +216,7 @@ type Sub struct {
 	ready chan struct{} // holds a token while queue may have items
 	done  chan struct{}
 	err   error // why done closed; read after it has
+	ended bool  // the stream called Close; under the feed's mu
 	// From is the feed's position when the stream subscribed: the items
 	// come after it, and the stream reads the log up to it itself.
 	From int64
@@ -282,6 +285,7 @@ func (f *Feed) Subscribe(key string, limited bool) (*Sub, error) {
 		f.perKey[key]++
 	}
 	f.subs[s] = struct{}{}
+	f.streams.Add(1)
 	return s, nil
 }
 
@@ -293,6 +297,10 @@ func (s *Sub) Close() {
 	s.f.mu.Lock()
 	defer s.f.mu.Unlock()
 	s.f.drop(s, nil)
+	if !s.ended {
+		s.ended = true
+		s.f.streams.Done()
+	}
 }
 
 // drop ends s with err, once. The caller holds mu.
@@ -318,6 +326,23 @@ func (f *Feed) Close() {
 	f.closed = true
 	for s := range f.subs {
 		f.drop(s, ErrClosed)
+	}
+}
+
+// Wait returns once every stream has closed its subscription, or with
+// ctx's error when ctx ends first: streams that Close ended finish writing
+// on goroutines of their own.
+func (f *Feed) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		f.streams.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -132,6 +132,26 @@ func TestFeed_Close(t *testing.T) {
 	}
 }
 
+// Wait holds shutdown until every stream, ended by Close, has closed its
+// subscription, however long after its end the stream does.
+func TestFeed_WaitForStreamsToClose(t *testing.T) {
+	t.Parallel()
+	f, _ := running(t, feed.Options{})
+	s := subscribe(t, f, "a")
+	f.Close()
+	<-s.Done()
+	soon, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := f.Wait(soon); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Wait() with a stream still writing = %v, want the context's error", err)
+	}
+	s.Close()
+	s.Close() // twice, as a stream may
+	if err := f.Wait(context.Background()); err != nil {
+		t.Errorf("Wait() once the stream closed = %v", err)
+	}
+}
+
 type tlog struct{ t *testing.T }
 
 func (l tlog) Write(p []byte) (int, error) { l.t.Log(string(p)); return len(p), nil }
