@@ -173,6 +173,9 @@ func (s *eventStream) VisitStreamEventsResponse(w http.ResponseWriter) error {
 		s.end(conn)
 		return nil
 	}
+	// The request's context, and the values it carries, are over with
+	// the handler: following needs neither them nor the log.
+	s.ctx, s.log = context.Background(), nil
 	go func() {
 		defer s.end(conn)
 		s.follow(out.send, gone, cursor)
