@@ -1,7 +1,7 @@
 // Package feed fans the event log out to live streams. One reader per
 // process follows the log, woken by PostgreSQL notifications from any
 // instance and by a short poll in case one is lost, and hands each event,
-// encoded once, to every open stream's bounded buffer. The log stays the
+// encoded once, to every open stream's bounded queue. The log stays the
 // truth: a stream starts by reading it from the client's last id, and a
 // stream that falls behind is ended, to resume from its last id.
 package feed
@@ -32,8 +32,8 @@ type Log interface {
 type Options struct {
 	// Poll is how often the log is read when no notification came (500ms).
 	Poll time.Duration
-	// Buffer is how many events a stream may be behind before it is ended
-	// as too slow (256).
+	// Buffer is how many events a stream may have waiting before it is
+	// ended as too slow (256).
 	Buffer int
 	// PerKey is how many streams one client may hold open here (10).
 	PerKey int
@@ -71,6 +71,8 @@ type Feed struct {
 	subs   map[*Sub]struct{}
 	perKey map[string]int
 	closed bool
+
+	streams sync.WaitGroup // subscriptions their streams have not closed yet
 }
 
 // New returns a feed over log. It reads nothing until Run.
@@ -188,16 +190,14 @@ func (f *Feed) warn(ctx context.Context, err error) {
 	}
 }
 
-// publish hands items to every stream, and ends those whose buffer is
+// publish hands items to every stream, and ends those whose queue is
 // full: they resume from their last id.
 func (f *Feed) publish(items []*Item, next int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, it := range items {
 		for s := range f.subs {
-			select {
-			case s.items <- it:
-			default:
+			if !s.add(it, f.opts.Buffer) {
 				f.drop(s, ErrSlow)
 			}
 		}
@@ -205,20 +205,58 @@ func (f *Feed) publish(items []*Item, next int64) {
 	f.head = next
 }
 
-// Sub is one stream's subscription.
+// Sub is one stream's subscription. Its queue grows only while the
+// stream is behind, rather than holding room for Options.Buffer events
+// for every idle stream.
 type Sub struct {
 	f     *Feed
 	key   string // counted against PerKey; "" when not
-	items chan *Item
+	mu    sync.Mutex
+	queue []*Item       // handed out, not yet taken; at most Options.Buffer
+	ready chan struct{} // holds a token while queue may have items
 	done  chan struct{}
 	err   error // why done closed; read after it has
+	ended bool  // the stream called Close; under the feed's mu
 	// From is the feed's position when the stream subscribed: the items
 	// come after it, and the stream reads the log up to it itself.
 	From int64
 }
 
-// Items are the events after From, in id order.
-func (s *Sub) Items() <-chan *Item { return s.items }
+// Ready receives when items are waiting: Take them.
+func (s *Sub) Ready() <-chan struct{} { return s.ready }
+
+// maxSpare is the largest queue a stream's Take keeps for reuse: one
+// burst must not leave every idle stream holding room for the next.
+const maxSpare = 16
+
+// Take returns the items waiting, the events after From in id order, and
+// none twice. spare, the slice the previous Take returned, is reused for
+// the next items once the stream is done with it.
+func (s *Sub) Take(spare []*Item) []*Item {
+	clear(spare) // the sent events' JSON need not be kept
+	if cap(spare) > maxSpare {
+		spare = nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	items := s.queue
+	s.queue = spare[:0]
+	return items
+}
+
+// add queues it, unless max items are waiting already.
+func (s *Sub) add(it *Item, max int) bool {
+	s.mu.Lock()
+	ok := len(s.queue) < max
+	if ok {
+		s.queue = append(s.queue, it)
+	}
+	s.mu.Unlock()
+	if ok {
+		poke(s.ready)
+	}
+	return ok
+}
 
 // Done is closed when the feed ends the stream; Err then says why.
 func (s *Sub) Done() <-chan struct{} { return s.done }
@@ -241,12 +279,13 @@ func (f *Feed) Subscribe(key string, limited bool) (*Sub, error) {
 	case limited && f.perKey[key] >= f.opts.PerKey:
 		return nil, ErrTooMany
 	}
-	s := &Sub{f: f, items: make(chan *Item, f.opts.Buffer), done: make(chan struct{}), From: f.head}
+	s := &Sub{f: f, ready: make(chan struct{}, 1), done: make(chan struct{}), From: f.head}
 	if limited {
 		s.key = key
 		f.perKey[key]++
 	}
 	f.subs[s] = struct{}{}
+	f.streams.Add(1)
 	return s, nil
 }
 
@@ -258,6 +297,10 @@ func (s *Sub) Close() {
 	s.f.mu.Lock()
 	defer s.f.mu.Unlock()
 	s.f.drop(s, nil)
+	if !s.ended {
+		s.ended = true
+		s.f.streams.Done()
+	}
 }
 
 // drop ends s with err, once. The caller holds mu.
@@ -283,6 +326,23 @@ func (f *Feed) Close() {
 	f.closed = true
 	for s := range f.subs {
 		f.drop(s, ErrClosed)
+	}
+}
+
+// Wait returns once every stream has closed its subscription, or with
+// ctx's error when ctx ends first: streams that Close ended finish writing
+// on goroutines of their own.
+func (f *Feed) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		f.streams.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

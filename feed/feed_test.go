@@ -55,7 +55,8 @@ func TestFeed_SlowStreamIsEnded(t *testing.T) {
 			t.Fatal(err)
 		}
 		select {
-		case <-fast.Items():
+		case <-fast.Ready():
+			fast.Take(nil)
 		case <-fast.Done():
 			t.Fatalf("the stream that keeps up was ended: %v", fast.Err())
 		}
@@ -75,6 +76,44 @@ func TestFeed_SlowStreamIsEnded(t *testing.T) {
 	fast.Close()
 }
 
+// A stream taking its events in batches, reusing each batch's slice for
+// the next, gets every event once, in id order.
+func TestFeed_TakeGivesEveryEventOnceInOrder(t *testing.T) {
+	t.Parallel()
+	f, users := running(t, feed.Options{})
+	s := subscribe(t, f, "a")
+	defer s.Close()
+	const n = 40
+	for i := range n {
+		if _, err := users.Create(context.Background(), store.NewUser{Name: "U", Email: fmt.Sprintf("u%d@example.com", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ids []int64
+	var batch []*feed.Item
+	for len(ids) < n {
+		select {
+		case <-s.Ready():
+			batch = s.Take(batch)
+			for _, it := range batch {
+				ids = append(ids, it.Event.ID)
+			}
+		case <-s.Done():
+			t.Fatalf("stream ended after %d events: %v", len(ids), s.Err())
+		case <-time.After(time.Minute):
+			t.Fatalf("got %d events of %d", len(ids), n)
+		}
+	}
+	for i := range ids {
+		if ids[i] <= s.From || i > 0 && ids[i] <= ids[i-1] {
+			t.Fatalf("event ids %v: want %d rising ids after %d", ids, n, s.From)
+		}
+	}
+	if len(ids) != n {
+		t.Errorf("got %d events, want %d", len(ids), n)
+	}
+}
+
 // Close ends every stream with ErrClosed and refuses new ones.
 func TestFeed_Close(t *testing.T) {
 	t.Parallel()
@@ -90,6 +129,26 @@ func TestFeed_Close(t *testing.T) {
 	}
 	if _, err := f.Subscribe("b", true); !errors.Is(err, feed.ErrClosed) {
 		t.Errorf("Subscribe() after Close error = %v, want ErrClosed", err)
+	}
+}
+
+// Wait holds shutdown until every stream, ended by Close, has closed its
+// subscription, however long after its end the stream does.
+func TestFeed_WaitForStreamsToClose(t *testing.T) {
+	t.Parallel()
+	f, _ := running(t, feed.Options{})
+	s := subscribe(t, f, "a")
+	f.Close()
+	<-s.Done()
+	soon, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := f.Wait(soon); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Wait() with a stream still writing = %v, want the context's error", err)
+	}
+	s.Close()
+	s.Close() // twice, as a stream may
+	if err := f.Wait(context.Background()); err != nil {
+		t.Errorf("Wait() once the stream closed = %v", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -145,12 +146,47 @@ type eventStream struct {
 	keepAlive time.Duration
 }
 
+// VisitStreamEventsResponse catches the client up from the log, then
+// follows the feed. Over HTTP/1 the stream takes the connection over from
+// net/http and, once caught up, follows on a goroutine of its own, shallow
+// and with no buffers: a stream lasts hours and mostly waits, and the
+// connection's goroutine, its stack grown by the middleware and the
+// catch-up, and its buffers would otherwise be held all that time.
 func (s *eventStream) VisitStreamEventsResponse(w http.ResponseWriter) error {
-	defer s.sub.Close()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // proxies that buffer answers must not hold events back
+	conn, err := takeOver(w)
+	if err != nil {
+		defer s.sub.Close()
+		return s.serveInHandler(w)
+	}
+	gone := watchClosed(conn)
+	out := &connSink{conn: conn, keepAlive: s.keepAlive}
+	if err := out.send(appendHead(nil, h)); err != nil {
+		s.end(conn)
+		return nil
+	}
+	cursor, ok := s.catchUp(out.send)
+	if !ok {
+		s.end(conn)
+		return nil
+	}
+	// The request's context, and the values it carries, are over with
+	// the handler: following needs neither them nor the log.
+	s.ctx, s.log = context.Background(), nil
+	go func() {
+		defer s.end(conn)
+		s.follow(out.send, gone, cursor)
+	}()
+	return nil
+}
+
+// serveInHandler is the stream on a connection that cannot be taken over
+// (HTTP/2): it holds the handler until the stream ends.
+func (s *eventStream) serveInHandler(w http.ResponseWriter) error {
 	rc := http.NewResponseController(w)
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Accel-Buffering", "no") // proxies that buffer answers must not hold events back
 	w.WriteHeader(http.StatusOK)
 	// send writes and flushes within a deadline of its own: the server's
 	// write timeout bounds whole answers, which a stream is not, while a
@@ -162,59 +198,83 @@ func (s *eventStream) VisitStreamEventsResponse(w http.ResponseWriter) error {
 		}
 		return rc.Flush()
 	}
-	if err := send(fmt.Appendf(nil, "retry: %d\n\n", streamRetry.Milliseconds())); err != nil {
-		return nil
+	if cursor, ok := s.catchUp(send); ok {
+		s.follow(send, s.ctx.Done(), cursor)
 	}
+	return nil
+}
 
-	// Catch up through the log to where the feed was when this stream
-	// subscribed; from there the feed has every event, and the ones the
-	// log already gave are skipped by id.
+// end closes a taken-over stream: the connection, whose close is the end
+// of the answer, then the subscription.
+func (s *eventStream) end(conn net.Conn) {
+	_ = conn.Close()
+	s.sub.Close()
+}
+
+// catchUp sends the retry advice, then reads the log to where the feed
+// was when this stream subscribed: from there the feed has every event,
+// and the ones the log already gave are skipped by id. It returns the last
+// id sent, and false when the stream is over.
+func (s *eventStream) catchUp(send func([]byte) error) (cursor int64, ok bool) {
+	if err := send(fmt.Appendf(nil, "retry: %d\n\n", streamRetry.Milliseconds())); err != nil {
+		return 0, false
+	}
 	page := s.first
-	var cursor int64
+	s.first = store.EventPage{} // a long catch-up must not stay held for the stream's life
 	var buf []byte
 	for {
 		for _, ev := range page.Events {
 			raw, err := json.Marshal(ev)
 			if err != nil {
-				return err
+				return 0, false
 			}
 			buf = appendFrame(buf[:0], ev, raw)
 			if err := send(buf); err != nil {
-				return nil
+				return 0, false
 			}
 		}
 		cursor = page.Next
 		if cursor >= s.sub.From || len(page.Events) < streamPage {
-			break
+			return cursor, true
 		}
 		var err error
 		if page, err = s.log.After(s.ctx, store.EventFilter{After: cursor, Limit: streamPage}); err != nil {
-			return nil // the client resumes from its last id
+			return 0, false // the client resumes from its last id
 		}
 	}
+}
 
+// follow sends the feed's events past cursor, and a comment whenever the
+// stream was silent for keepAlive, until the client is gone, the feed ends
+// the stream or a write fails.
+func (s *eventStream) follow(send func([]byte) error, gone <-chan struct{}, cursor int64) {
 	tick := time.NewTicker(s.keepAlive)
 	defer tick.Stop()
+	var items []*feed.Item
+	var buf []byte
 	for {
 		select {
-		case it := <-s.sub.Items():
-			if it.Event.ID <= cursor {
-				continue
+		case <-s.sub.Ready():
+			items = s.sub.Take(items)
+			for _, it := range items {
+				if it.Event.ID <= cursor {
+					continue
+				}
+				buf = appendFrame(buf[:0], it.Event, it.JSON)
+				if err := send(buf); err != nil {
+					return
+				}
+				cursor = it.Event.ID
+				tick.Reset(s.keepAlive)
 			}
-			buf = appendFrame(buf[:0], it.Event, it.JSON)
-			if err := send(buf); err != nil {
-				return nil
-			}
-			cursor = it.Event.ID
-			tick.Reset(s.keepAlive)
 		case <-tick.C:
 			if err := send([]byte(": keep-alive\n\n")); err != nil {
-				return nil
+				return
 			}
 		case <-s.sub.Done():
-			return nil
-		case <-s.ctx.Done():
-			return nil
+			return
+		case <-gone:
+			return
 		}
 	}
 }

@@ -469,7 +469,13 @@ func serve(ctx context.Context, a *app, pool *pgxpool.Pool, reg *prometheus.Regi
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	httpErr := srv.Shutdown(sctx)
-	if err := errors.Join(httpErr, <-stopped); err != nil {
+	// Streams run apart from the server's connections once caught up:
+	// they have their ends to write.
+	var streamsErr error
+	if err := live.Wait(sctx); err != nil {
+		streamsErr = fmt.Errorf("event streams still open: %w", err)
+	}
+	if err := errors.Join(httpErr, streamsErr, <-stopped); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	logger.Info("stopped")
