@@ -14,16 +14,17 @@ const createQueryFile = "store/queries/users.sql"
 
 // ownStatementValues are what pgbench sends for each of that statement's
 // parameters: the row create.pgbench inserts, and an event and audit entry
-// of about the service's size.
+// of about the service's size. pgbench takes any colon followed by a name
+// or a number for one of its variables: the values hold no colon.
 var ownStatementValues = map[string]string{
 	"name":              `'Load ' || :n`,
 	"email":             `'pgbench-' || :n || '@example.com'`,
 	"email_key":         `'pgbench-' || :n || '@example.com'`,
 	"only_unsubscribed": `false`,
-	"data":              `'{"name":"Load","email":"pgbench@example.com","state":"active","version":1}'`,
-	"actor":             `'key:uak_pgbench'`,
+	"data":              `jsonb_build_object('name', 'Load', 'email', 'pgbench@example.com', 'state', 'active', 'version', 1)`,
+	"actor":             `'key.uak_pgbench'`,
 	"request_id":        `'pgbench'`,
-	"audit_after":       `'{"name":"Load","email":"pgbench@example.com","state":"active"}'`,
+	"audit_after":       `jsonb_build_object('name', 'Load', 'email', 'pgbench@example.com', 'state', 'active')`,
 }
 
 var sqlcParam = regexp.MustCompile(`@([a-z_]+)`)

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
+
+// pgbenchVariable is what pgbench replaces in a statement, string
+// literals included.
+var pgbenchVariable = regexp.MustCompile(`:[A-Za-z0-9_]+`)
 
 // The script follows the service's create statement: every parameter gets
 // a value, and it is one statement on one line, as pgbench reads it.
@@ -29,5 +34,10 @@ func TestOwnStatementScript(t *testing.T) {
 	}
 	if m := sqlcParam.FindString(bare); m != "" {
 		t.Errorf("statement still holds the parameter %s", m)
+	}
+	for _, m := range pgbenchVariable.FindAllString(strings.ReplaceAll(stmt, "::", ""), -1) {
+		if m != ":n" {
+			t.Errorf("statement holds %s, which pgbench would take for a variable; want :n alone", m)
+		}
 	}
 }
