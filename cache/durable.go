@@ -17,6 +17,11 @@ const logTimeout = 5 * time.Second
 // dated when their transaction began, which the margin allows for.
 const logMargin = time.Minute
 
+// logPage bounds the rows one read of the log returns: a change to many
+// records at once (a bulk import, say) is applied a page at a time, in
+// bounded memory.
+const logPage = 5000
+
 // trimEvery is how often an instance deletes the log's expired rows;
 // trimBatch bounds the rows one statement deletes.
 const (
@@ -32,13 +37,12 @@ type logCursor struct {
 	seen    map[int64]int64 // id -> tx, for rows with tx >= horizon
 }
 
-// reset starts from a batch read from the beginning of the window, all of
-// whose keys were just deleted.
-func (l *logCursor) reset(b store.InvalidationBatch) {
+// replace takes the place of l by fresh, read from the beginning of the
+// window, all of whose keys were just deleted.
+func (l *logCursor) replace(fresh *logCursor) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.horizon, l.seen = 0, nil
-	l.advance(b)
+	l.horizon, l.seen = fresh.horizon, fresh.seen
 }
 
 // unseen returns the rows of b not applied yet, and marks them applied.
@@ -138,19 +142,43 @@ func (c *Client) catchUp(ctx context.Context) error {
 	if a == nil {
 		return nil
 	}
-	lctx, cancel := context.WithTimeout(ctx, logTimeout)
-	defer cancel()
-	batch, err := c.opts.Log.Since(lctx, c.log.since(), c.logWindow())
-	if err != nil {
-		return err
-	}
-	keys, versions := c.appendRows(nil, nil, c.log.unseen(batch))
-	if err := c.deleteOlder(ctx, a.Client(), keys, versions); err != nil {
-		for _, k := range keys {
-			c.keep(k)
+	return c.readLog(ctx, c.log.since(), func(page store.InvalidationBatch) error {
+		keys, versions := c.appendRows(nil, nil, c.log.unseen(page))
+		if err := c.deleteOlder(ctx, a.Client(), keys, versions); err != nil {
+			for _, k := range keys {
+				c.keep(k)
+			}
 		}
+		return nil
+	})
+}
+
+// readLog reads the log from since a page at a time, in id order, and
+// hands each page to apply. Every page carries the first read's horizon:
+// a transaction below it had ended before that read, so the later pages
+// hold all its rows. A later page's own horizon could pass a transaction
+// that committed during the reading at an id already passed.
+func (c *Client) readLog(ctx context.Context, since int64, apply func(store.InvalidationBatch) error) error {
+	var horizon, after int64
+	for first := true; ; first = false {
+		lctx, cancel := context.WithTimeout(ctx, logTimeout)
+		page, err := c.opts.Log.Since(lctx, since, after, c.logWindow(), logPage)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if first {
+			horizon = page.Horizon
+		}
+		page.Horizon = horizon
+		if err := apply(page); err != nil {
+			return err
+		}
+		if len(page.Rows) < logPage {
+			return nil
+		}
+		after = page.Rows[len(page.Rows)-1].ID
 	}
-	return nil
 }
 
 // trim deletes the rows no instance needs any more.

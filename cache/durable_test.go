@@ -313,3 +313,67 @@ func TestDurable_LogAppliedOnCluster(t *testing.T) {
 		}
 	}
 }
+
+// A change to more users than one read of the log returns (a bulk
+// update) reaches every instance: the log is applied a page at a time, to
+// its end.
+func TestDurable_BulkChangeAppliedPageByPage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := newDurable(t)
+	opts := d.options(cachetest.URL())
+	opts.Prefix = cachetest.Prefix(t) // the shared Redis: ids repeat across tests' databases
+	reader := newCache(t, d.users, opts)
+	const n = 12000 // more than two pages of the log
+	if _, err := d.pool.Exec(ctx, `INSERT INTO users (name, email, email_key)
+		SELECT 'Bulk ' || g, 'bulk' || g || '@example.com', 'bulk' || g || '@example.com' FROM generate_series(1, $1) g`, n); err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	rows, err := d.pool.Query(ctx, `SELECT id FROM users ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if rows.Err() != nil || len(ids) != n {
+		t.Fatalf("%d users, %v; want %d", len(ids), rows.Err(), n)
+	}
+	sample := []int64{ids[0], ids[n/2], ids[n-1]}
+	for _, id := range sample {
+		for range 2 { // in Redis, then in the reader's memory
+			if _, err := reader.Get(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if s := reader.Users.Stats(); s.Database != uint64(len(sample)) {
+		t.Fatalf("reads before the update: %+v; want one database read per user sampled, then memory", s)
+	}
+	// Written past the cache, as a bulk change is: only the log tells.
+	if _, err := d.pool.Exec(ctx, `UPDATE users SET name = 'Renamed ' || id, version = version + 1`); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, id := range sample {
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			got, err := reader.Get(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Name == fmt.Sprint("Renamed ", id) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("user %d is still %q 15s after a bulk update of %d users; want it renamed", id, got.Name, n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}

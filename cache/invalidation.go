@@ -118,32 +118,38 @@ func (c *Client) replay(ctx context.Context, rc rueidis.Client) error {
 	inv.overflow = false
 	inv.mu.Unlock()
 	pending := len(keys)
-	versions := make([]int64, pending) // 0: whatever they hold
-	var batch store.InvalidationBatch
-	err := func() (err error) {
-		if c.opts.Log != nil {
-			lctx, cancel := context.WithTimeout(ctx, logTimeout)
-			defer cancel()
-			if batch, err = c.opts.Log.Since(lctx, 0, c.logWindow()); err != nil {
+	deleted := pending
+	fresh := &logCursor{}
+	err := func() error {
+		if err := c.deleteOlder(ctx, rc, keys, make([]int64, pending)); err != nil { // 0: whatever they hold
+			return err
+		}
+		if c.opts.Log == nil {
+			return nil
+		}
+		return c.readLog(ctx, 0, func(page store.InvalidationBatch) error {
+			logKeys, versions := c.appendRows(nil, nil, page.Rows)
+			if err := c.deleteOlder(ctx, rc, logKeys, versions); err != nil {
 				return err
 			}
-			keys, versions = c.appendRows(keys, versions, batch.Rows)
-		}
-		return c.deleteOlder(ctx, rc, keys, versions)
+			fresh.advance(page)
+			deleted += len(logKeys)
+			return nil
+		})
 	}()
 	if err != nil {
 		inv.mu.Lock()
-		for _, k := range keys[:pending] {
+		for _, k := range keys {
 			inv.pending[k] = struct{}{}
 		}
 		inv.mu.Unlock()
 		return err
 	}
 	if c.opts.Log != nil {
-		c.log.reset(batch)
+		c.log.replace(fresh)
 	}
-	if len(keys) > 0 {
-		c.logger.Info("cache caught up on invalidations missed while Redis was down", "keys", len(keys))
+	if deleted > 0 {
+		c.logger.Info("cache caught up on invalidations missed while Redis was down", "keys", deleted)
 	}
 	return nil
 }

@@ -59,19 +59,22 @@ func (l *InvalidationLog) Notify(ctx context.Context) (err error) {
 	return translate(err)
 }
 
-// Since returns the invalidations recorded within the last within by
-// transactions whose id is at least since: since 0 for all of them, or the
-// previous batch's Horizon for those that may have committed after it was
-// read. Rows already returned may come again.
+// Since returns up to limit of the invalidations recorded within the last
+// within by transactions whose id is at least since (0 for all of them, or
+// the previous read's Horizon for those that may have committed after it),
+// with an id above after, in id order. Rows already returned may come
+// again. A caller reads the next page with after = the last row's id, and
+// keeps the first page's Horizon (see cache.Client.readLog).
 //
 // Why not "ids above the last one seen": ids are handed out when rows are
 // inserted and become visible when their transactions commit, in another
 // order. A reader that moved past id 7 would never see id 6 of a
 // transaction that committed after the read. The snapshot's xmin has no
 // such gap (see the query).
-func (l *InvalidationLog) Since(ctx context.Context, since int64, within time.Duration) (_ InvalidationBatch, err error) {
+func (l *InvalidationLog) Since(ctx context.Context, since, after int64, within time.Duration, limit int) (_ InvalidationBatch, err error) {
 	defer wrap(&err, "InvalidationLog.Since")
-	rows, err := l.q.InvalidationsSince(ctx, dbsqlc.InvalidationsSinceParams{Since: since, WithinSeconds: within.Seconds()})
+	rows, err := l.q.InvalidationsSince(ctx, dbsqlc.InvalidationsSinceParams{
+		Since: since, AfterID: after, WithinSeconds: within.Seconds(), RowLimit: int64(limit)})
 	if err != nil {
 		return InvalidationBatch{}, translate(err)
 	}

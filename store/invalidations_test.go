@@ -75,7 +75,7 @@ func TestInvalidationLog_RecordsCachedChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b, err := log.Since(ctx, 0, window)
+	b, err := log.Since(ctx, 0, 0, window, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestInvalidationLog_LateCommitIsNotSkipped(t *testing.T) {
 		t.Fatalf("ids %d (late) and %d (quick): want the late transaction's taken first", lateUser.ID, quick.ID)
 	}
 
-	first, err := log.Since(ctx, 0, window)
+	first, err := log.Since(ctx, 0, 0, window, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestInvalidationLog_LateCommitIsNotSkipped(t *testing.T) {
 	if err := early.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	next, err := log.Since(ctx, first.Horizon, window)
+	next, err := log.Since(ctx, first.Horizon, 0, window, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,8 +156,44 @@ func TestInvalidationLog_Trim(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("Trim = %d, %v; want 1 row deleted", n, err)
 	}
-	b, err := log.Since(ctx, 0, 24*time.Hour)
+	b, err := log.Since(ctx, 0, 0, 24*time.Hour, 1000)
 	if err != nil || len(b.Rows) != 1 {
 		t.Errorf("after Trim: %+v, %v; want the recent row only", b.Rows, err)
+	}
+}
+
+// The log is read a page at a time: up to the limit, in id order, each
+// page after the last row of the one before, every row once.
+func TestInvalidationLog_Pages(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := storetest.NewPool(t)
+	users, log := store.NewUsers(pool), store.NewInvalidationLog(pool)
+	var want []string
+	for i := range 5 {
+		u, err := users.Create(ctx, store.NewUser{Name: "Page", Email: fmt.Sprintf("page%d@example.com", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, fmt.Sprint("user:", u.ID))
+	}
+	var got []string
+	var after int64
+	for pages := 0; ; pages++ {
+		b, err := log.Since(ctx, 0, after, window, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Rows) > 2 || pages > 3 {
+			t.Fatalf("page %d holds %d rows, limit 2", pages+1, len(b.Rows))
+		}
+		got = append(got, keys(b)...)
+		if len(b.Rows) < 2 {
+			break
+		}
+		after = b.Rows[len(b.Rows)-1].ID
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("pages of 2 gave %q, want %q", got, want)
 	}
 }

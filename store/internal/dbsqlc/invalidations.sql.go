@@ -16,13 +16,17 @@ SELECT h.horizon, i.id, i.tx, i.key, i.version
 FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon) h
 LEFT JOIN cache_invalidations i
     ON i.tx >= $1::bigint
-   AND i.created_at > now() - make_interval(secs => $2::float8)
+   AND i.id > $2::bigint
+   AND i.created_at > now() - make_interval(secs => $3::float8)
 ORDER BY i.id
+LIMIT $4::bigint
 `
 
 type InvalidationsSinceParams struct {
 	Since         int64
+	AfterID       int64
 	WithinSeconds float64
+	RowLimit      int64
 }
 
 type InvalidationsSinceRow struct {
@@ -33,13 +37,19 @@ type InvalidationsSinceRow struct {
 	Version pgtype.Int8
 }
 
-// InvalidationsSince returns the invalidations recorded by transactions
-// with an id of at least since, made within the last within_seconds, and
-// (on every row, and alone when none match) the xmin of the statement's
-// snapshot: every transaction below it had ended when the rows were read,
-// so a later call with since = horizon misses none that commit afterwards.
+// InvalidationsSince returns up to row_limit of the invalidations recorded
+// by transactions with an id of at least since, past the row after_id,
+// made within the last within_seconds, in id order, and (on every row, and
+// alone when none match) the xmin of the statement's snapshot: every
+// transaction below it had ended when the rows were read, so a later call
+// with since = horizon misses none that commit afterwards.
 func (q *Queries) InvalidationsSince(ctx context.Context, arg InvalidationsSinceParams) ([]InvalidationsSinceRow, error) {
-	rows, err := q.db.Query(ctx, invalidationsSince, arg.Since, arg.WithinSeconds)
+	rows, err := q.db.Query(ctx, invalidationsSince,
+		arg.Since,
+		arg.AfterID,
+		arg.WithinSeconds,
+		arg.RowLimit,
+	)
 	if err != nil {
 		return nil, err
 	}

@@ -70,11 +70,12 @@ type Querier interface {
 	// IdempotencyPut stores the key's record, replacing an expired one. It
 	// changes no row when an unexpired record exists.
 	IdempotencyPut(ctx context.Context, arg IdempotencyPutParams) (int64, error)
-	// InvalidationsSince returns the invalidations recorded by transactions
-	// with an id of at least since, made within the last within_seconds, and
-	// (on every row, and alone when none match) the xmin of the statement's
-	// snapshot: every transaction below it had ended when the rows were read,
-	// so a later call with since = horizon misses none that commit afterwards.
+	// InvalidationsSince returns up to row_limit of the invalidations recorded
+	// by transactions with an id of at least since, past the row after_id,
+	// made within the last within_seconds, in id order, and (on every row, and
+	// alone when none match) the xmin of the statement's snapshot: every
+	// transaction below it had ended when the rows were read, so a later call
+	// with since = horizon misses none that commit afterwards.
 	InvalidationsSince(ctx context.Context, arg InvalidationsSinceParams) ([]InvalidationsSinceRow, error)
 	// InvalidationsTrim deletes up to row_limit invalidations made before the
 	// last within_seconds.
