@@ -157,6 +157,12 @@ func (s *eventStream) VisitStreamEventsResponse(w http.ResponseWriter) error {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // proxies that buffer answers must not hold events back
+	if answersHead(s.ctx) {
+		// A HEAD gets the head alone; a stream taken over would send its body.
+		s.sub.Close()
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
 	conn, err := takeOver(w)
 	if err != nil {
 		defer s.sub.Close()

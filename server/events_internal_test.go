@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/labstack/echo/v4"
 
 	"userapi/feed"
 	"userapi/store"
@@ -133,5 +136,64 @@ func TestEventStream_ServedInHandlerWithoutTakeOver(t *testing.T) {
 	}
 	if ct := w.header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Errorf("Content-Type = %q", ct)
+	}
+}
+
+// A HEAD to the stream gets the stream's head and nothing else, at once:
+// no body, and no subscription left open.
+func TestEventStream_HeadGetsTheHeadAlone(t *testing.T) {
+	log := &memLog{}
+	log.add(1)
+	f := feed.New(log, feed.Options{Poll: 5 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go f.Run(ctx)
+	var sub *feed.Sub
+	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		var err error
+		if sub, err = f.Subscribe("", false); err == nil {
+			break
+		}
+		if !errors.Is(err, feed.ErrNotReady) || time.Since(start) > time.Minute {
+			t.Fatalf("Subscribe() error = %v", err)
+		}
+	}
+	first, _ := log.After(ctx, store.EventFilter{Limit: streamPage})
+	head := context.WithValue(ctx, headRequest{}, true)
+	s := &eventStream{ctx: head, log: log, sub: sub, first: first, keepAlive: time.Hour}
+	w := httptest.NewRecorder()
+	done := make(chan error, 1)
+	go func() { done <- s.VisitStreamEventsResponse(w) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the answer to a HEAD did not end: it streams")
+	}
+	if w.Code != http.StatusOK || w.Body.Len() != 0 || w.Header().Get("Content-Type") != "text/event-stream" {
+		t.Errorf("HEAD answered %d %q with %q; want 200 text/event-stream with no body", w.Code, w.Header().Get("Content-Type"), w.Body)
+	}
+	if n := f.Open(); n != 0 {
+		t.Errorf("%d streams open after the HEAD, want 0", n)
+	}
+}
+
+// headToo tells the handler of a HEAD that it answers one, and the
+// handler of a GET that it does not.
+func TestHeadToo_MarksHead(t *testing.T) {
+	t.Parallel()
+	e := echo.New()
+	var sawHead []bool
+	headToo{e}.GET("/s", func(c echo.Context) error {
+		sawHead = append(sawHead, answersHead(c.Request().Context()))
+		return c.NoContent(http.StatusOK)
+	})
+	for _, m := range []string{http.MethodHead, http.MethodGet} {
+		e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(m, "/s", nil))
+	}
+	if len(sawHead) != 2 || !sawHead[0] || sawHead[1] {
+		t.Errorf("HEAD then GET: the handler saw answersHead %v, want [true false]", sawHead)
 	}
 }

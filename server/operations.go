@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -198,12 +199,23 @@ func (r headToo) GET(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) 
 	r.Echo.HEAD(path, withMiddleware(func(c echo.Context) error {
 		// The handler is shown a GET, as some refuse other methods (the
 		// Swagger UI's does); the server still answers the HEAD it was sent.
-		get := c.Request().Clone(c.Request().Context())
+		get := c.Request().Clone(context.WithValue(c.Request().Context(), headRequest{}, true))
 		get.Method = http.MethodGet
 		c.SetRequest(get)
 		return h(c)
 	}, m))
 	return r.Echo.GET(path, withMiddleware(h, m))
+}
+
+// headRequest marks the context of a GET that answers a HEAD: an answer
+// that writes to the connection itself (an event stream) must write its
+// head alone.
+type headRequest struct{}
+
+// answersHead reports whether the request of ctx answers a HEAD.
+func answersHead(ctx context.Context) bool {
+	v, _ := ctx.Value(headRequest{}).(bool)
+	return v
 }
 
 func (r headToo) POST(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
