@@ -87,28 +87,33 @@ func (r *flushRecorder) String() string {
 	return r.body.String()
 }
 
+// newStream runs a feed over log until ctx ends, and returns it with a
+// stream subscribed to it, on ctx, as the handler makes one.
+func newStream(t *testing.T, ctx context.Context, log *memLog) (*feed.Feed, *eventStream) {
+	t.Helper()
+	f := feed.New(log, feed.Options{Poll: 5 * time.Millisecond})
+	go f.Run(ctx)
+	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		sub, err := f.Subscribe("", false)
+		if err == nil {
+			first, _ := log.After(ctx, store.EventFilter{Limit: streamPage})
+			return f, &eventStream{ctx: ctx, log: log, sub: sub, first: first, keepAlive: time.Hour}
+		}
+		if !errors.Is(err, feed.ErrNotReady) || time.Since(start) > time.Minute {
+			t.Fatalf("Subscribe() error = %v", err)
+		}
+	}
+}
+
 // Where the connection cannot be taken over, the stream holds the handler:
 // the log's events, then the feed's, in order, until the feed closes.
 func TestEventStream_ServedInHandlerWithoutTakeOver(t *testing.T) {
 	log := &memLog{}
 	log.add(1)
 	log.add(2)
-	f := feed.New(log, feed.Options{Poll: 5 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go f.Run(ctx)
-	var sub *feed.Sub
-	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
-		var err error
-		if sub, err = f.Subscribe("", false); err == nil {
-			break
-		}
-		if !errors.Is(err, feed.ErrNotReady) || time.Since(start) > time.Minute {
-			t.Fatalf("Subscribe() error = %v", err)
-		}
-	}
-	first, _ := log.After(ctx, store.EventFilter{Limit: streamPage})
-	s := &eventStream{ctx: ctx, log: log, sub: sub, first: first, keepAlive: time.Hour}
+	f, s := newStream(t, ctx, log)
 	w := &flushRecorder{header: http.Header{}, flushed: make(chan struct{}, 1)}
 	done := make(chan error, 1)
 	go func() { done <- s.VisitStreamEventsResponse(w) }()
@@ -144,23 +149,9 @@ func TestEventStream_ServedInHandlerWithoutTakeOver(t *testing.T) {
 func TestEventStream_HeadGetsTheHeadAlone(t *testing.T) {
 	log := &memLog{}
 	log.add(1)
-	f := feed.New(log, feed.Options{Poll: 5 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go f.Run(ctx)
-	var sub *feed.Sub
-	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
-		var err error
-		if sub, err = f.Subscribe("", false); err == nil {
-			break
-		}
-		if !errors.Is(err, feed.ErrNotReady) || time.Since(start) > time.Minute {
-			t.Fatalf("Subscribe() error = %v", err)
-		}
-	}
-	first, _ := log.After(ctx, store.EventFilter{Limit: streamPage})
-	head := context.WithValue(ctx, headRequest{}, true)
-	s := &eventStream{ctx: head, log: log, sub: sub, first: first, keepAlive: time.Hour}
+	f, s := newStream(t, context.WithValue(ctx, headRequest{}, true), log)
 	w := httptest.NewRecorder()
 	done := make(chan error, 1)
 	go func() { done <- s.VisitStreamEventsResponse(w) }()
