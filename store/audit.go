@@ -74,13 +74,18 @@ func actorOf(ctx context.Context) actorInfo {
 // diff holds the fields a change replaced and their new values.
 type diff struct{ before, after map[string]any }
 
+// encode is d as the audit log stores it: each side as JSON, nil when absent.
+func (d diff) encode() (before, after []byte, err error) {
+	if before, err = jsonOrNil(d.before); err != nil {
+		return nil, nil, err
+	}
+	after, err = jsonOrNil(d.after)
+	return before, after, err
+}
+
 // recordAudit writes one entry with q, in the change's transaction.
 func recordAudit(ctx context.Context, q *dbsqlc.Queries, action, target string, d diff) error {
-	before, err := jsonOrNil(d.before)
-	if err != nil {
-		return err
-	}
-	after, err := jsonOrNil(d.after)
+	before, after, err := d.encode()
 	if err != nil {
 		return err
 	}

@@ -218,12 +218,7 @@ func recordChange(ctx context.Context, q *dbsqlc.Queries, ev *UserEvent) error {
 		}
 	}
 	ev.Data, ev.UserID, ev.OccurredAt = data, u.ID, ev.OccurredAt.UTC()
-	d := userDiff(*ev)
-	before, err := jsonOrNil(d.before)
-	if err != nil {
-		return err
-	}
-	after, err := jsonOrNil(d.after)
+	before, after, err := userDiff(*ev).encode()
 	if err != nil {
 		return err
 	}
