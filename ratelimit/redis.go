@@ -79,6 +79,10 @@ const (
 	leaseTTL   = 100 * time.Millisecond
 )
 
+// intervalMicros is p's interval in whole microseconds, Redis's unit here:
+// at least one.
+func (p Policy) intervalMicros() int64 { return max(p.interval().Microseconds(), 1) }
+
 // Conn is a connection to Redis shared with others, such as cache.Client.
 // Do runs call with a short deadline, and fails at once while Redis is known
 // to be down (not connected yet, failing, or hung), so that a Fallback
@@ -147,7 +151,7 @@ type lease struct {
 // from Redis.
 func (l *lease) take(p Policy, now time.Time) Decision {
 	l.n--
-	step := max(p.interval().Microseconds(), 1)
+	step := p.intervalMicros()
 	return Decision{Allowed: true, Limit: p.Limit, Remaining: l.remaining + l.n,
 		Reset: l.full.Sub(now) - time.Duration(int64(l.n)*step)*time.Microsecond}
 }
@@ -250,7 +254,7 @@ func (r *Redis) run(ctx context.Context, k slotKey, batch []chan<- answer) {
 // each one's decision as if they had been sent one after the other. What
 // the call leases is kept for the next requests.
 func (r *Redis) spend(ctx context.Context, k slotKey, cost int) ([]Decision, error) {
-	interval := max(k.policy.interval().Microseconds(), 1)
+	interval := k.policy.intervalMicros()
 	sent := time.Now()
 	var vals []int64
 	err := r.conn.Do(ctx, func(ctx context.Context, c rueidis.Client) (err error) {
@@ -328,7 +332,7 @@ func (r *Redis) expire(k slotKey, l *lease) {
 	r.givingBack.Add(1)
 	r.mu.Unlock()
 	defer r.givingBack.Done()
-	interval := max(k.policy.interval().Microseconds(), 1)
+	interval := k.policy.intervalMicros()
 	// Failing, the n requests are lost to the client until its budget
 	// refills: fewer passed than could have, never more.
 	_ = r.conn.Do(context.Background(), func(ctx context.Context, c rueidis.Client) error {
