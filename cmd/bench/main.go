@@ -13,7 +13,7 @@
 //
 //	go run ./cmd/bench [-duration 5s] [-rounds 3] [-connections 64] [-db-conns 16] [-streams 1000] [-run regexp]
 //
-// -run keeps the scenarios whose names it matches ("search", "export",
+// -run keeps the scenarios whose names it matches ("q=" for the search, "export",
 // "GET /users/1", "fan-out"); the static reference always runs.
 //
 // It needs wrk, pgbench, PostgreSQL (DATABASE_URL or 127.0.0.1:5432) and Redis
