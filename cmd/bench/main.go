@@ -74,10 +74,9 @@ func main() {
 	streams := flag.Int("streams", 1000, "event streams the fan-out holds open")
 	fanoutEvents := flag.Int("fanout-events", 200, "users the fan-out creates, one event each")
 	fanoutInterval := flag.Duration("fanout-interval", 20*time.Millisecond, "time between the fan-out's writes")
-	// Four per core of this machine, which runs the database too: for
-	// reads, more backends add no throughput, only a longer queue for the
-	// CPUs (the search's tail shows it). pgbench's clients match, so creates
-	// are compared at one concurrency.
+	// Four per core of this machine, which runs the database too (sizing:
+	// docs/scaling.md). pgbench's clients match, so creates are compared at
+	// one concurrency.
 	dbConns := flag.Int("db-conns", 8, "database connections of each userapi instance, and pgbench's clients")
 	listBefore := flag.Float64("list-before", 0.06, "list 100's ratio to the static reference before this release, which its goal doubles")
 	only := flag.String("run", "", "run only the scenarios whose names match this regular expression (and the static reference)")
