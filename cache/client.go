@@ -76,12 +76,17 @@ type Client struct {
 	aside  atomic.Pointer[rueidisaside.CacheAsideClient] // nil until connected
 	outage *outage
 	inv    invalidations
-	// replaying is closed when the replay of missed invalidations in
-	// progress ends; nil when none is.
-	replayMu  sync.Mutex
-	replaying chan struct{}
-	log       logCursor
+	log    logCursor
 
+	// replayMu guards the replay of missed invalidations, which runs in
+	// the background (see available); replayDone is closed when the last
+	// one started ends.
+	replayMu   sync.Mutex
+	replaying  bool
+	replayDone chan struct{}
+	closed     bool
+
+	life      context.Context // ends at Close
 	stop      context.CancelFunc
 	done      chan struct{}
 	followers sync.WaitGroup
@@ -129,6 +134,7 @@ func NewClient(opts Options) (*Client, error) {
 		logger: logger,
 		outage: newOutage(logger),
 		inv:    invalidations{pending: make(map[string]struct{}), waiters: make(map[string][]chan struct{})},
+		life:   ctx,
 		stop:   cancel,
 		done:   make(chan struct{}),
 	}
@@ -186,6 +192,13 @@ func (c *Client) Close() {
 		c.stop()
 		<-c.done
 		c.followers.Wait()
+		c.replayMu.Lock()
+		c.closed = true
+		replay := c.replayDone
+		c.replayMu.Unlock()
+		if replay != nil {
+			<-replay
+		}
 		if a := c.aside.Load(); a != nil {
 			(*a).Close()
 		}
@@ -203,6 +216,11 @@ func (c *Client) Ping(ctx context.Context) error {
 	rc := (*a).Client()
 	return rc.Do(ctx, rc.B().Ping().Build()).Error()
 }
+
+// Available reports whether calls use Redis now: it is connected, has not
+// failed within the last retryInterval, and no invalidation missed before
+// remains to be replayed. A replay that is due starts.
+func (c *Client) Available() bool { return c.available(context.Background()) != nil }
 
 // Do runs call on the connection with the deadline, or returns
 // ErrUnavailable at once while Redis is known to be down. An error of call,
@@ -234,52 +252,62 @@ func (c *Client) do(ctx context.Context, rc rueidis.Client, call func(ctx contex
 // failed records that Redis failed: calls bypass it for a while.
 func (c *Client) failed(err error) { c.outage.fail(err) }
 
-// available returns the connection unless Redis is absent or failed within
-// the last retryInterval. The first call after an outage (or a new
-// connection) first deletes the keys whose invalidation may have been
-// missed meanwhile, so that no entry older than its row is trusted.
+// available returns the connection unless Redis is absent, failed within
+// the last retryInterval, or may hold entries older than their rows. In the
+// last case it starts deleting the keys whose invalidation may have been
+// missed (see replayMissed), and callers bypass Redis until that is done:
+// after a busy outage it may take seconds, which no request should wait for.
 func (c *Client) available(ctx context.Context) rueidisaside.CacheAsideClient {
 	a := c.aside.Load()
 	if a == nil || c.outage.bypassing() {
 		return nil
 	}
-	if _, stale := c.outage.needsReplay(); stale && !c.replayMissed(ctx, (*a).Client()) {
+	if _, stale := c.outage.needsReplay(); stale || c.inv.dirty.Load() {
+		c.startReplay((*a).Client())
 		return nil
 	}
 	return *a
 }
 
-// replayMissed replays the invalidations missed up to now, or waits for the
-// replay another caller is making (bounded by the Redis deadline and
-// logTimeout), and reports whether Redis may be used.
-func (c *Client) replayMissed(ctx context.Context, rc rueidis.Client) bool {
+// startReplay runs replayMissed in the background unless it runs already.
+func (c *Client) startReplay(rc rueidis.Client) {
 	c.replayMu.Lock()
-	if running := c.replaying; running != nil {
+	defer c.replayMu.Unlock()
+	if c.replaying || c.closed {
+		return
+	}
+	c.replaying = true
+	done := make(chan struct{})
+	c.replayDone = done
+	go func() {
+		defer close(done)
+		c.replayMissed(rc)
+	}()
+}
+
+// replayMissed replays the invalidations missed up to now, then again while
+// writes made meanwhile (which bypassed Redis) left keys to delete, until
+// none are left, Redis fails, or the client closes. After a failure to read
+// the log it waits retryInterval before the next call may try again.
+func (c *Client) replayMissed(rc rueidis.Client) {
+	for {
+		e, _ := c.outage.needsReplay()
+		err := c.replay(c.life, rc)
+		if err == nil {
+			c.outage.replayed(e)
+		} else if !c.outage.bypassing() {
+			select {
+			case <-c.life.Done():
+			case <-time.After(retryInterval):
+			}
+		}
+		c.replayMu.Lock()
+		_, stale := c.outage.needsReplay()
+		again := err == nil && c.life.Err() == nil && !c.outage.bypassing() && (stale || c.inv.dirty.Load())
+		c.replaying = again
 		c.replayMu.Unlock()
-		select {
-		case <-running:
-			_, stale := c.outage.needsReplay()
-			return !stale
-		case <-ctx.Done():
-			return false
+		if !again {
+			return
 		}
 	}
-	e, stale := c.outage.needsReplay()
-	if !stale {
-		c.replayMu.Unlock()
-		return true
-	}
-	done := make(chan struct{})
-	c.replaying = done
-	c.replayMu.Unlock()
-
-	err := c.replay(ctx, rc)
-	if err == nil {
-		c.outage.replayed(e)
-	}
-	c.replayMu.Lock()
-	c.replaying = nil
-	c.replayMu.Unlock()
-	close(done)
-	return err == nil
 }

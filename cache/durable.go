@@ -2,8 +2,12 @@ package cache
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
+
+	"github.com/redis/rueidis"
 
 	"userapi/store"
 )
@@ -136,21 +140,36 @@ func (c *Client) follow(ctx context.Context) {
 
 // catchUp deletes the keys of the log's rows this client has not applied.
 // While Redis is unavailable it does nothing: the replay that comes before
-// Redis is used again covers the whole window. It returns the log's error.
+// Redis is used again covers what was missed. It returns the log's error.
 func (c *Client) catchUp(ctx context.Context) error {
-	a := c.available(ctx) // replays first when needed
+	a := c.available(ctx)
 	if a == nil {
 		return nil
 	}
-	return c.readLog(ctx, c.log.since(), func(page store.InvalidationBatch) error {
+	_, err := c.applyLog(ctx, a.Client())
+	if errors.Is(err, errRedisFailed) {
+		return nil // the replay after the outage covers it
+	}
+	return err
+}
+
+// errRedisFailed marks applyLog's errors that are Redis's, not the log's.
+var errRedisFailed = errors.New("redis failed")
+
+// applyLog deletes the keys of the log's rows this client has not applied,
+// and returns how many. Rows count as applied once read, so when Redis
+// fails meanwhile the next replay covers the log's whole window again.
+func (c *Client) applyLog(ctx context.Context, rc rueidis.Client) (deleted int, err error) {
+	err = c.readLog(ctx, c.log.since(), func(page store.InvalidationBatch) error {
 		keys, versions := c.appendRows(nil, nil, c.log.unseen(page))
-		if err := c.deleteOlder(ctx, a.Client(), keys, versions); err != nil {
-			for _, k := range keys {
-				c.keep(k)
-			}
+		if err := c.deleteOlder(ctx, rc, keys, versions); err != nil {
+			c.outage.full.Store(true)
+			return fmt.Errorf("%w: %w", errRedisFailed, err)
 		}
+		deleted += len(keys)
 		return nil
 	})
+	return deleted, err
 }
 
 // readLog reads the log from since a page at a time, in id order, and

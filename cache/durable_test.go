@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -165,6 +166,51 @@ func TestDurable_PersistentRedisRestart(t *testing.T) {
 		}
 		return err
 	})
+}
+
+// After Redis misses a deadline on a connection that stays up, Redis has
+// lost nothing: the replay deletes the keys this instance could not, and
+// those of the log's rows written since it last read the log, not every
+// key of the log's window.
+func TestDurable_ReplayAfterTimeoutReadsOnlyNewRows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := newDurable(t)
+	redis := cachetest.NewServer(t)
+	var logs syncBuffer
+	opts := d.options(redis.URL())
+	opts.Timeout = 50 * time.Millisecond
+	opts.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	c := newCache(t, d.users, opts)
+	u := create(t, c, "ada@example.com")
+	unread := create(t, d.users, "grace@example.com") // unknown to the instance: reading it needs Redis
+	untilServedFromRedis(t, "after start-up", c.Users.Stats, func() error { _, err := c.Get(ctx, u.ID); return err })
+	const whole, since = `"whole_window":true`, `"whole_window":false`
+	wholeBefore := logs.Count(whole)
+
+	redis.Freeze()
+	if _, err := c.Get(ctx, unread.ID); err != nil {
+		t.Fatalf("Get with Redis hung = %v, want the row from the database", err)
+	}
+	redis.Thaw()
+	name := "written while Redis was bypassed"
+	updated, err := c.Update(ctx, u.ID, store.UserChange{Name: &name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	untilServedFromRedis(t, "after the timeout", c.Users.Stats, func() error {
+		got, err := c.Get(ctx, u.ID)
+		if err == nil && got != updated {
+			t.Fatalf("after the timeout: Get = %+v, want %+v", got, updated)
+		}
+		return err
+	})
+	if n := logs.Count(since); n != 1 {
+		t.Errorf("replays of the log since its cursor: %d, want 1:\n%s", n, logs.String())
+	}
+	if n := logs.Count(whole); n != wholeBefore {
+		t.Errorf("replays of the whole window after the timeout: %d, want none:\n%s", n-wholeBefore, logs.String())
+	}
 }
 
 // noTouch checks keys without recording their use.

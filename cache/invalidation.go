@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -28,6 +29,9 @@ type invalidations struct {
 	mu       sync.Mutex
 	pending  map[string]struct{}
 	overflow bool // pending lost keys: entries may be stale until their TTL
+	// dirty is set while keys are pending: callers bypass Redis until a
+	// replay has deleted them. Read on every call, without the lock.
+	dirty atomic.Bool
 
 	waitMu  sync.Mutex
 	waiters map[string][]chan struct{}
@@ -92,6 +96,11 @@ func (c *Client) keep(key string) {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	if len(inv.pending) >= maxPendingInvalidations {
+		if c.opts.Log != nil {
+			// Logged too: the next replay reads the log's whole window.
+			c.outage.full.Store(true)
+			return
+		}
 		if !inv.overflow {
 			c.logger.Error("cache invalidations lost while Redis was down; some entries may be stale until their TTL", "ttl", c.opts.TTL.String())
 		}
@@ -99,35 +108,60 @@ func (c *Client) keep(key string) {
 		return
 	}
 	inv.pending[key] = struct{}{}
+	inv.dirty.Store(true)
 }
 
-// replay deletes the keys whose invalidation failed while Redis was down,
-// and, with a durable log, every key it names from the last TTL: those this
-// instance never heard of (written through an instance cut off from Redis,
-// or while this one was not running), and those a restarted Redis brought
-// back from disk. On failure the keys stay pending.
-func (c *Client) replay(ctx context.Context, rc rueidis.Client) error {
-	ctx = context.WithoutCancel(ctx)
-	inv := &c.inv
+// take returns the pending keys and forgets them.
+func (inv *invalidations) take() []string {
 	inv.mu.Lock()
+	defer inv.mu.Unlock()
 	keys := make([]string, 0, len(inv.pending))
 	for k := range inv.pending {
 		keys = append(keys, k)
 	}
 	inv.pending = make(map[string]struct{})
 	inv.overflow = false
-	inv.mu.Unlock()
-	pending := len(keys)
-	deleted := pending
-	fresh := &logCursor{}
+	inv.dirty.Store(false)
+	return keys
+}
+
+// putBack makes keys pending again, after a replay that failed.
+func (inv *invalidations) putBack(keys []string) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	for _, k := range keys {
+		inv.pending[k] = struct{}{}
+	}
+	if len(inv.pending) > 0 {
+		inv.dirty.Store(true)
+	}
+}
+
+// replay deletes the keys whose invalidation failed while Redis was
+// unavailable, and, with a durable log, those of the log's rows this client
+// has not applied: written through an instance cut off from Redis, or while
+// this one was not running. After a new connection (see outage.full) it
+// deletes every key the log names from the last TTL, which also covers
+// entries that a restarted Redis brought back from disk. On failure the
+// keys stay pending.
+func (c *Client) replay(ctx context.Context, rc rueidis.Client) error {
+	keys := c.inv.take()
+	full := c.outage.full.Swap(false)
+	deleted := len(keys)
 	err := func() error {
-		if err := c.deleteOlder(ctx, rc, keys, make([]int64, pending)); err != nil { // 0: whatever they hold
+		if err := c.deleteOlder(ctx, rc, keys, make([]int64, len(keys))); err != nil { // 0: whatever they hold
 			return err
 		}
 		if c.opts.Log == nil {
 			return nil
 		}
-		return c.readLog(ctx, 0, func(page store.InvalidationBatch) error {
+		if !full {
+			n, err := c.applyLog(ctx, rc)
+			deleted += n
+			return err
+		}
+		fresh := &logCursor{}
+		err := c.readLog(ctx, 0, func(page store.InvalidationBatch) error {
 			logKeys, versions := c.appendRows(nil, nil, page.Rows)
 			if err := c.deleteOlder(ctx, rc, logKeys, versions); err != nil {
 				return err
@@ -136,20 +170,24 @@ func (c *Client) replay(ctx context.Context, rc rueidis.Client) error {
 			deleted += len(logKeys)
 			return nil
 		})
+		if err == nil {
+			c.log.replace(fresh)
+		}
+		return err
 	}()
 	if err != nil {
-		inv.mu.Lock()
-		for _, k := range keys {
-			inv.pending[k] = struct{}{}
+		c.inv.putBack(keys)
+		if full {
+			c.outage.full.Store(true)
 		}
-		inv.mu.Unlock()
 		return err
 	}
-	if c.opts.Log != nil {
-		c.log.replace(fresh)
-	}
 	if deleted > 0 {
-		c.logger.Info("cache caught up on invalidations missed while Redis was down", "keys", deleted)
+		attrs := []any{"keys", deleted}
+		if c.opts.Log != nil {
+			attrs = append(attrs, "whole_window", full)
+		}
+		c.logger.Info("cache caught up on invalidations missed while Redis was down", attrs...)
 	}
 	return nil
 }

@@ -19,10 +19,10 @@ const retryInterval = time.Second
 var errCut = errors.New("cache: Redis failed during the call")
 
 // outage tracks whether Redis may be used. After a failure every caller
-// bypasses it for retryInterval; the first call after that replays the
-// invalidations missed meanwhile before Redis is trusted again, and other
-// callers bypass Redis until it is done. It is the
-// one record of Redis's health: the cache and the rate limiter both read it.
+// bypasses it for retryInterval; the first call after that starts a replay
+// of the invalidations missed meanwhile, in the background, and every caller
+// bypasses Redis until it is done (see Client.available). It is the one
+// record of Redis's health: the cache and the rate limiter both read it.
 type outage struct {
 	logger *slog.Logger
 
@@ -34,6 +34,11 @@ type outage struct {
 	epoch    atomic.Uint64
 	caughtUp atomic.Uint64 // the last epoch replayed
 	failed   atomic.Bool   // a call failed since Redis was last usable (for the log lines)
+	// full is set by a new connection: the next replay must cover the
+	// log's whole window, since the Redis at the other end may hold entries
+	// whose invalidation it never sent us. After a failure on a connection
+	// that stayed up, the log since this client's cursor is enough.
+	full atomic.Bool
 
 	mu     sync.Mutex
 	cut    context.Context // cancelled at the next failure
@@ -67,7 +72,10 @@ func (o *outage) fail(err error) {
 // itself on the next call): what was missed meanwhile must be replayed
 // first. A Redis restarted from its persisted data holds entries from before
 // the outage, however short it was.
-func (o *outage) connected() { o.epoch.Add(1) }
+func (o *outage) connected() {
+	o.full.Store(true)
+	o.epoch.Add(1)
+}
 
 // needsReplay reports whether missed invalidations must be replayed before
 // Redis is used, and the epoch to pass to replayed once they are.

@@ -76,8 +76,9 @@ func Client(t testing.TB, url string) rueidis.Client {
 	return client
 }
 
-// NewClient is a cache.Client for opts, connected (it fails the test after
-// 15 s otherwise) and closed when the test ends.
+// NewClient is a cache.Client for opts, connected and done with its
+// start-up replay (it fails the test after 15 s otherwise), and closed when
+// the test ends.
 func NewClient(t testing.TB, opts cache.Options) *cache.Client {
 	t.Helper()
 	c, err := cache.NewClient(opts)
@@ -86,7 +87,7 @@ func NewClient(t testing.TB, opts cache.Options) *cache.Client {
 	}
 	t.Cleanup(c.Close)
 	deadline := time.Now().Add(15 * time.Second)
-	for c.Ping(context.Background()) != nil {
+	for !c.Available() {
 		if time.Now().After(deadline) {
 			t.Fatalf("cache client for %s did not connect", opts.URL)
 		}
@@ -223,10 +224,13 @@ type Proxy struct {
 	ln     net.Listener
 	target string
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	cut     bool
+	paused  bool
+	held    int        // bytes from clients waiting for Resume
+	resumed *sync.Cond // on mu
+	conns   map[net.Conn]struct{}
+	wg      sync.WaitGroup
 }
 
 // NewProxy listens on a free port and forwards each connection to target
@@ -238,6 +242,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 		t.Fatal(err)
 	}
 	p := &Proxy{ln: ln, target: target, conns: make(map[net.Conn]struct{})}
+	p.resumed = sync.NewCond(&p.mu)
 	p.wg.Go(p.serve)
 	t.Cleanup(func() {
 		ln.Close()
@@ -257,6 +262,7 @@ func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = true
+	p.resume()
 	for c := range p.conns {
 		c.Close()
 	}
@@ -267,6 +273,45 @@ func (p *Proxy) Heal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = false
+}
+
+// Pause holds what the clients send, without closing anything, until
+// Resume: a server that is up but does not answer yet.
+func (p *Proxy) Pause() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.paused = true
+}
+
+// Held is how many bytes the clients sent since Pause.
+func (p *Proxy) Held() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held
+}
+
+// Resume forwards what Pause held, and all that follows.
+func (p *Proxy) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.resume()
+}
+
+func (p *Proxy) resume() {
+	p.paused, p.held = false, 0
+	p.resumed.Broadcast()
+}
+
+// hold waits while the proxy is paused, counting n bytes as held.
+func (p *Proxy) hold(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.paused {
+		p.held += n
+	}
+	for p.paused {
+		p.resumed.Wait()
+	}
 }
 
 func (p *Proxy) serve() {
@@ -291,14 +336,31 @@ func (p *Proxy) forward(client net.Conn) {
 	}
 	defer p.untrack(client, server)
 	done := make(chan struct{}, 2)
-	copyOne := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
-		dst.Close()
-		src.Close()
+	closeBoth := func() {
+		server.Close()
+		client.Close()
 		done <- struct{}{}
 	}
-	go copyOne(server, client)
-	go copyOne(client, server)
+	go func() { // from the client, through Pause
+		defer closeBoth()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := client.Read(buf)
+			if n > 0 {
+				p.hold(n)
+				if _, err := server.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		defer closeBoth()
+		_, _ = io.Copy(client, server)
+	}()
 	<-done
 	<-done
 }
