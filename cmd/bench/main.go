@@ -115,6 +115,10 @@ type scenario struct {
 	path   string
 	script string // wrk Lua that shapes the requests, if any; pgbench's script
 	conns  int    // wrk connections; 0 for -connections
+	// writes is set when it inserts users: the database is settled after
+	// it, so that the next scenario does not share the CPUs with its
+	// aftermath (see settle).
+	writes bool
 }
 
 // connections is how many connections sc runs with, given -connections.
@@ -328,17 +332,17 @@ func run(cfg config, fo fanoutConfig, pick *regexp.Regexp) error {
 		ownName       = "POST /users: pgbench, its own statement"
 	)
 	scenarios := []scenario{
-		{"static JSON (reference)", "static", "/users/1", "", 0},
-		{hotName, "userapi", "/users/1", "", 0},
-		{unlimitedName, "nolimit", "/users/1", "", 0},
-		{noAuthName, "noauth", "/users/1", "", 0},
-		{randomName, "userapi", "/", randomGet, 0},
-		{"POST /users/batch-get (100 ids)", "userapi", "/", batchGet, 0},
-		{listName, "userapi", "/", listPage(), 0},
-		{createName, "userapi", "/", strings.Replace(create, "RUN", `"`+runTag+`"`, 1), 0},
-		{pgbenchName, "pgbench", "", string(createPgbench), cfg.dbConns},
-		{ownName, "pgbench", "", string(ownScript), cfg.dbConns},
-		{fmt.Sprintf("GET /users?q= (3–6 chars), %d conns", searchConns), "userapi", "/", search, searchConns},
+		{"static JSON (reference)", "static", "/users/1", "", 0, false},
+		{hotName, "userapi", "/users/1", "", 0, false},
+		{unlimitedName, "nolimit", "/users/1", "", 0, false},
+		{noAuthName, "noauth", "/users/1", "", 0, false},
+		{randomName, "userapi", "/", randomGet, 0, false},
+		{"POST /users/batch-get (100 ids)", "userapi", "/", batchGet, 0, false},
+		{listName, "userapi", "/", listPage(), 0, false},
+		{createName, "userapi", "/", strings.Replace(create, "RUN", `"`+runTag+`"`, 1), 0, true},
+		{pgbenchName, "pgbench", "", string(createPgbench), cfg.dbConns, true},
+		{ownName, "pgbench", "", string(ownScript), cfg.dbConns, true},
+		{fmt.Sprintf("GET /users?q= (3–6 chars), %d conns", searchConns), "userapi", "/", search, searchConns, false},
 	}
 	searchName := scenarios[len(scenarios)-1].name
 	scenarios = slices.DeleteFunc(scenarios, func(sc scenario) bool { return sc.target != "static" && !pick.MatchString(sc.name) })
@@ -380,6 +384,11 @@ func run(cfg config, fo fanoutConfig, pick *regexp.Regexp) error {
 		if _, err := runWrk(dir, sc, addrs[sc.target], key, time.Second, sc.connections(conns)); err != nil {
 			return err
 		}
+		if sc.writes {
+			if err := settle(ctx, dbURL); err != nil {
+				return err
+			}
+		}
 	}
 	results := make(map[string][]result)
 	fmt.Printf("wrk -t2 -c%d -d%s, %d rounds, scenarios interleaved; %d users seeded\n", conns, duration, rounds, users)
@@ -396,6 +405,11 @@ func run(cfg config, fo fanoutConfig, pick *regexp.Regexp) error {
 			}
 			fmt.Printf("  round %d  %-32s %9.0f req/s  p50 %6s  p99 %6s  errors %d\n", r+1, sc.name, res.rps, res.p50, res.p99, res.errors)
 			results[sc.name] = append(results[sc.name], res)
+			if sc.writes {
+				if err := settle(ctx, dbURL); err != nil {
+					return err
+				}
+			}
 		}
 	}
 
@@ -681,10 +695,21 @@ func seed(ctx context.Context, dbURL string) error {
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	// VACUUM too, as autovacuum would soon: it sets the rows' hint bits and
-	// visibility, which the first rounds would otherwise pay for, or share
-	// the CPUs with autovacuum doing it. The CHECKPOINT writes out what
-	// seeding dirtied, rather than during the rounds.
+	return settle(ctx, dbURL)
+}
+
+// settle does, after the users table was written, what autovacuum and the
+// checkpointer would soon do on their own: it sets the new rows' hint bits
+// and visibility, refreshes the planner's statistics, and writes out what
+// was dirtied. Otherwise the next scenario would share the CPUs and the disk
+// with that work, or pay for it, and measure the writes' aftermath rather
+// than itself.
+func settle(ctx context.Context, dbURL string) error {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
 	for _, sql := range []string{"VACUUM (ANALYZE) users", "CHECKPOINT"} {
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			return fmt.Errorf("%s: %w", sql, err)
