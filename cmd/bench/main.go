@@ -11,7 +11,7 @@
 // event streams and times each of -fanout-events new users from commit to
 // arrival on every stream, with the server's memory per open stream.
 //
-//	go run ./cmd/bench [-duration 5s] [-rounds 3] [-connections 64] [-db-conns 8] [-streams 1000] [-run regexp]
+//	go run ./cmd/bench [-duration 5s] [-rounds 3] [-connections 64] [-db-conns 4] [-streams 1000] [-run regexp]
 //
 // -run keeps the scenarios whose names it matches ("q=" for the search, "export",
 // "GET /users/1", "fan-out"); the static reference always runs.
@@ -74,10 +74,10 @@ func main() {
 	streams := flag.Int("streams", 1000, "event streams the fan-out holds open")
 	fanoutEvents := flag.Int("fanout-events", 200, "users the fan-out creates, one event each")
 	fanoutInterval := flag.Duration("fanout-interval", 20*time.Millisecond, "time between the fan-out's writes")
-	// Four per core of this machine, which runs the database too (sizing:
-	// docs/scaling.md). pgbench's clients match, so creates are compared at
-	// one concurrency.
-	dbConns := flag.Int("db-conns", 8, "database connections of each userapi instance, and pgbench's clients")
+	// Two per core of this machine, which runs the database, the server and
+	// the load too (sizing: docs/scaling.md). pgbench's clients match, so
+	// creates are compared at one concurrency.
+	dbConns := flag.Int("db-conns", 4, "database connections of each userapi instance, and pgbench's clients")
 	listBefore := flag.Float64("list-before", 0.06, "list 100's ratio to the static reference before this release, which its goal doubles")
 	only := flag.String("run", "", "run only the scenarios whose names match this regular expression (and the static reference)")
 	flag.Parse()
