@@ -225,8 +225,12 @@ func (c *Client) Available() bool { return c.available(context.Background()) != 
 // Do runs call on the connection with the deadline, or returns
 // ErrUnavailable at once while Redis is known to be down. An error of call,
 // unless the caller's context ended, counts as Redis failing.
+//
+// Missed invalidations do not concern its callers, which keep no cached
+// entries (the rate limiter, the replicas' write positions): it uses Redis
+// while a replay runs, so that budgets stay shared across instances then.
 func (c *Client) Do(ctx context.Context, call func(ctx context.Context, rc rueidis.Client) error) error {
-	a := c.available(ctx)
+	a := c.reachable()
 	if a == nil {
 		return ErrUnavailable
 	}
@@ -258,12 +262,22 @@ func (c *Client) failed(err error) { c.outage.fail(err) }
 // missed (see replayMissed), and callers bypass Redis until that is done:
 // after a busy outage it may take seconds, which no request should wait for.
 func (c *Client) available(ctx context.Context) rueidisaside.CacheAsideClient {
-	a := c.aside.Load()
-	if a == nil || c.outage.bypassing() {
+	a := c.reachable()
+	if a == nil {
 		return nil
 	}
 	if _, stale := c.outage.needsReplay(); stale || c.inv.dirty.Load() {
-		c.startReplay((*a).Client())
+		c.startReplay(a.Client())
+		return nil
+	}
+	return a
+}
+
+// reachable returns the connection unless Redis is absent or failed within
+// the last retryInterval.
+func (c *Client) reachable() rueidisaside.CacheAsideClient {
+	a := c.aside.Load()
+	if a == nil || c.outage.bypassing() {
 		return nil
 	}
 	return *a

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
 
 	"userapi/auth"
 	"userapi/cache"
@@ -211,6 +212,44 @@ func TestDurable_ReplayAfterTimeoutReadsOnlyNewRows(t *testing.T) {
 	if n := logs.Count(whole); n != wholeBefore {
 		t.Errorf("replays of the whole window after the timeout: %d, want none:\n%s", n-wholeBefore, logs.String())
 	}
+}
+
+// Calls that keep no cached entries, such as the rate limiter's, use Redis
+// while the replay of missed invalidations runs: budgets stay shared across
+// instances from start-up on, however long the replay takes.
+func TestDurable_DoDuringReplay(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := newDurable(t)
+	redis := cachetest.NewServer(t)
+	// The start-up replay waits for the log, which this transaction locks.
+	lock, err := d.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback(ctx)
+	if _, err := lock.Exec(ctx, "LOCK TABLE cache_invalidations IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.NewClient(d.options(redis.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	waitFor(t, "the client to connect", func() bool { return c.Ping(ctx) == nil })
+	if c.Available() {
+		t.Fatal("Available() = true while the replay waits for the log, want false")
+	}
+	err = c.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
+		return rc.Do(ctx, rc.B().Ping().Build()).Error()
+	})
+	if err != nil {
+		t.Errorf("Do while the replay runs = %v, want Redis's answer", err)
+	}
+	if err := lock.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the replay to end", c.Available)
 }
 
 // noTouch checks keys without recording their use.
