@@ -220,7 +220,7 @@ func (c *Client) Ping(ctx context.Context) error {
 // Available reports whether calls use Redis now: it is connected, has not
 // failed within the last retryInterval, and no invalidation missed before
 // remains to be replayed. A replay that is due starts.
-func (c *Client) Available() bool { return c.available(context.Background()) != nil }
+func (c *Client) Available() bool { return c.available() != nil }
 
 // Do runs call on the connection with the deadline, or returns
 // ErrUnavailable at once while Redis is known to be down. An error of call,
@@ -261,7 +261,7 @@ func (c *Client) failed(err error) { c.outage.fail(err) }
 // last case it starts deleting the keys whose invalidation may have been
 // missed (see replayMissed), and callers bypass Redis until that is done:
 // after a busy outage it may take seconds, which no request should wait for.
-func (c *Client) available(ctx context.Context) rueidisaside.CacheAsideClient {
+func (c *Client) available() rueidisaside.CacheAsideClient {
 	a := c.reachable()
 	if a == nil {
 		return nil

@@ -142,7 +142,7 @@ func (c *Client) follow(ctx context.Context) {
 // While Redis is unavailable it does nothing: the replay that comes before
 // Redis is used again covers what was missed. It returns the log's error.
 func (c *Client) catchUp(ctx context.Context) error {
-	a := c.available(ctx)
+	a := c.available()
 	if a == nil {
 		return nil
 	}
@@ -157,13 +157,16 @@ func (c *Client) catchUp(ctx context.Context) error {
 var errRedisFailed = errors.New("redis failed")
 
 // applyLog deletes the keys of the log's rows this client has not applied,
-// and returns how many. Rows count as applied once read, so when Redis
-// fails meanwhile the next replay covers the log's whole window again.
+// and returns how many. Rows count as applied once read: when Redis fails,
+// the page's keys are kept for the replay, and the pages after it are read
+// from the cursor then.
 func (c *Client) applyLog(ctx context.Context, rc rueidis.Client) (deleted int, err error) {
 	err = c.readLog(ctx, c.log.since(), func(page store.InvalidationBatch) error {
 		keys, versions := c.appendRows(nil, nil, c.log.unseen(page))
 		if err := c.deleteOlder(ctx, rc, keys, versions); err != nil {
-			c.outage.full.Store(true)
+			for _, k := range keys {
+				c.keep(k)
+			}
 			return fmt.Errorf("%w: %w", errRedisFailed, err)
 		}
 		deleted += len(keys)

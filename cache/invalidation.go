@@ -52,7 +52,7 @@ func (c *Client) invalidate(ctx context.Context, key string) {
 	// The write has committed: finish the invalidation even if the client
 	// has gone away.
 	ctx = context.WithoutCancel(ctx)
-	if a := c.available(ctx); a != nil {
+	if a := c.available(); a != nil {
 		heard := c.inv.await(key)
 		defer c.inv.stopAwaiting(key, heard)
 		rc := a.Client()

@@ -20,9 +20,10 @@ var errCut = errors.New("cache: Redis failed during the call")
 
 // outage tracks whether Redis may be used. After a failure every caller
 // bypasses it for retryInterval; the first call after that starts a replay
-// of the invalidations missed meanwhile, in the background, and every caller
-// bypasses Redis until it is done (see Client.available). It is the one
-// record of Redis's health: the cache and the rate limiter both read it.
+// of the invalidations missed meanwhile, in the background, and the cache's
+// reads and writes bypass Redis until it is done (see Client.available). It
+// is the one record of Redis's health: the cache and the rate limiter both
+// read it.
 type outage struct {
 	logger *slog.Logger
 

@@ -66,7 +66,7 @@ func (r *reader[T]) stats() Stats {
 // while Redis is unavailable.
 func (r *reader[T]) get(ctx context.Context, key string, load func(ctx context.Context) (T, error)) (T, error) {
 	var zero T
-	a := r.client.available(ctx)
+	a := r.client.available()
 	if a == nil {
 		r.hits.bypassed.Add(1)
 		return load(ctx)

@@ -45,7 +45,7 @@ func (u *Users) Get(ctx context.Context, id int64) (store.User, error) {
 // per-key lock, which only single-key reads take. A plain SET here could put
 // back a row a writer had just invalidated. Single reads warm the cache.
 func (u *Users) GetMany(ctx context.Context, ids []int64) ([]store.User, error) {
-	a := u.client.available(ctx)
+	a := u.client.available()
 	if a == nil {
 		return u.next.GetMany(ctx, ids)
 	}
